@@ -1,0 +1,197 @@
+"""Core commands: models, detect, embed, verify."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vultus.cli.common import (
+    add_engine_options,
+    add_json_option,
+    engine_from_args,
+    print_json,
+    print_table,
+    progress,
+)
+from vultus.errors import VultusError
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("models", help="list the model registry and verify every file's checksum")
+    add_json_option(p)
+    p.set_defaults(func=cmd_models)
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    pull = msub.add_parser("pull", help="download a URL model into the cache and verify its sha256")
+    pull.add_argument("name")
+    pull.set_defaults(func=cmd_models_pull)
+
+    p = sub.add_parser("detect", help="find faces: boxes, scores, 5 landmarks")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    add_engine_options(p, embedder=False)
+    p.add_argument("--landmarks68", action="store_true", help="also compute dlib's 68 landmarks")
+    p.add_argument("--annotate", metavar="PATH",
+                   help="write an annotated copy (for several images: a folder)")
+    add_json_option(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("embed", help="write one embedding per face to a .npy file")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="where to write the (N, dim) float32 array")
+    add_engine_options(p)
+    add_json_option(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("verify", help="are the faces in two images the same person?")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    add_engine_options(p)
+    p.add_argument("--fmr", type=float, default=None,
+                   help="target false-match rate for the threshold (default: the calibration's, 1e-3)")
+    p.add_argument("--largest", action="store_true", help="use the largest face when an image shows several")
+    add_json_option(p)
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_models(args) -> int:
+    from vultus.models.registry import check, registry
+
+    rows, out = [], []
+    for spec in registry().values():
+        ok, msg = check(spec)
+        out.append({"name": spec.name, "task": spec.task, "license": spec.license, "source": spec.source,
+                    "version": spec.version, "verified": ok, "status": msg,
+                    "files": [{"file": f.filename, "sha256": f.sha256} for f in spec.files],
+                    "input": {"size": spec.input.size, "colour": spec.input.colour,
+                              "normalisation": spec.input.normalisation, "alignment": spec.input.alignment},
+                    "published": spec.published})
+        rows.append((spec.name, spec.task, spec.license.split(" (")[0], spec.source.split(" (")[0],
+                     "yes" if ok else "NO: " + msg))
+    if args.json:
+        print_json(out)
+    else:
+        print_table(["name", "task", "license", "source", "verified"], rows)
+    missing = [o for o in out if not o["verified"] and "not downloaded" not in o["status"]]
+    return 1 if missing else 0
+
+
+def cmd_models_pull(args) -> int:
+    from vultus.models.registry import get_spec, resolve_file
+
+    spec = get_spec(args.name)
+    for f in spec.files:
+        path = resolve_file(f, fetch=True)
+        print(f"{spec.name}: {f.filename} verified ({f.sha256[:12]}...) at {path}")
+    return 0
+
+
+def _images_arg(paths: list[str]) -> list[Path]:
+    from vultus.imageio import list_images
+
+    out: list[Path] = []
+    for p in paths:
+        found = list_images(p)
+        if not found:
+            raise VultusError(f"{p}: no images in this folder")
+        out.extend(found)
+    return out
+
+
+def cmd_detect(args) -> int:
+    from vultus.imageio import load_image
+
+    engine = engine_from_args(args)
+    paths = _images_arg(args.images)
+    results, failures = [], 0
+    for path in progress(paths, desc="detect", unit="img"):
+        try:
+            img = load_image(path)
+            faces = engine.detect(img)
+            if args.landmarks68 and faces:
+                faces = engine.landmarks68(img, faces)
+        except VultusError as exc:
+            print(f"vultus: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        results.append((path, img, faces))
+    if args.annotate:
+        _write_annotations(args.annotate, results)
+    if args.json:
+        print_json([{"image": str(p), "width": img.shape[1], "height": img.shape[0],
+                     "faces": [f.to_dict() for f in fs]} for p, img, fs in results])
+    else:
+        rows = []
+        for p, _, fs in results:
+            if not fs:
+                rows.append((p.name, "-", "no face", "", ""))
+            for i, f in enumerate(fs):
+                b = f.box
+                rows.append((p.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}", f"{f.score:.3f}",
+                             " ".join(f"{x:.0f},{y:.0f}" for x, y in f.landmarks)))
+        print_table(["image", "face", "box x1,y1,x2,y2", "score", "landmarks (x,y)"], rows)
+    return 2 if failures else 0
+
+
+def _write_annotations(target: str, results) -> None:
+    from vultus.draw import annotate
+
+    out = Path(target)
+    if len(results) > 1 or out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        for p, img, fs in results:
+            annotate(img, fs).save(out / (p.stem + "_faces.jpg"))
+    elif results:
+        p, img, fs = results[0]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        annotate(img, fs).save(out)
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+
+    from vultus.imageio import load_image
+
+    engine = engine_from_args(args)
+    paths = _images_arg(args.images)
+    vectors, index, failures = [], [], 0
+    for path in progress(paths, desc="embed", unit="img"):
+        try:
+            faces = engine.embed(load_image(path))
+        except VultusError as exc:
+            print(f"vultus: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if not faces:
+            print(f"vultus: error: {path}: no face found", file=sys.stderr)
+            failures += 1
+        for i, f in enumerate(faces):
+            vectors.append(f.embedding.vector)
+            index.append({"row": len(index), "image": str(path), "face": i, "box": f.to_dict()["box"]})
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise VultusError(f"{out}: --out must end in .npy")
+    arr = np.stack(vectors) if vectors else np.zeros((0, engine.embedder_spec.dim), np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, arr)
+    import json
+
+    out.with_suffix(".json").write_text(json.dumps({"model": engine.embedder_name, "rows": index}, indent=1))
+    if args.json:
+        print_json({"out": str(out), "model": engine.embedder_name, "shape": list(arr.shape), "rows": index})
+    else:
+        print(f"{arr.shape[0]} embeddings ({engine.embedder_name}, {arr.shape[1]}-d) written to {out}; "
+              f"rows described in {out.with_suffix('.json')}")
+    return 2 if failures else 0
+
+
+def cmd_verify(args) -> int:
+    engine = engine_from_args(args)
+    result = engine.verify(args.image_a, args.image_b, target_fmr=args.fmr, largest=args.largest)
+    if args.json:
+        print_json(result.to_dict() | {"image_a": args.image_a, "image_b": args.image_b})
+    else:
+        verdict = "SAME person" if result.same else "DIFFERENT people"
+        print(f"{verdict}: similarity {result.similarity:.3f} vs threshold {result.threshold:.3f} "
+              f"({result.model}, false-match rate {result.fmr:g} on LFW)")
+    return 0
+
+
