@@ -1,0 +1,680 @@
+"""The Gallery: "here are the people I know; who is in this photo?"
+
+    from vultus.gallery import Gallery
+    with Gallery("people.db") as g:
+        g.enroll_folder("photos/")                  # one sub-folder per person
+        for image in g.identify(["group.jpg"]):
+            for face in image.faces:
+                print(face.label, face.similarity)
+
+Layers (as in InsightFace-REST): this module is the API; inference.py turns
+images into faces (in worker processes); search/ proposes candidates from a
+derived ANN index that indexes.py keeps in step; storage/ is the source of
+truth (SQLite by default).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vultus.errors import ModelError, ModelMismatchError
+from vultus.gallery.errors import GalleryError, NotFoundError
+from vultus.gallery.indexes import IndexManager
+from vultus.gallery.inference import (
+    EnrollOptions,
+    Processed,
+    chunks,
+    decode_crop,
+    process_items,
+    run_in_process,
+    run_in_workers,
+    sha256_file,
+)
+from vultus.gallery.storage import open_store
+from vultus.gallery.storage.base import GalleryStore
+from vultus.gallery.types import (
+    AGGREGATIONS,
+    AuditRecord,
+    Collection,
+    CollectionStats,
+    Decision,
+    EmbedderContract,
+    EnrollItem,
+    EnrollOutcome,
+    EnrollReport,
+    EnrollWarning,
+    FaceRecord,
+    ForgetReport,
+    Identification,
+    ImageIdentification,
+    IndexReport,
+    Match,
+    Person,
+    ReembedReport,
+    ThresholdOverride,
+)
+from vultus.imageio import list_images, load_image
+from vultus.models.calibration import DEFAULT_FMR, operating_point
+from vultus.models.registry import get_spec
+
+DEFAULT_COLLECTION = "default"
+# The ANN proposes this many nearest embeddings per query (at least), and the
+# people they belong to are then scored exactly over all their faces.
+MIN_CANDIDATES = 64
+# Below this many embeddings the index is scanned exhaustively: as fast as the
+# graph at that size, and candidate generation is exact too.
+EXHAUSTIVE_BELOW = 20_000
+
+Progress = Callable[[int], None]
+
+
+def default_gallery_path() -> Path:
+    """$VULTUS_GALLERY, else gallery.db in the user's data dir."""
+    env = os.environ.get("VULTUS_GALLERY")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vultus")) / "gallery.db"
+
+
+def contract_of(embedder: str) -> EmbedderContract:
+    return EmbedderContract.from_spec(get_spec(embedder, task="embed"))
+
+
+def _check_name(name: str, what: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise GalleryError(f"a {what} name cannot be empty")
+    if len(name) > 200:
+        raise GalleryError(f"{what} name too long ({len(name)} characters; at most 200)")
+    return name
+
+
+def _check_fmr(fmr: float) -> float:
+    fmr = float(fmr)
+    if not (0.0 < fmr < 1.0) or math.isnan(fmr):
+        raise GalleryError(f"a false-match rate must be between 0 and 1 (got {fmr:g})")
+    return fmr
+
+
+class Gallery:
+    """One gallery file (several collections). Safe to share between threads of
+    one process; several processes may open the same file at once."""
+
+    def __init__(self, path: str | Path | None = None, *, index_kind: str = "hnsw",
+                 index_options: dict | None = None, actor: str | None = None, create: bool = True,
+                 store: GalleryStore | None = None):
+        self.store = store or open_store(path or default_gallery_path(), actor=actor, create=create)
+        self.indexes = IndexManager(self.store, kind=index_kind, options=index_options)
+        self._engines: dict[tuple[str, str, int | None], object] = {}
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    def close(self) -> None:
+        """Save any index this process changed, then close the store."""
+        if self.store is None:
+            return
+        try:
+            self.indexes.save()
+        finally:
+            self.store.close()
+            self.store = None
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- collections -------------------------------------------------------
+    def create_collection(self, name: str = DEFAULT_COLLECTION, *, embedder: str = "sface",
+                          detector: str = "yunet", target_fmr: float = DEFAULT_FMR, keep_crops: bool = True,
+                          aggregation: str = "max") -> Collection:
+        """A new collection pinned to `embedder`'s contract (name, version, alignment)."""
+        name = _check_name(name, "collection")
+        get_spec(detector, task="detect")
+        if aggregation not in AGGREGATIONS:
+            raise GalleryError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r})")
+        return self.store.create_collection(name, contract_of(embedder), detector, _check_fmr(target_fmr),
+                                            keep_crops, aggregation)
+
+    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
+        return self.store.collection(name)
+
+    def collections(self) -> list[Collection]:
+        return self.store.collections()
+
+    def ensure_collection(self, name: str = DEFAULT_COLLECTION, *, embedder: str | None = None,
+                          detector: str | None = None, keep_crops: bool | None = None) -> Collection:
+        """The collection, created with these settings if it does not exist yet; an
+        existing one is checked against `embedder` (refused if it differs)."""
+        try:
+            coll = self.store.collection(name)
+        except NotFoundError:
+            return self.create_collection(name, embedder=embedder or "sface", detector=detector or "yunet",
+                                          keep_crops=True if keep_crops is None else keep_crops)
+        if embedder is not None:
+            self.check_contract(coll, embedder)
+        return coll
+
+    def check_contract(self, coll: Collection, embedder: str) -> None:
+        """Refuse to mix vectors from another embedder (or another version of it)."""
+        theirs = contract_of(embedder)
+        ours = coll.contract
+        if theirs.name == ours.name and theirs.version == ours.version:
+            return
+        if theirs.name == ours.name:
+            why = (f"collection {coll.name!r} was built with {ours.name} version {ours.version}, but the "
+                   f"installed {ours.name} is version {theirs.version}")
+        else:
+            why = (f"collection {coll.name!r} was built with {ours.describe()}, aligned by "
+                   f"{ours.alignment or 'its own alignment'}; {theirs.name} vectors cannot be compared with them")
+        raise ModelMismatchError(
+            f"{why}. Use --embedder {ours.name} for this collection, or migrate it: "
+            f"vultus gallery reembed --collection {coll.name} --embedder {theirs.name}")
+
+    def set_target_fmr(self, collection: str, fmr: float) -> Collection:
+        """Decide at a stricter or looser false-match rate (resolved through the
+        embedder's calibration at search time)."""
+        coll = self.collection(collection)
+        fmr = _check_fmr(fmr)
+        if coll.threshold_override is None:
+            operating_point(coll.contract.name, fmr)  # refuse a rate the calibration did not measure
+        return self.store.update_decision(coll.id, target_fmr=fmr)
+
+    def set_threshold(self, collection: str, threshold: float, fmr: float, source: str) -> Collection:
+        """Pin a threshold measured for this collection (e.g. by `vultus calibrate`
+        on the user's own data); it replaces the embedder's calibration until
+        cleared. `fmr` is the false-match rate it was measured to give."""
+        coll = self.collection(collection)
+        if not (-1.0 <= float(threshold) <= 1.0):
+            raise GalleryError(f"a cosine-similarity threshold must be in [-1, 1] (got {threshold:g})")
+        if not source.strip():
+            raise GalleryError("say where the threshold was measured (source)")
+        return self.store.update_decision(coll.id, override=ThresholdOverride(float(threshold), _check_fmr(fmr),
+                                                                              source.strip()))
+
+    def clear_threshold(self, collection: str) -> Collection:
+        return self.store.update_decision(self.collection(collection).id, clear_override=True)
+
+    def set_aggregation(self, collection: str, aggregation: str) -> Collection:
+        if aggregation not in AGGREGATIONS:
+            raise GalleryError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r})")
+        return self.store.update_decision(self.collection(collection).id, aggregation=aggregation)
+
+    def decision(self, coll: Collection | str) -> Decision:
+        """The collection's threshold, its false-match rate, and what that rate
+        means for an unenrolled face against the whole collection."""
+        coll = self.collection(coll) if isinstance(coll, str) else coll
+        if coll.threshold_override is not None:
+            o = coll.threshold_override
+            threshold, fmr, source = o.threshold, o.fmr, o.source
+        else:
+            try:
+                point = operating_point(coll.contract.name, coll.target_fmr)
+            except ModelError as exc:
+                raise ModelError(f"{exc}; or set this collection's threshold: vultus gallery threshold "
+                                 f"--collection {coll.name} --threshold T --fmr F --source WHERE") from exc
+            threshold, fmr, source = point.threshold, point.fmr, point.source
+        # With "max", an unenrolled face gets one chance to match per enrolled face;
+        # with "mean", about one per person. Comparisons are treated as independent,
+        # which is what the measured rates on LFW come close to (bench/results).
+        n = len(self.indexes.get(coll)) if coll.aggregation == "max" else self.store.counts(coll.id)["people"]
+        return Decision(threshold=threshold, fmr=fmr, source=source, expected_fpir=1.0 - (1.0 - fmr) ** n)
+
+    # -- engines -----------------------------------------------------------
+    def engine_for(self, coll: Collection, *, detector: str | None = None, threads: int | None = None):
+        from vultus.engine import Engine
+
+        key = (detector or coll.detector, coll.contract.name, threads)
+        if key not in self._engines:
+            self._engines[key] = Engine(detector=key[0], embedder=key[1], threads=threads)
+        return self._engines[key]
+
+    def _engine_checked(self, coll: Collection, engine, detector: str | None, threads: int | None):
+        if engine is None:
+            engine = self.engine_for(coll, detector=detector, threads=threads)
+        self.check_contract(coll, engine.embedder_name)
+        return engine
+
+    # -- enroll ------------------------------------------------------------
+    def enroll(self, items: Sequence[EnrollItem], collection: str = DEFAULT_COLLECTION, *,
+               embedder: str | None = None, detector: str | None = None, options: EnrollOptions | None = None,
+               workers: int | None = None, engine=None, progress: Progress | None = None) -> EnrollReport:
+        """Enroll (image, person) pairs. Images already in the collection (same
+        bytes) are skipped; faces failing the gate are refused with the reason;
+        each chunk of images is committed in one transaction as it finishes."""
+        t0 = time.perf_counter()
+        options = options or EnrollOptions()
+        coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
+                                      keep_crops=options.keep_crops)
+        if not coll.keep_crops and options.keep_crops:
+            options = EnrollOptions(gate=options.gate, keep_crops=False, largest=options.largest,
+                                    ambiguous_area_share=options.ambiguous_area_share)
+        key = coll.contract.key
+        outcomes: dict[int, EnrollOutcome] = {}
+        todo: list[tuple[int, EnrollItem]] = []
+        hashes: dict[int, str] = {}
+        for pos, item in enumerate(items):
+            try:
+                hashes[pos] = sha256_file(item.path)
+            except OSError as exc:
+                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "error",
+                                              f"cannot read ({exc.strerror or exc})")
+        known = self.store.known_images(coll.id, list(hashes.values()))
+        first_seen: dict[str, str] = {}
+        for pos, item in enumerate(items):
+            if pos in outcomes:
+                continue
+            sha = hashes[pos]
+            if sha in known:
+                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "duplicate",
+                                              f"already enrolled as {known[sha]}")
+            elif sha in first_seen:
+                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "duplicate",
+                                              f"same image as {first_seen[sha]}")
+            else:
+                first_seen[sha] = str(item.path)
+                todo.append((pos, item))
+        if progress and len(outcomes):
+            progress(len(outcomes))
+        warnings: list[EnrollWarning] = []
+        if todo:
+            self.indexes.get(coll)  # load (or rebuild) before the first batch needs it
+            try:
+                threshold = self.decision(coll).threshold
+            except ModelError:
+                threshold = None  # no calibration: the label check still compares people with each other
+            work = chunks(todo)
+            n_workers = _workers(workers, len(todo))
+            if n_workers > 0:
+                self.check_contract(coll, coll.contract.name)
+                results = run_in_workers(work, detector or coll.detector, coll.contract.name, options, n_workers)
+            else:
+                engine = self._engine_checked(coll, engine, detector, None)
+                results = run_in_process(engine, work, options)
+            for batch in results:
+                self._commit(coll, key, batch, outcomes, warnings, threshold)
+                if progress:
+                    progress(len(batch))
+            self.indexes.save(coll.id, key)
+        ordered = tuple(outcomes[pos] for pos in range(len(items)))
+        return EnrollReport(collection=coll.name, outcomes=ordered, warnings=tuple(warnings),
+                            seconds=time.perf_counter() - t0)
+
+    def _commit(self, coll: Collection, key: str, batch: list[Processed], outcomes: dict[int, EnrollOutcome],
+                warnings: list[EnrollWarning], threshold: float | None) -> None:
+        ok = [p for p in batch if p.status == "ok"]
+        for p in batch:
+            if p.status != "ok":
+                outcomes[p.position] = EnrollOutcome(p.path, p.person, p.status, p.reason)
+        if not ok:
+            return
+        warnings.extend(self._label_warnings(coll, ok, threshold))
+        stored = self.store.add_faces(coll.id, key, [p.new_face for p in ok])
+        new_ids, new_vecs = [], []
+        for p, ids in zip(ok, stored, strict=True):
+            if ids is None:  # another process enrolled the same image meanwhile
+                outcomes[p.position] = EnrollOutcome(p.path, p.person, "duplicate", "already enrolled")
+                continue
+            outcomes[p.position] = EnrollOutcome(p.path, p.person, "enrolled", "", face_id=ids[0])
+            new_ids.append(ids[1])
+            new_vecs.append(p.new_face.vector)
+        if new_ids:
+            self.indexes.added(coll, key, np.asarray(new_ids, np.int64), np.stack(new_vecs))
+
+    def _label_warnings(self, coll: Collection, ok: list[Processed], threshold: float | None
+                        ) -> list[EnrollWarning]:
+        """Warn when a new face is closer to another person than to its own label."""
+        if not len(self.indexes.get(coll)):
+            return []
+        vectors = np.stack([p.new_face.vector for p in ok])
+        found = self.match_vectors(coll, vectors, top_k=3)
+        out = []
+        for p, matches, vec in zip(ok, found, vectors, strict=True):
+            own = next((m.similarity for m in matches if m.person == p.person), None)
+            if own is None:
+                own = self._own_similarity(coll, p.person, vec)
+            other = next((m for m in matches if m.person != p.person), None)
+            if other is None:
+                continue
+            if (own is not None and other.similarity > own) or (
+                    own is None and threshold is not None and other.similarity >= threshold):
+                out.append(EnrollWarning(p.path, p.person, other.person, other.similarity, own))
+        return out
+
+    def _own_similarity(self, coll: Collection, person: str, vector: np.ndarray) -> float | None:
+        try:
+            pid = self.store.person(coll.id, person).id
+        except GalleryError:
+            return None
+        pv = self.store.person_vectors(coll.id, coll.contract.key, [pid])
+        return float((pv.vectors @ vector).max()) if len(pv.embedding_ids) else None
+
+    def enroll_image(self, path: str | Path, person: str, collection: str = DEFAULT_COLLECTION,
+                     **kwargs) -> EnrollReport:
+        return self.enroll([EnrollItem(Path(path), _check_name(person, "person"))], collection, **kwargs)
+
+    def enroll_folder(self, folder: str | Path, collection: str = DEFAULT_COLLECTION, **kwargs) -> EnrollReport:
+        """Enroll a folder with one sub-folder per person (the sub-folder's name)."""
+        return self.enroll(folder_items(folder), collection, **kwargs)
+
+    def enroll_csv(self, csv_path: str | Path, collection: str = DEFAULT_COLLECTION, **kwargs) -> EnrollReport:
+        """Enroll the (path, person) rows of a CSV; relative paths are taken from the CSV's folder."""
+        return self.enroll(csv_items(csv_path), collection, **kwargs)
+
+    # -- identify ----------------------------------------------------------
+    def identify(self, images: Iterable, collection: str = DEFAULT_COLLECTION, *, top_k: int = 5,
+                 engine=None, detector: str | None = None, threads: int | None = None,
+                 progress: Progress | None = None) -> list[ImageIdentification]:
+        """Every face in every image, with its top-k people and one decision."""
+        coll = self.collection(collection)
+        engine = self._engine_checked(coll, engine, detector, threads)
+        decision = self.decision(coll)
+        out = []
+        for image in images:
+            img = load_image(image)
+            faces = engine.embed(img)
+            found = self.match_vectors(coll, np.stack([f.embedding.vector for f in faces]), top_k) if faces else []
+            idents = tuple(self._decide(f, m, decision) for f, m in zip(faces, found, strict=True))
+            name = str(image) if isinstance(image, str | Path) else "<image>"
+            out.append(ImageIdentification(name, img.shape[1], img.shape[0], idents, decision))
+            if progress:
+                progress(1)
+        return out
+
+    def identify_vectors(self, vectors: np.ndarray, collection: str = DEFAULT_COLLECTION, *,
+                         top_k: int = 5) -> list[Identification]:
+        """Identify embeddings made by the collection's embedder (no image needed)."""
+        coll = self.collection(collection)
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        if vectors.shape[1] != coll.contract.dim:
+            raise ModelMismatchError(f"{vectors.shape[1]}-d vectors cannot be searched in {coll.name!r}, whose "
+                                     f"{coll.contract.name} embeddings are {coll.contract.dim}-d")
+        decision = self.decision(coll)
+        return [self._decide(None, m, decision) for m in self.match_vectors(coll, vectors, top_k)]
+
+    @staticmethod
+    def _decide(face, matches: tuple[Match, ...], decision: Decision) -> Identification:
+        best = matches[0] if matches else None
+        sim = best.similarity if best else -1.0
+        person = best.person if best and sim >= decision.threshold else None
+        return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision)
+
+    def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5) -> list[tuple[Match, ...]]:
+        """Top-k people per query vector, scored exactly.
+
+        The ANN index proposes the nearest embeddings; every person owning one is
+        then scored against all of their enrolled faces with the float32 vectors
+        from the store (best face by default, or the mean), so the final
+        similarities and their order are exact for the people proposed."""
+        if top_k < 1:
+            raise GalleryError(f"top-k must be at least 1 (got {top_k})")
+        key = coll.contract.key
+        index = self.indexes.get(coll)
+        n = len(index)
+        if n == 0:
+            return [() for _ in range(len(vectors))]
+        want = min(n, max(MIN_CANDIDATES, 8 * top_k))
+        while True:
+            cand, _ = index.search(vectors, want, exact=n <= EXHAUSTIVE_BELOW)
+            owners = self.store.owners(coll.id, key, cand.ravel())
+            per_query = [len({owners[i] for i in row if i in owners}) for row in cand]
+            if min(per_query) >= top_k or want >= n:
+                break
+            want = min(n, want * 4)  # a few people with many faces crowded the candidates out
+        person_ids = sorted(set(owners.values()))
+        pv = self.store.person_vectors(coll.id, key, person_ids)
+        if not len(pv.embedding_ids):
+            return [() for _ in range(len(vectors))]
+        order = np.argsort(pv.person_ids, kind="stable")
+        pids = pv.person_ids[order]
+        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+        face_ids = pv.face_ids[order]
+        sims = np.asarray(vectors, np.float32) @ pv.vectors[order].T
+        if coll.aggregation == "mean":
+            sizes = np.diff(np.r_[starts, len(pids)])
+            scores = np.add.reduceat(sims, starts, axis=1) / sizes
+        else:
+            scores = np.maximum.reduceat(sims, starts, axis=1)
+        out = []
+        for q in range(len(vectors)):
+            best = np.argsort(-scores[q], kind="stable")[:top_k]
+            matches = []
+            for g in best:
+                lo = starts[g]
+                hi = starts[g + 1] if g + 1 < len(starts) else len(pids)
+                j = lo + int(np.argmax(sims[q, lo:hi]))
+                pid = int(pids[lo])
+                matches.append(Match(person_id=pid, person=pv.names[pid], similarity=float(scores[q, g]),
+                                     best_face_id=int(face_ids[j]), faces_compared=int(hi - lo)))
+            out.append(tuple(matches))
+        return out
+
+    # -- manage ------------------------------------------------------------
+    def people(self, collection: str = DEFAULT_COLLECTION) -> list[Person]:
+        return self.store.people(self.collection(collection).id)
+
+    def person(self, name: str, collection: str = DEFAULT_COLLECTION) -> Person:
+        return self.store.person(self.collection(collection).id, name)
+
+    def faces(self, collection: str = DEFAULT_COLLECTION, person: str | None = None) -> list[FaceRecord]:
+        return self.store.faces(self.collection(collection).id, person)
+
+    def rename(self, old: str, new: str, collection: str = DEFAULT_COLLECTION) -> Person:
+        return self.store.rename_person(self.collection(collection).id, old, _check_name(new, "person"))
+
+    def merge(self, source: str, target: str, collection: str = DEFAULT_COLLECTION) -> int:
+        """Move every face of `source` to `target` and remove `source`; returns faces moved."""
+        return self.store.merge_people(self.collection(collection).id, source, target)
+
+    def set_metadata(self, person: str, metadata: dict, collection: str = DEFAULT_COLLECTION) -> Person:
+        return self.store.set_person_metadata(self.collection(collection).id, person, metadata)
+
+    def move_face(self, face_id: int, person: str, collection: str = DEFAULT_COLLECTION) -> None:
+        self.store.move_face(self.collection(collection).id, face_id, person)
+
+    def delete_face(self, face_id: int, collection: str = DEFAULT_COLLECTION) -> None:
+        coll = self.collection(collection)
+        self.store.delete_face(coll.id, face_id)
+        self.indexes.get(coll)  # the next check drops the face from the index and overwrites its slot
+        self.indexes.save(coll.id)
+
+    def forget(self, person: str, collection: str = DEFAULT_COLLECTION) -> ForgetReport:
+        """Remove a person completely and prove it.
+
+        Every row (person, faces, image hashes and paths, embeddings of every
+        embedder, crops) goes in one transaction that also writes one audit
+        record (who, when, how many; nothing biometric). The index drops the
+        entries, overwrites their slots and is saved; the saved file is checked
+        for the forgotten vectors' bytes. Then the forgotten embeddings, still in
+        memory, are identified against what remains: none may match anyone at the
+        collection's threshold. Only then are they dropped."""
+        coll = self.collection(collection)
+        self.indexes.get(coll)  # in step with the store, so the count of entries removed is right
+        data = self.store.forget_person(coll.id, person)
+        removed, proven = 0, True
+        for key, vecs in data.vectors.items():
+            if key == coll.contract.key:
+                n, ok = self.indexes.forget(coll, key, vecs)
+                removed += n
+                proven &= ok
+            else:  # leftovers of an unfinished migration have no index worth keeping
+                self.indexes.drop(coll.id, key)
+        self.indexes.purge_unreferenced(coll.id)
+        checkpoint = getattr(self.store, "checkpoint", None)
+        if checkpoint:
+            checkpoint()
+        mine = data.vectors.get(coll.contract.key, np.zeros((0, coll.contract.dim), np.float32))
+        still: list[tuple[int, str, float]] = []
+        best_remaining = threshold = None
+        try:
+            threshold = self.decision(coll).threshold
+        except ModelError:
+            threshold = None
+        if len(mine):
+            for i, matches in enumerate(self.match_vectors(coll, mine, top_k=1)):
+                if matches:
+                    m = matches[0]
+                    best_remaining = m.similarity if best_remaining is None else max(best_remaining, m.similarity)
+                    if m.person_id == data.person_id or (threshold is not None and m.similarity >= threshold):
+                        still.append((i, m.person, m.similarity))
+        if not proven:
+            still.append((-1, "(index file)", 1.0))
+        report = ForgetReport(collection=coll.name, person=person, faces_removed=data.faces,
+                              embeddings_removed=sum(len(v) for v in data.embedding_ids.values()),
+                              crops_removed=data.crops, index_entries_removed=removed,
+                              still_matching=tuple(still), best_remaining_similarity=best_remaining,
+                              threshold=threshold)
+        del data, mine
+        return report
+
+    # -- maintenance -------------------------------------------------------
+    def reindex(self, collection: str = DEFAULT_COLLECTION, *, check_only: bool = False) -> IndexReport:
+        """Rebuild the collection's index from the store (or only check it)."""
+        coll = self.collection(collection)
+        if check_only:
+            report = self.indexes.report(coll)
+            self.indexes.save(coll.id)
+            return report
+        return self.indexes.rebuild(coll)
+
+    def reembed(self, collection: str, embedder: str, *, batch: int = 32, threads: int | None = None,
+                progress: Progress | None = None) -> ReembedReport:
+        """Migrate a collection to another embedder (or version), from the stored
+        aligned crops, or from the source images for faces enrolled without crops.
+
+        Resumable: new vectors are stored as they are made, and the switch (new
+        contract, old vectors deleted) is one transaction at the end."""
+        t0 = time.perf_counter()
+        coll = self.collection(collection)
+        new = contract_of(embedder)
+        if new.key == coll.contract.key:
+            raise GalleryError(f"collection {coll.name!r} is already embedded with {new.describe()}")
+        missing = [f for f in self.store.faces(coll.id) if not f.has_crop
+                   and not (f.image_path and Path(f.image_path).is_file())]
+        if missing:
+            shown = ", ".join(str(f.image_path) for f in missing[:3])
+            raise GalleryError(
+                f"{len(missing)} faces in {coll.name!r} were enrolled without aligned crops (--no-crops), so "
+                f"reembed needs their source images, and these are missing (e.g. {shown}). Put them back at "
+                "their enrolled paths, or enroll the people again into a new collection")
+        from vultus.engine import Engine
+
+        engine = Engine(detector=coll.detector, embedder=new.name, threads=threads)
+        from_crops = from_images = 0
+        while True:
+            todo = self.store.crop_items(coll.id, new.key, batch)
+            if not todo:
+                break
+            pairs = []
+            for item in todo:
+                if item.jpeg is not None:
+                    pairs.append((decode_crop(item.jpeg), item.crop_face))
+                    from_crops += 1
+                else:
+                    path = Path(item.image_path or "")
+                    if not path.is_file() or sha256_file(path) != item.image_sha256:
+                        raise GalleryError(f"{path}: the source image of face {item.face_id} is missing or has "
+                                           "changed since it was enrolled; cannot reembed it")
+                    pairs.append((load_image(path), item.source_face))
+                    from_images += 1
+            vectors = engine.embedder.embed(pairs)
+            self.store.add_embeddings(coll.id, new.key, [i.face_id for i in todo], vectors)
+            if progress:
+                progress(len(todo))
+        old = coll.contract
+        self.store.switch_embedder(coll.id, new)
+        self.indexes.drop(coll.id)
+        coll = self.collection(collection)
+        self.indexes.get(coll)
+        self.indexes.save(coll.id)
+        return ReembedReport(collection=coll.name, old=old, new=new, faces=from_crops + from_images,
+                             from_crops=from_crops, from_images=from_images, seconds=time.perf_counter() - t0)
+
+    def stats(self, collection: str = DEFAULT_COLLECTION) -> CollectionStats:
+        coll = self.collection(collection)
+        counts = self.store.counts(coll.id)
+        index = self.indexes.report(coll)
+        self.indexes.save(coll.id)
+        decision, why = None, None
+        try:
+            decision = self.decision(coll)
+        except ModelError as exc:
+            why = str(exc)
+        return CollectionStats(collection=coll, people=counts["people"], faces=counts["faces"],
+                               images=counts["images"], embeddings=counts["embeddings"], crops=counts["crops"],
+                               index=index, decision=decision, decision_error=why, db_bytes=self.store.size_bytes(),
+                               index_bytes=self.indexes.index_bytes(coll.id))
+
+    def audit_log(self, collection: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        return self.store.audit_log(collection, limit)
+
+
+def _workers(requested: int | None, n_images: int) -> int:
+    """0 means in this process. By default use the cores when there is enough work
+    to pay for starting the workers (each loads its own models)."""
+    if requested is not None:
+        return max(0, int(requested))
+    cores = os.cpu_count() or 1
+    return min(cores, 8) if cores > 1 and n_images >= 64 else 0
+
+
+def folder_items(folder: str | Path) -> list[EnrollItem]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise GalleryError(f"{root}: not a folder (enroll a folder with one sub-folder per person)")
+    items, loose = [], []
+    for path in list_images(root):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2:
+            loose.append(path)
+            continue
+        items.append(EnrollItem(path, _check_name(rel.parts[0], "person")))
+    if loose and not items:
+        raise GalleryError(f"{root}: images are not in per-person sub-folders (e.g. {loose[0].name}); put each "
+                           "person's photos in a folder named after them, or enroll one image with --person")
+    if not items:
+        raise GalleryError(f"{root}: no images found")
+    if loose:
+        raise GalleryError(f"{root}: {len(loose)} images lie outside any person's sub-folder "
+                           f"(e.g. {loose[0].name}); move them into one, so no face gets the wrong name")
+    return items
+
+
+def csv_items(csv_path: str | Path) -> list[EnrollItem]:
+    path = Path(csv_path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise GalleryError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise GalleryError(f"{path}: not a UTF-8 text file") from exc
+    rows = list(csv.reader(text.splitlines()))
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "person"]:
+        rows = rows[1:]
+    items = []
+    for n, row in enumerate(rows, start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise GalleryError(f"{path}, row {n}: expected `path,person`, got {','.join(row)!r}")
+        p = Path(row[0].strip())
+        items.append(EnrollItem(p if p.is_absolute() else path.parent / p, _check_name(row[1], "person")))
+    if not items:
+        raise GalleryError(f"{path}: no rows (expected `path,person` per line)")
+    return items
+
+
+# process_items is part of the public surface for callers that run their own pool.
+__all__ = ["DEFAULT_COLLECTION", "Gallery", "csv_items", "default_gallery_path", "folder_items", "process_items"]

@@ -1,0 +1,180 @@
+"""Turning enrollment images into faces ready to store, in worker processes.
+
+Each worker builds its own Engine (models hold native sessions that cannot be
+pickled) with one thread, so N workers use N cores without oversubscribing.
+Workers only compute; the parent process is the single writer and commits
+each finished chunk in one transaction, so a crash loses at most the chunks
+in flight. Workers are started with "spawn": the parent may hold an index and
+a database connection that a forked child must not inherit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from vultus.align import canonical_crop
+from vultus.errors import ImageError, VultusError
+from vultus.gallery import gate
+from vultus.gallery.types import EnrollItem, NewFace
+from vultus.imageio import load_image
+from vultus.types import Face
+
+CROP_JPEG_QUALITY = 95
+CHUNK = 8  # images per worker task and per committed transaction
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollOptions:
+    """How enrollment treats each image; `gate` holds every quality threshold."""
+
+    gate: gate.GateThresholds = field(default_factory=gate.GateThresholds)
+    keep_crops: bool = True
+    # An enrollment photo should show one person. With several faces, the largest
+    # is taken only if the next one is clearly smaller (below this share of its
+    # area), or when `largest` says to take it anyway.
+    largest: bool = False
+    ambiguous_area_share: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    position: int
+    path: str
+    person: str
+    status: str  # ok | refused | error
+    reason: str = ""
+    new_face: NewFace | None = None
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def encode_crop(crop_rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
+    if not ok:
+        raise ImageError("could not encode the aligned crop")
+    return buf.tobytes()
+
+
+def decode_crop(jpeg: bytes) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ImageError("a stored crop is not a readable JPEG")
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def choose_face(faces: Sequence[Face], options: EnrollOptions) -> tuple[Face | None, str]:
+    if not faces:
+        return None, "no face found"
+    by_area = sorted(faces, key=lambda f: -f.box.area)
+    crowded = len(by_area) > 1 and by_area[1].box.area >= options.ambiguous_area_share * by_area[0].box.area
+    if crowded and not options.largest:
+        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person "
+                      "or pass --largest to take the biggest")
+    return by_area[0], ""
+
+
+def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: EnrollOptions) -> list[Processed]:
+    """Load, detect, gate and embed a chunk of images; batched where the models allow."""
+    out: dict[int, Processed] = {}
+    loaded: list[tuple[int, EnrollItem, str, np.ndarray]] = []
+    for pos, item in items:
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            out[pos] = Processed(pos, str(item.path), item.person, "error", f"cannot read ({exc.strerror or exc})")
+            continue
+        try:
+            img = load_image(data)
+        except ImageError as exc:
+            out[pos] = Processed(pos, str(item.path), item.person, "error", str(exc).split(": ", 1)[-1])
+            continue
+        loaded.append((pos, item, hashlib.sha256(data).hexdigest(), img))
+    detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
+    chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face, gate.GateMeasures]] = []
+    for (pos, item, sha, img), faces in zip(loaded, detections, strict=True):
+        face, why = choose_face(faces, options)
+        if face is None:
+            out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
+            continue
+        measures = gate.measure(img, face)
+        reasons = gate.check(measures, options.gate)
+        if reasons:
+            out[pos] = Processed(pos, str(item.path), item.person, "refused", "; ".join(reasons))
+            continue
+        chosen.append((pos, item, sha, img, face, measures))
+    vectors = engine.embedder.embed([(img, face) for _, _, _, img, face, _ in chosen]) if chosen else []
+    for (pos, item, sha, img, face, measures), vec in zip(chosen, vectors, strict=True):
+        crop_jpeg = crop_face = None
+        if options.keep_crops:
+            crop, crop_face = canonical_crop(img, face)
+            crop_jpeg = encode_crop(crop)
+        nf = NewFace(person=item.person, image_sha256=sha, image_path=str(item.path.resolve()), face=face,
+                     vector=np.asarray(vec, np.float32), quality=measures.to_dict(), crop_jpeg=crop_jpeg,
+                     crop_face=crop_face)
+        out[pos] = Processed(pos, str(item.path), item.person, "ok", "", nf)
+    return [out[pos] for pos, _ in items]
+
+
+# -- worker processes ------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(detector: str, embedder: str, options: EnrollOptions) -> None:
+    os.environ["VULTUS_THREADS"] = "1"
+    from vultus.engine import Engine
+
+    _WORKER["engine"] = Engine(detector=detector, embedder=embedder, threads=1)
+    _WORKER["options"] = options
+
+
+def _work(chunk: list[tuple[int, EnrollItem]]) -> list[Processed]:
+    try:
+        return process_items(_WORKER["engine"], chunk, _WORKER["options"])
+    except VultusError as exc:  # e.g. a model file failing its checksum: report, do not hang the pool
+        return [Processed(pos, str(item.path), item.person, "error", str(exc)) for pos, item in chunk]
+
+
+def chunks(items: Sequence[tuple[int, EnrollItem]], size: int = CHUNK) -> list[list[tuple[int, EnrollItem]]]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+def run_in_workers(work: list[list[tuple[int, EnrollItem]]], detector: str, embedder: str, options: EnrollOptions,
+                   workers: int) -> Iterator[list[Processed]]:
+    """Yield each chunk's results as soon as it is done; at most 2 chunks per
+    worker are queued, so memory stays flat however large the folder."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(detector, embedder, options)) as pool:
+        queue = list(reversed(work))
+        running = set()
+        try:
+            while queue or running:
+                while queue and len(running) < 2 * workers:
+                    running.add(pool.submit(_work, queue.pop()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in running:
+                fut.cancel()
+
+
+def run_in_process(engine, work: list[list[tuple[int, EnrollItem]]], options: EnrollOptions
+                   ) -> Iterator[list[Processed]]:
+    for chunk in work:
+        yield process_items(engine, chunk, options)

@@ -1,0 +1,67 @@
+"""The vector index interface: derived data that proposes candidates fast.
+
+An index maps embedding ids (the store's row ids) to vectors and answers
+"which ids are nearest to this query?". Its similarities may be approximate
+(reduced precision, approximate graph search); the gallery re-ranks every
+candidate with the exact float32 vectors from the store, so an index only
+decides which candidates are looked at, never a final score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+
+class IndexFileError(Exception):
+    """An index file that cannot be read back; the caller rebuilds it."""
+
+
+class VectorIndex(ABC):
+    kind: str = ""
+    suffix: str = ".idx"
+
+    def __init__(self, dim: int, **options):
+        self.dim = dim
+        self.options = options
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (N,) int64 ids and (N, dim) float32 unit vectors; ids must be new."""
+
+    @abstractmethod
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids that are present; returns how many were."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, k) int64 ids (-1 where fewer exist) and (Q, k) float32 similarities, best first."""
+
+    @abstractmethod
+    def keys(self) -> np.ndarray:
+        """Every id held, int64."""
+
+    @abstractmethod
+    def stored_bytes(self, vectors: np.ndarray) -> list[bytes]:
+        """How each vector would look inside a saved file: used to prove that
+        removed vectors left no trace in it."""
+
+    @abstractmethod
+    def scrub(self, count: int) -> None:
+        """Overwrite storage freed by the last removals (at least `count` slots)."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path, dim: int, **options) -> VectorIndex:
+        """Read a saved index; IndexFileError if it cannot."""
+
+    @abstractmethod
+    def memory_bytes(self) -> int: ...

@@ -1,0 +1,240 @@
+"""The storage interface of the gallery: the source of truth.
+
+Everything the gallery knows lives behind GalleryStore: collections and their
+embedder contracts, people, faces, embeddings per embedder, aligned crops,
+the audit log, and a note of what each derived ANN index file covers. The ANN
+index itself is not stored here; it is rebuilt from `vectors()` whenever it
+is missing, stale or corrupt (see gallery/indexes.py).
+
+Every method that changes data runs in one transaction and writes its own
+audit record in that transaction, so a crash leaves either all or nothing.
+A backend is one module implementing this class plus one entry in
+storage/__init__.py's BACKENDS.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vultus.gallery.types import (
+    AuditRecord,
+    Collection,
+    EmbedderContract,
+    FaceRecord,
+    NewFace,
+    Person,
+    ThresholdOverride,
+)
+from vultus.types import Face
+
+# Multiplier and modulus of the id hash in IdFingerprint: an additive hash, so a
+# store can compute it with one aggregate query and an index from its keys.
+ID_HASH_MUL = 2654435761
+ID_HASH_MOD = 4294967291
+
+
+@dataclass(frozen=True, slots=True)
+class IdFingerprint:
+    """Which embedding ids a set holds, in three numbers. Embedding ids are never
+    reused, so any insert raises max_id and any delete changes count or id_hash."""
+
+    count: int
+    max_id: int
+    id_hash: int
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> IdFingerprint:
+        ids = np.asarray(ids, dtype=np.uint64)
+        if ids.size == 0:
+            return cls(0, 0, 0)
+        h = (ids * np.uint64(ID_HASH_MUL)) % np.uint64(ID_HASH_MOD)
+        return cls(int(ids.size), int(ids.max()), int(h.sum(dtype=np.uint64)))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """What the derived index file of one (collection, embedder) holds, as last
+    written: if the file's size or crc32 differ it is corrupt; if `ids` differs
+    from the store's fingerprint it is stale."""
+
+    collection_id: int
+    embedder: str
+    kind: str
+    file: str
+    ids: IdFingerprint
+    file_size: int
+    file_crc32: int
+    built_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenData:
+    """What forget_person removed, held in memory only long enough to prove that
+    none of it can be matched any more."""
+
+    person_id: int
+    faces: int
+    crops: int
+    images: int
+    embedding_ids: dict[str, np.ndarray] = field(repr=False)  # per embedder
+    vectors: dict[str, np.ndarray] = field(repr=False)  # per embedder, rows as embedding_ids
+
+
+@dataclass(frozen=True, slots=True)
+class PersonVectors:
+    """All embeddings of some people, for exact re-ranking."""
+
+    embedding_ids: np.ndarray
+    face_ids: np.ndarray
+    person_ids: np.ndarray
+    vectors: np.ndarray
+    names: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CropItem:
+    face_id: int
+    jpeg: bytes | None
+    crop_face: Face | None  # the face in the crop's coordinates
+    source_face: Face  # the face in the source image's coordinates
+    image_path: str | None
+    image_sha256: str
+
+
+class GalleryStore(ABC):
+    """Source of truth for one gallery. Implementations must be safe for several
+    processes writing at once (each change is one atomic transaction)."""
+
+    #: where derived index files are kept (next to the database)
+    index_dir: Path
+    location: str
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- collections -------------------------------------------------------
+    @abstractmethod
+    def create_collection(self, name: str, contract: EmbedderContract, detector: str, target_fmr: float,
+                          keep_crops: bool, aggregation: str) -> Collection: ...
+
+    @abstractmethod
+    def collection(self, name: str) -> Collection:
+        """The collection called `name`; NotFoundError naming the ones that exist."""
+
+    @abstractmethod
+    def collections(self) -> list[Collection]: ...
+
+    @abstractmethod
+    def update_decision(self, collection_id: int, *, target_fmr: float | None = None,
+                        override: ThresholdOverride | None = None, clear_override: bool = False,
+                        aggregation: str | None = None) -> Collection: ...
+
+    @abstractmethod
+    def switch_embedder(self, collection_id: int, new: EmbedderContract) -> int:
+        """Make `new` the collection's contract and delete every embedding made by
+        any other embedder (a migration's last, atomic step). Returns rows deleted."""
+
+    # -- people ------------------------------------------------------------
+    @abstractmethod
+    def people(self, collection_id: int) -> list[Person]: ...
+
+    @abstractmethod
+    def person(self, collection_id: int, name: str) -> Person: ...
+
+    @abstractmethod
+    def rename_person(self, collection_id: int, old: str, new: str) -> Person: ...
+
+    @abstractmethod
+    def merge_people(self, collection_id: int, source: str, target: str) -> int:
+        """Move every face of `source` to `target`, delete `source`; returns faces moved."""
+
+    @abstractmethod
+    def set_person_metadata(self, collection_id: int, name: str, metadata: dict) -> Person: ...
+
+    @abstractmethod
+    def forget_person(self, collection_id: int, name: str) -> ForgottenData:
+        """Delete a person and every row that derives from them (faces, images,
+        embeddings, crops), leaving one audit record without biometric data."""
+
+    # -- faces -------------------------------------------------------------
+    @abstractmethod
+    def known_images(self, collection_id: int, sha256s: Sequence[str]) -> dict[str, str]:
+        """{sha256: person} for the images already enrolled in the collection."""
+
+    @abstractmethod
+    def add_faces(self, collection_id: int, embedder: str,
+                  faces: Sequence[NewFace]) -> list[tuple[int, int] | None]:
+        """Store faces (one per image) with their embeddings and crops in one
+        transaction. Returns (face id, embedding id) per face, or None for an
+        image already enrolled (it is skipped)."""
+
+    @abstractmethod
+    def faces(self, collection_id: int, person: str | None = None) -> list[FaceRecord]: ...
+
+    @abstractmethod
+    def move_face(self, collection_id: int, face_id: int, person: str) -> None: ...
+
+    @abstractmethod
+    def delete_face(self, collection_id: int, face_id: int) -> dict[str, np.ndarray]:
+        """Delete one face; returns its embedding ids per embedder (to drop from indexes)."""
+
+    @abstractmethod
+    def crop_items(self, collection_id: int, missing_embedder: str, limit: int) -> list[CropItem]:
+        """Up to `limit` faces that have no embedding from `missing_embedder` yet."""
+
+    @abstractmethod
+    def add_embeddings(self, collection_id: int, embedder: str, face_ids: Sequence[int],
+                       vectors: np.ndarray) -> None: ...
+
+    # -- embeddings --------------------------------------------------------
+    @abstractmethod
+    def vectors(self, collection_id: int, embedder: str, ids: np.ndarray | None = None,
+                batch: int = 65536):
+        """Yield (ids, vectors) chunks of the collection's embeddings (all, or `ids`)."""
+
+    @abstractmethod
+    def embedding_ids(self, collection_id: int, embedder: str) -> np.ndarray: ...
+
+    @abstractmethod
+    def fingerprint(self, collection_id: int, embedder: str) -> IdFingerprint: ...
+
+    @abstractmethod
+    def generation(self, collection_id: int) -> int:
+        """A counter bumped by every change to the collection's embeddings: a cheap
+        'has anything changed since I looked' check for long-lived readers."""
+
+    @abstractmethod
+    def owners(self, collection_id: int, embedder: str, embedding_ids: np.ndarray) -> dict[int, int]:
+        """{embedding id: person id} for the ids that still exist."""
+
+    @abstractmethod
+    def person_vectors(self, collection_id: int, embedder: str, person_ids: Sequence[int]) -> PersonVectors: ...
+
+    # -- derived index bookkeeping -----------------------------------------
+    @abstractmethod
+    def index_state(self, collection_id: int, embedder: str) -> IndexState | None: ...
+
+    @abstractmethod
+    def set_index_state(self, state: IndexState) -> None: ...
+
+    @abstractmethod
+    def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None: ...
+
+    # -- audit and counts --------------------------------------------------
+    @abstractmethod
+    def audit(self, action: str, collection: str, detail: dict) -> None: ...
+
+    @abstractmethod
+    def audit_log(self, collection: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+
+    @abstractmethod
+    def counts(self, collection_id: int) -> dict[str, int]:
+        """people, faces, images, embeddings (contract embedder), crops."""
+
+    @abstractmethod
+    def size_bytes(self) -> int: ...

@@ -1,0 +1,357 @@
+"""Typed records the gallery stores and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vultus.models.registry import ModelSpec
+from vultus.types import Box, Face
+
+AGGREGATIONS = ("max", "mean")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderContract:
+    """What a collection's vectors mean: only vectors from the same model name,
+    version and alignment can be compared with them."""
+
+    name: str
+    version: str
+    alignment: str
+    dim: int
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> EmbedderContract:
+        return cls(name=spec.name, version=spec.version, alignment=spec.input.alignment, dim=int(spec.dim or 0))
+
+    @property
+    def key(self) -> str:
+        """How the store labels this contract's embeddings: name and version, so a
+        new version of the same model never mixes with the old one's vectors."""
+        return f"{self.name}@{self.version}"
+
+    def describe(self) -> str:
+        return f"{self.name} (version {self.version}, {self.dim}-d)"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "alignment": self.alignment, "dim": self.dim}
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdOverride:
+    """A threshold measured for this collection (e.g. by `vultus calibrate` on
+    the user's own data) that replaces the embedder's LFW calibration."""
+
+    threshold: float
+    fmr: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    id: int
+    name: str
+    contract: EmbedderContract
+    detector: str
+    target_fmr: float
+    keep_crops: bool
+    aggregation: str
+    created_at: str
+    generation: int = 0  # bumped by every change to the collection's embeddings
+    threshold_override: ThresholdOverride | None = None
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "embedder": self.contract.to_dict(), "detector": self.detector,
+               "target_fmr": self.target_fmr, "keep_crops": self.keep_crops, "aggregation": self.aggregation,
+               "created_at": self.created_at}
+        if self.threshold_override:
+            o = self.threshold_override
+            out["threshold_override"] = {"threshold": o.threshold, "fmr": o.fmr, "source": o.source}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    name: str
+    metadata: dict
+    created_at: str
+    face_count: int = 0
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "metadata": self.metadata, "created_at": self.created_at,
+                "faces": self.face_count}
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """One enrolled face: where it came from and how good it was. The vectors
+    and the aligned crop are fetched separately (they are large)."""
+
+    id: int
+    person_id: int
+    person: str
+    image_sha256: str
+    image_path: str | None
+    box: Box
+    landmarks: np.ndarray = field(repr=False)
+    detector: str
+    detector_score: float
+    quality: dict
+    created_at: str
+    has_crop: bool
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "person": self.person, "image_sha256": self.image_sha256,
+                "image_path": self.image_path, "box": [round(v, 1) for v in self.box.as_tuple()],
+                "landmarks": np.round(self.landmarks, 1).tolist(), "detector": self.detector,
+                "detector_score": round(self.detector_score, 4), "quality": self.quality,
+                "created_at": self.created_at, "crop_kept": self.has_crop}
+
+
+@dataclass(frozen=True, slots=True)
+class NewFace:
+    """A face ready to store: what an enroll worker hands to the writer."""
+
+    person: str
+    image_sha256: str
+    image_path: str | None
+    face: Face  # box and landmarks in source-image pixels
+    vector: np.ndarray = field(repr=False)
+    quality: dict
+    crop_jpeg: bytes | None = field(default=None, repr=False)
+    crop_face: Face | None = field(default=None, repr=False)  # the face in the crop's coordinates
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One candidate person for a face, with the aggregated similarity of their
+    enrolled faces and the single enrolled face that matched best."""
+
+    person_id: int
+    person: str
+    similarity: float
+    best_face_id: int
+    faces_compared: int
+
+    def to_dict(self) -> dict:
+        return {"person": self.person, "similarity": round(self.similarity, 4), "best_face_id": self.best_face_id,
+                "faces_compared": self.faces_compared}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The threshold a decision used and what it means."""
+
+    threshold: float
+    fmr: float  # false-match rate of one comparison at this threshold
+    source: str  # where the threshold was measured
+    expected_fpir: float  # chance an unenrolled face matches someone, given the collection's size
+
+    def to_dict(self) -> dict:
+        return {"threshold": round(self.threshold, 4), "false_match_rate": self.fmr, "source": self.source,
+                "expected_false_positive_identification_rate": round(self.expected_fpir, 6)}
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """Who one face is: its top-k people and one decision, a person or unknown."""
+
+    face: Face | None
+    matches: tuple[Match, ...]
+    person: str | None  # None means unknown
+    similarity: float  # the best match's similarity (or -1 for an empty collection)
+    decision: Decision
+
+    @property
+    def unknown(self) -> bool:
+        return self.person is None
+
+    @property
+    def label(self) -> str:
+        return self.person if self.person is not None else "unknown"
+
+    def to_dict(self) -> dict:
+        out = {"person": self.label, "similarity": round(self.similarity, 4),
+               "matches": [m.to_dict() for m in self.matches]}
+        if self.face is not None:
+            out["box"] = [round(v, 1) for v in self.face.box.as_tuple()]
+            out["detector_score"] = round(self.face.score, 4)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIdentification:
+    image: str
+    width: int
+    height: int
+    faces: tuple[Identification, ...]
+    decision: Decision
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "width": self.width, "height": self.height,
+                "decision": self.decision.to_dict(), "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollItem:
+    path: Path
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollOutcome:
+    """What happened to one image: enrolled, duplicate (skipped), refused or error."""
+
+    path: str
+    person: str
+    status: str
+    reason: str = ""
+    face_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "person": self.person, "status": self.status, "reason": self.reason,
+                "face_id": self.face_id}
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollWarning:
+    """A new face is closer to someone else than to the person it was enrolled as."""
+
+    path: str
+    person: str
+    closest_person: str
+    closest_similarity: float
+    own_similarity: float | None  # None when the person had no other face yet
+
+    def message(self) -> str:
+        own = "no other faces yet" if self.own_similarity is None else f"{self.own_similarity:.3f} to {self.person}"
+        return (f"{self.path}: enrolled as {self.person} but closer to {self.closest_person} "
+                f"({self.closest_similarity:.3f}; {own}); check the label")
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "person": self.person, "closest_person": self.closest_person,
+                "closest_similarity": round(self.closest_similarity, 4),
+                "own_similarity": None if self.own_similarity is None else round(self.own_similarity, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollReport:
+    collection: str
+    outcomes: tuple[EnrollOutcome, ...]
+    warnings: tuple[EnrollWarning, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def enrolled(self) -> int:
+        return self.count("enrolled")
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection, "enrolled": self.enrolled, "duplicates": self.count("duplicate"),
+                "refused": self.count("refused"), "errors": self.count("error"), "seconds": round(self.seconds, 2),
+                "warnings": [w.to_dict() for w in self.warnings], "images": [o.to_dict() for o in self.outcomes]}
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """Proof that a person is gone: what was removed, and the re-identification of
+    the forgotten faces' embeddings after removal (none may come back as anyone
+    above the threshold; if one does, `still_matching` names who)."""
+
+    collection: str
+    person: str
+    faces_removed: int
+    embeddings_removed: int
+    crops_removed: int
+    index_entries_removed: int
+    still_matching: tuple[tuple[int, str, float], ...]  # (n-th forgotten face, person, similarity)
+    best_remaining_similarity: float | None
+    threshold: float | None
+
+    @property
+    def verified(self) -> bool:
+        return not self.still_matching
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection, "person": self.person, "faces_removed": self.faces_removed,
+                "embeddings_removed": self.embeddings_removed, "crops_removed": self.crops_removed,
+                "index_entries_removed": self.index_entries_removed, "verified": self.verified,
+                "threshold": self.threshold,
+                "best_remaining_similarity": (None if self.best_remaining_similarity is None
+                                              else round(self.best_remaining_similarity, 4)),
+                "still_matching": [{"face": i, "person": p, "similarity": round(s, 4)}
+                                   for i, p, s in self.still_matching]}
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """The state of one collection's ANN index against SQLite, after checking it."""
+
+    collection: str
+    embedder: str
+    stored: int  # embeddings in SQLite
+    indexed: int  # entries in the ANN index
+    action: str  # fresh | synced | rebuilt | empty
+    reason: str
+    path: str | None
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection, "embedder": self.embedder, "stored_embeddings": self.stored,
+                "indexed": self.indexed, "action": self.action, "reason": self.reason, "path": self.path}
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
+    collection: Collection
+    people: int
+    faces: int
+    images: int
+    embeddings: int
+    crops: int
+    index: IndexReport
+    decision: Decision | None
+    decision_error: str | None
+    db_bytes: int
+    index_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection.to_dict(), "people": self.people, "faces": self.faces,
+                "images": self.images, "embeddings": self.embeddings, "crops": self.crops,
+                "index": self.index.to_dict(), "decision": self.decision.to_dict() if self.decision else None,
+                "decision_error": self.decision_error, "db_bytes": self.db_bytes, "index_bytes": self.index_bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class ReembedReport:
+    collection: str
+    old: EmbedderContract
+    new: EmbedderContract
+    faces: int
+    from_crops: int
+    from_images: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection, "from": self.old.to_dict(), "to": self.new.to_dict(),
+                "faces": self.faces, "from_crops": self.from_crops, "from_images": self.from_images,
+                "seconds": round(self.seconds, 2)}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: str
+    actor: str
+    action: str
+    collection: str
+    detail: dict
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
+                "collection": self.collection, "detail": self.detail}
