@@ -107,23 +107,27 @@ class IndexManager:
         self.save(coll.id, key)
         return self.report(coll, key)
 
-    def forget(self, coll: Collection, key: str, vectors: np.ndarray) -> tuple[int, bool]:
-        """After the store deleted some embeddings: drop them from the index, overwrite
-        the freed slots, save, and prove the saved file holds none of their bytes.
-        Returns (entries removed, proven)."""
+    def catch_up(self, coll: Collection, key: str | None = None) -> int:
+        """Bring the index in step with the store now; returns how many entries
+        were removed because the store no longer has them."""
+        return self._ensure(coll, key or coll.contract.key).removed_last_sync
+
+    def prove_absent(self, coll: Collection, key: str, vectors: np.ndarray) -> bool:
+        """After a forget: save the index and check that the saved file holds none
+        of `vectors`' bytes; if it does (or the index cannot say), rebuild it from
+        the store, which no longer has them, and check again. Every other file of
+        the collection is deleted."""
         e = self._ensure(coll, key)
-        removed = e.removed_last_sync
         self.save(coll.id, key, force=True)
         proven = self._file_lacks(e, vectors)
         if not proven:
-            # The index could not overwrite the slots (or cannot say): rebuild
-            # from the store, which no longer has these vectors.
             e = self._build(coll, key, "rebuilt after forget so no trace remains")
+            e.generation = self.store.generation(coll.id)
             self._entries[(coll.id, key)] = e
             self.save(coll.id, key, force=True)
             proven = self._file_lacks(e, vectors, rebuilt=True)
         self.purge_unreferenced(coll.id)
-        return removed, proven
+        return proven
 
     def drop(self, collection_id: int, key: str | None = None) -> None:
         """Forget loaded indexes and delete their files (after a migration)."""

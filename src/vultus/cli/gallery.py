@@ -1,0 +1,444 @@
+"""`vultus gallery ...`: enroll the people you know, then ask who is in a photo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vultus.cli.common import add_json_option, print_json, print_table, progress
+from vultus.errors import VultusError
+
+ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
+          "reembed | threshold | stats | audit"
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("gallery", help="enroll known people and identify faces (" + ACTIONS + ")",
+                       description="A gallery of known people in one SQLite file (default in the user data dir).")
+    gsub = p.add_subparsers(dest="gallery_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: _help(p))
+
+    def action(name: str, help_text: str, func, *, collection: bool = True) -> argparse.ArgumentParser:
+        a = gsub.add_parser(name, help=help_text, description=help_text)
+        a.add_argument("--gallery", metavar="PATH", default=None,
+                       help="gallery file (default: $VULTUS_GALLERY or gallery.db in the user data dir)")
+        if collection:
+            a.add_argument("--collection", "-c", default="default", help="collection name (default: default)")
+        add_json_option(a)
+        a.set_defaults(func=func)
+        return a
+
+    a = action("create", "create a collection pinned to one embedder", cmd_create)
+    a.add_argument("--embedder", default="sface", help="embedder model (default sface)")
+    a.add_argument("--detector", default="yunet", help="detector model (default yunet)")
+    a.add_argument("--fmr", type=float, default=1e-3, help="target false-match rate per comparison (default 1e-3)")
+    a.add_argument("--no-crops", action="store_true",
+                   help="do not keep aligned face crops (privacy; reembed then needs the source images)")
+    a.add_argument("--aggregation", choices=("max", "mean"), default="max",
+                   help="a person's score over their faces: best match (default) or mean")
+
+    a = action("enroll", "enroll one image (--person), a folder (one sub-folder per person) or a CSV (path,person)",
+               cmd_enroll)
+    a.add_argument("source", metavar="SOURCE", help="an image, a folder of per-person folders, or a .csv")
+    a.add_argument("--person", help="who the single image shows")
+    a.add_argument("--embedder", default=None,
+                   help="embedder for a new collection; an existing collection refuses any other")
+    a.add_argument("--detector", default=None, help="detector (default: the collection's, yunet)")
+    a.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per core for 64+ images; 0 = this process)")
+    a.add_argument("--no-crops", action="store_true", help="do not keep aligned crops (privacy)")
+    a.add_argument("--largest", action="store_true", help="in a photo with several faces, take the largest")
+    a.add_argument("--min-face-px", type=float, default=None, help="gate: smallest face side in pixels (40)")
+    a.add_argument("--min-sharpness", type=float, default=None, help="gate: least Laplacian variance (15)")
+    a.add_argument("--max-yaw", type=float, default=None, help="gate: largest head turn in degrees (55)")
+    a.add_argument("--min-score", type=float, default=None, help="gate: least detector score (0.6)")
+
+    a = action("identify", "who is in these photos: top-k people and a decision for every face", cmd_identify)
+    a.add_argument("images", nargs="+", metavar="IMAGE", help="images or folders of images")
+    a.add_argument("--top-k", type=int, default=3, help="people listed per face (default 3)")
+    a.add_argument("--detector", default=None, help="detector (default: the collection's)")
+    a.add_argument("--threads", type=int, default=None, help="CPU threads per model")
+    a.add_argument("--annotate", metavar="PATH", help="write a labelled copy (for several images: a folder)")
+
+    a = action("list", "list the people in a collection (or --collections)", cmd_list)
+    a.add_argument("--collections", action="store_true", help="list the collections instead")
+
+    a = action("show", "a person and their enrolled faces", cmd_show)
+    a.add_argument("person")
+
+    a = action("rename", "rename a person", cmd_rename)
+    a.add_argument("old")
+    a.add_argument("new")
+
+    a = action("merge", "move every face of SOURCE to TARGET and remove SOURCE", cmd_merge)
+    a.add_argument("source")
+    a.add_argument("target")
+
+    a = action("move", "move one face (by id, see `show`) to another person", cmd_move)
+    a.add_argument("face_id", type=int)
+    a.add_argument("person")
+
+    a = action("delete", "delete one face (by id, see `show`)", cmd_delete)
+    a.add_argument("face_id", type=int)
+
+    a = action("forget", "erase a person: every row, embedding, crop and index entry; proves none match after",
+               cmd_forget)
+    a.add_argument("person")
+
+    a = action("reindex", "rebuild the collection's ANN index from the database", cmd_reindex)
+    a.add_argument("--check", action="store_true", help="only check it (and bring it up to date)")
+
+    a = action("reembed", "migrate a collection to another embedder from its stored crops", cmd_reembed)
+    a.add_argument("--embedder", required=True, help="the embedder to migrate to")
+    a.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
+
+    a = action("threshold", "show or set how the collection decides: target false-match rate or a threshold",
+               cmd_threshold)
+    a.add_argument("--fmr", type=float, help="target false-match rate (resolved via the embedder's calibration); "
+                                             "with --threshold: the rate that threshold was measured to give")
+    a.add_argument("--threshold", type=float, help="a threshold measured on your own data (needs --fmr, --source)")
+    a.add_argument("--source", help="where --threshold was measured")
+    a.add_argument("--reset", action="store_true", help="drop a --threshold override; use the calibration again")
+    a.add_argument("--aggregation", choices=("max", "mean"), help="how a person's faces are combined")
+
+    action("stats", "counts, index state, threshold and sizes", cmd_stats)
+
+    a = action("audit", "the audit log (who changed what, when; never biometric data)", cmd_audit)
+    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--all", action="store_true", help="every collection")
+
+
+def _help(p) -> int:
+    p.print_help()
+    return 1
+
+
+def _open(args, *, create: bool = False):
+    from vultus.gallery import Gallery
+
+    return Gallery(args.gallery, create=create)
+
+
+def _print_error(message: str) -> None:
+    print(f"vultus: error: {message}", file=sys.stderr)
+
+
+# -- create / enroll -----------------------------------------------------------
+def cmd_create(args) -> int:
+    with _open(args, create=True) as g:
+        coll = g.create_collection(args.collection, embedder=args.embedder, detector=args.detector,
+                                   target_fmr=args.fmr, keep_crops=not args.no_crops, aggregation=args.aggregation)
+        if args.json:
+            print_json(coll.to_dict() | {"gallery": g.location})
+        else:
+            print(f"created collection {coll.name!r} in {g.location}: {coll.contract.describe()}, detector "
+                  f"{coll.detector}, target false-match rate {coll.target_fmr:g}, "
+                  f"crops {'kept' if coll.keep_crops else 'not kept'}")
+    return 0
+
+
+def _gate(args):
+    from dataclasses import replace
+
+    from vultus.gallery import GateThresholds
+
+    limits = GateThresholds()
+    overrides = {"min_face_px": args.min_face_px, "min_sharpness": args.min_sharpness,
+                 "max_yaw_deg": args.max_yaw, "min_detector_score": args.min_score}
+    return replace(limits, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _enroll_items(args):
+    from vultus.gallery import EnrollItem, csv_items, folder_items
+
+    src = Path(args.source)
+    if not src.exists():
+        raise VultusError(f"{src}: no such file or folder")
+    if src.is_dir():
+        if args.person:
+            raise VultusError("--person is for one image; a folder takes its people from its sub-folders")
+        return folder_items(src)
+    if src.suffix.lower() == ".csv":
+        if args.person:
+            raise VultusError("--person is for one image; a CSV names the person on each row")
+        return csv_items(src)
+    if not args.person:
+        raise VultusError(f"{src}: say who this is with --person NAME (or enroll a folder or a CSV)")
+    return [EnrollItem(src, args.person.strip())]
+
+
+def cmd_enroll(args) -> int:
+    from vultus.gallery import EnrollOptions
+
+    items = _enroll_items(args)
+    if args.person is not None and not args.person.strip():
+        raise VultusError("--person cannot be empty")
+    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, largest=args.largest)
+    with _open(args, create=True) as g:
+        bar = progress(total=len(items), desc="enroll", unit="img")
+        try:
+            report = g.enroll(items, args.collection, embedder=args.embedder, detector=args.detector,
+                              options=options, workers=args.workers, progress=bar.update)
+        finally:
+            bar.close()
+        if args.json:
+            print_json(report.to_dict() | {"gallery": g.location})
+        else:
+            for o in report.outcomes:
+                if o.status in ("refused", "error"):
+                    print(f"{o.status}: {o.path} ({o.person}): {o.reason}", file=sys.stderr)
+            for w in report.warnings:
+                print(f"warning: {w.message()}", file=sys.stderr)
+            d = report.to_dict()
+            print(f"{d['enrolled']} faces enrolled into {report.collection!r} ({g.location}); "
+                  f"{d['duplicates']} already there, {d['refused']} refused, {d['errors']} unreadable; "
+                  f"{report.seconds:.1f} s")
+    bad = report.count("refused") + report.count("error")
+    return 1 if bad else 0
+
+
+# -- identify ------------------------------------------------------------------
+def _where(box, width: int, height: int) -> str:
+    """Where a face sits in the photo, in words a person would use."""
+    cx = (box.x1 + box.x2) / 2 / max(width, 1)
+    cy = (box.y1 + box.y2) / 2 / max(height, 1)
+    horiz = ("left", "centre-left", "centre", "centre-right", "right")[min(4, int(cx * 5))]
+    vert = "top " if cy < 0.25 else "bottom " if cy > 0.75 else ""
+    return vert + horiz
+
+
+def cmd_identify(args) -> int:
+    from vultus.imageio import list_images
+
+    paths: list[Path] = []
+    for p in args.images:
+        found = list_images(p)
+        if not found:
+            raise VultusError(f"{p}: no images in this folder")
+        paths.extend(found)
+    from vultus.errors import ImageError
+
+    with _open(args) as g:
+        g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
+        results, failures = [], 0
+        bar = progress(total=len(paths), desc="identify", unit="img")
+        for path in paths:
+            try:
+                results.extend(g.identify([path], args.collection, top_k=args.top_k, detector=args.detector,
+                                          threads=args.threads))
+            except ImageError as exc:  # one bad image does not stop the others
+                _print_error(str(exc))
+                failures += 1
+            bar.update(1)
+        bar.close()
+        if args.annotate:
+            _annotate(args.annotate, results)
+        if args.json:
+            print_json([r.to_dict() for r in results])
+        else:
+            rows = []
+            for r in results:
+                name = Path(r.image).name
+                if not r.faces:
+                    rows.append((name, "-", "", "", "no face", "", ""))
+                # left to right, as a reader scans the photo; "face" keeps the detector's numbering
+                for i, f in sorted(enumerate(r.faces), key=lambda t: t[1].face.box.x1):
+                    b = f.face.box
+                    runner = f.matches[1] if len(f.matches) > 1 else None
+                    nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
+                    if f.unknown and f.matches:
+                        nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
+                    rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+                                 f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
+            print_table(["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity", "next best"], rows)
+            if results:
+                d = results[0].decision
+                print(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
+                      f"measured on {d.source}); an unenrolled face would match someone about "
+                      f"{100 * d.expected_fpir:.2g}% of the time in this collection")
+    return 2 if failures else 0
+
+
+def _annotate(target: str, results) -> None:
+    from vultus.draw import annotate
+    from vultus.imageio import load_image
+
+    out = Path(target)
+    many = len(results) > 1 or out.is_dir()
+    if many:
+        out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        labels = [f"{f.label} {f.similarity:.2f}" for f in r.faces]
+        img = annotate(load_image(r.image), [f.face for f in r.faces], labels)
+        dest = out / (Path(r.image).stem + "_who.jpg") if many else out
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        img.save(dest)
+
+
+# -- manage --------------------------------------------------------------------
+def cmd_list(args) -> int:
+    with _open(args) as g:
+        if args.collections:
+            colls = g.collections()
+            if args.json:
+                print_json([c.to_dict() | {"people": len(g.people(c.name))} for c in colls])
+            else:
+                print_table(["collection", "embedder", "version", "detector", "target fmr", "people", "crops"],
+                            [(c.name, c.contract.name, c.contract.version, c.detector, f"{c.target_fmr:g}",
+                              len(g.people(c.name)), "kept" if c.keep_crops else "no") for c in colls])
+            return 0
+        people = g.people(args.collection)
+        if args.json:
+            print_json([p.to_dict() for p in people])
+        else:
+            print_table(["person", "faces", "enrolled"], [(p.name, p.face_count, p.created_at[:19]) for p in people])
+    return 0
+
+
+def cmd_show(args) -> int:
+    with _open(args) as g:
+        person = g.person(args.person, args.collection)
+        faces = g.faces(args.collection, args.person)
+        if args.json:
+            print_json(person.to_dict() | {"face_records": [f.to_dict() for f in faces]})
+        else:
+            print(f"{person.name}: {person.face_count} faces, enrolled {person.created_at[:19]}"
+                  + (f", metadata {person.metadata}" if person.metadata else ""))
+            print_table(["face id", "image", "box", "size px", "sharpness", "yaw", "crop"],
+                        [(f.id, f.image_path or f.image_sha256[:12], ",".join(f"{v:.0f}" for v in f.box.as_tuple()),
+                          f.quality.get("face_px", ""), f.quality.get("sharpness", ""), f.quality.get("yaw_deg", ""),
+                          "yes" if f.has_crop else "no") for f in faces])
+    return 0
+
+
+def _done(args, payload: dict, text: str) -> int:
+    if args.json:
+        print_json(payload)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_rename(args) -> int:
+    with _open(args) as g:
+        p = g.rename(args.old, args.new, args.collection)
+        return _done(args, {"renamed": args.old, "to": p.name}, f"renamed {args.old!r} to {p.name!r}")
+
+
+def cmd_merge(args) -> int:
+    with _open(args) as g:
+        n = g.merge(args.source, args.target, args.collection)
+        return _done(args, {"merged": args.source, "into": args.target, "faces_moved": n},
+                     f"merged {args.source!r} into {args.target!r} ({n} faces moved)")
+
+
+def cmd_move(args) -> int:
+    with _open(args) as g:
+        g.move_face(args.face_id, args.person, args.collection)
+        return _done(args, {"face_id": args.face_id, "person": args.person},
+                     f"face {args.face_id} now belongs to {args.person!r}")
+
+
+def cmd_delete(args) -> int:
+    with _open(args) as g:
+        g.delete_face(args.face_id, args.collection)
+        return _done(args, {"deleted_face": args.face_id}, f"face {args.face_id} deleted")
+
+
+def cmd_forget(args) -> int:
+    with _open(args) as g:
+        r = g.forget(args.person, args.collection)
+        if args.json:
+            print_json(r.to_dict())
+        else:
+            print(f"forgot {r.person!r}: {r.faces_removed} faces, {r.embeddings_removed} embeddings, "
+                  f"{r.crops_removed} crops, {r.index_entries_removed} index entries removed")
+            best = "none left to compare" if r.best_remaining_similarity is None else \
+                f"best remaining similarity {r.best_remaining_similarity:.3f}"
+            if r.verified:
+                thr = f" (threshold {r.threshold:.3f})" if r.threshold is not None else ""
+                print(f"proof: the {r.embeddings_removed} forgotten embeddings were identified again before being "
+                      f"dropped from memory: none matches anyone{thr}; {best}")
+            else:
+                for i, who, sim in r.still_matching:
+                    print(f"WARNING: forgotten face {i} still matches {who!r} at {sim:.3f}: is the same person "
+                          "enrolled under another name?", file=sys.stderr)
+    return 0 if r.verified else 1
+
+
+def cmd_reindex(args) -> int:
+    with _open(args) as g:
+        r = g.reindex(args.collection, check_only=args.check)
+        return _done(args, r.to_dict(), f"index of {r.collection!r} ({r.embedder}): {r.indexed} entries for "
+                                        f"{r.stored} stored embeddings; {r.action}: {r.reason}")
+
+
+def cmd_reembed(args) -> int:
+    with _open(args) as g:
+        total = len(g.faces(args.collection))
+        bar = progress(total=total, desc="reembed", unit="face")
+        try:
+            r = g.reembed(args.collection, args.embedder, threads=args.threads, progress=bar.update)
+        finally:
+            bar.close()
+        return _done(args, r.to_dict(),
+                     f"collection {r.collection!r} migrated from {r.old.describe()} to {r.new.describe()}: "
+                     f"{r.faces} faces ({r.from_crops} from stored crops, {r.from_images} from source images), "
+                     f"{r.seconds:.1f} s")
+
+
+def cmd_threshold(args) -> int:
+    with _open(args) as g:
+        if args.threshold is not None:
+            if args.fmr is None or not args.source:
+                raise VultusError("--threshold needs --fmr (the rate it was measured to give) and --source")
+            g.set_threshold(args.collection, args.threshold, args.fmr, args.source)
+        elif args.fmr is not None:
+            g.set_target_fmr(args.collection, args.fmr)
+        if args.reset:
+            g.clear_threshold(args.collection)
+        if args.aggregation:
+            g.set_aggregation(args.collection, args.aggregation)
+        coll = g.collection(args.collection)
+        d = g.decision(coll)
+        payload = coll.to_dict() | {"decision": d.to_dict()}
+        text = (f"{coll.name!r} decides at similarity >= {d.threshold:.4f}: false-match rate {d.fmr:g} per "
+                f"comparison ({d.source}), aggregation {coll.aggregation}; chance an unenrolled face matches "
+                f"someone here: {100 * d.expected_fpir:.2g}%")
+        return _done(args, payload, text)
+
+
+def cmd_stats(args) -> int:
+    with _open(args) as g:
+        s = g.stats(args.collection)
+        if args.json:
+            print_json(s.to_dict() | {"gallery": g.location})
+            return 0
+        c = s.collection
+        rows = [("gallery", g.location), ("collection", c.name), ("embedder", c.contract.describe()),
+                ("detector", c.detector), ("people", s.people), ("faces", s.faces), ("images", s.images),
+                ("embeddings", s.embeddings), ("crops kept", s.crops),
+                ("index", f"{s.index.indexed} entries ({s.index.action}: {s.index.reason})"),
+                ("database size", f"{s.db_bytes / 1e6:.1f} MB"), ("index size", f"{s.index_bytes / 1e6:.1f} MB")]
+        if s.decision:
+            d = s.decision
+            rows.append(("decision", f"similarity >= {d.threshold:.4f} (false-match rate {d.fmr:g}, {d.source})"))
+            rows.append(("unknown face matches someone", f"about {100 * d.expected_fpir:.2g}%"))
+        else:
+            rows.append(("decision", f"not available: {s.decision_error}"))
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            print(f"{k.ljust(width)}  {v}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    with _open(args) as g:
+        records = g.audit_log(None if args.all else args.collection, args.limit)
+        if args.json:
+            print_json([r.to_dict() for r in records])
+        else:
+            print_table(["id", "when", "who", "action", "collection", "detail"],
+                        [(r.id, r.at[:19], r.actor, r.action, r.collection, r.detail) for r in records])
+    return 0
