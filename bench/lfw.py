@@ -25,7 +25,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, load_average, machine, stamp  # noqa: E402
-
 from vultus.data import data_root  # noqa: E402
 from vultus.evaluate.lfw import read_lfw_pairs  # noqa: E402
 from vultus.evaluate.metrics import kfold_accuracy, tar_at_fmr  # noqa: E402
@@ -183,8 +182,14 @@ def main() -> int:
     ap.add_argument("--write-calibration", action="store_true")
     ap.add_argument("--throughput-images", type=int, default=2000)
     ap.add_argument("--skip-face-recognition", action="store_true")
+    ap.add_argument("--cache", type=Path, default=None, help="where full-LFW embeddings are kept between runs")
+    ap.add_argument("--no-cache", action="store_true", help="re-embed LFW even when cached embeddings exist")
     args = ap.parse_args()
     root = args.lfw or (data_root() / "lfw")
+    if args.cache is None:
+        from vultus.models.registry import cache_dir
+
+        args.cache = cache_dir() / "bench-lfw"
     pairs = read_lfw_pairs(root)
     paths = sorted({p.path_a for p in pairs} | {p.path_b for p in pairs})
     index = {p: i for i, p in enumerate(paths)}
@@ -194,9 +199,18 @@ def main() -> int:
 
     rows, throughput, cal, emb = [], [], {}, {}
     for name in ["sface", "dlib-resnet"]:
+        cached = args.cache / f"{name}.npz"
+        if cached.is_file() and not args.no_cache:
+            data = np.load(cached)
+            if list(data["paths"]) == [str(p.relative_to(root)) for p in paths]:
+                emb[name] = (data["V"], data["ok"])
+                print(f"{name}: embeddings from {cached} (use --no-cache to recompute)", flush=True)
+                continue
         warm_up(name, workers, paths)
         vectors, ok, seconds = embed_paths(paths, name, workers)
         emb[name] = (vectors, ok)
+        args.cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, V=vectors, ok=ok, paths=np.array([str(p.relative_to(root)) for p in paths]))
         print(f"{name}: embedded {len(paths)} images in {seconds:.1f}s ({len(paths) / seconds:.1f} img/s), "
               f"{int((~ok).sum())} without a face", flush=True)
         throughput.append((name, workers, len(paths), seconds))
@@ -244,8 +258,6 @@ def main() -> int:
     subset = paths[: args.throughput_images]
     for name in ["sface", "dlib-resnet"]:
         for n in sorted({1, workers}):
-            if (name, n, len(paths)) in [(t[0], t[1], t[2]) for t in throughput] and len(subset) == len(paths):
-                continue
             warm_up(name, n, subset)
             _, _, sec = embed_paths(subset, name, n)
             throughput.append((name, n, len(subset), sec))

@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +139,9 @@ def _package_root(f: ModelFile):
     fine; then the import system's spec gives the same root without running the
     package's __init__."""
     try:
-        return importlib.resources.files(f.package)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the carrier's own deprecation noise is not the user's concern
+            return importlib.resources.files(f.package)
     except ModuleNotFoundError as exc:
         if exc.name == f.package:
             raise
