@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -134,7 +136,23 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
 _WORKER: dict = {}
 
 
+def _exit_with_parent() -> None:
+    """A pool worker blocks on its task queue, which it also holds open itself, so
+    it would outlive a parent killed with SIGKILL. Watch the parent and leave
+    with it."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vultus-parent-watch", daemon=True).start()
+
+
 def _init_worker(detector: str, embedder: str, options: EnrollOptions) -> None:
+    _exit_with_parent()
     os.environ["VULTUS_THREADS"] = "1"
     from vultus.engine import Engine
 
