@@ -77,4 +77,5 @@ def test_refuses_photos_that_do_not_say_who(engine, tmp_path):
     assert out[0].status == "refused" and "faces of similar size" in out[0].reason
     assert out[1].status == "error" and "not an image" in out[1].reason
     assert out[2].status == "error" and "cannot read" in out[2].reason
-    assert process_items(engine, items[:1], EnrollOptions(largest=True))[0].status == "ok"
+    assert process_items(engine, items[:1], EnrollOptions(pick="largest"))[0].status == "ok"
+    assert process_items(engine, items[:1], EnrollOptions(pick="central"))[0].status == "ok"

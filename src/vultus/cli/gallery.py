@@ -48,7 +48,9 @@ def add_commands(sub) -> None:
     a.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: one per core for 64+ images; 0 = this process)")
     a.add_argument("--no-crops", action="store_true", help="do not keep aligned crops (privacy)")
-    a.add_argument("--largest", action="store_true", help="in a photo with several faces, take the largest")
+    a.add_argument("--pick", choices=("one", "largest", "central"), default="one",
+                   help="which face of a photo is the person: one (refuse photos with several similar faces; "
+                        "default), largest, or central (the face nearest the centre)")
     a.add_argument("--min-face-px", type=float, default=None, help="gate: smallest face side in pixels (40)")
     a.add_argument("--min-sharpness", type=float, default=None, help="gate: least Laplacian variance (15)")
     a.add_argument("--max-yaw", type=float, default=None, help="gate: largest head turn in degrees (55)")
@@ -174,7 +176,7 @@ def cmd_enroll(args) -> int:
     items = _enroll_items(args)
     if args.person is not None and not args.person.strip():
         raise VultusError("--person cannot be empty")
-    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, largest=args.largest)
+    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, pick=args.pick)
     with _open(args, create=True) as g:
         bar = progress(total=len(items), desc="enroll", unit="img")
         try:

@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -259,8 +260,7 @@ class Gallery:
         coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
                                       keep_crops=options.keep_crops)
         if not coll.keep_crops and options.keep_crops:
-            options = EnrollOptions(gate=options.gate, keep_crops=False, largest=options.largest,
-                                    ambiguous_area_share=options.ambiguous_area_share)
+            options = replace(options, keep_crops=False)
         key = coll.contract.key
         outcomes: dict[int, EnrollOutcome] = {}
         todo: list[tuple[int, EnrollItem]] = []

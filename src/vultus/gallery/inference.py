@@ -31,6 +31,7 @@ from vultus.types import Face
 
 CROP_JPEG_QUALITY = 95
 CHUNK = 8  # images per worker task and per committed transaction
+PICKS = ("one", "largest", "central")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +40,17 @@ class EnrollOptions:
 
     gate: gate.GateThresholds = field(default_factory=gate.GateThresholds)
     keep_crops: bool = True
-    # An enrollment photo should show one person. With several faces, the largest
-    # is taken only if the next one is clearly smaller (below this share of its
-    # area), or when `largest` says to take it anyway.
-    largest: bool = False
+    # Which face of a photo is the person. "one": the photo should show one person;
+    # with several faces the largest is taken only if the next is clearly smaller
+    # (below `ambiguous_area_share` of its area), else the photo is refused.
+    # "largest": the biggest face whatever else is there. "central": the face
+    # nearest the centre (photos cropped around their subject, such as LFW's).
+    pick: str = "one"
     ambiguous_area_share: float = 0.5
+
+    def __post_init__(self):
+        if self.pick not in PICKS:
+            raise ValueError(f"pick must be one of {', '.join(PICKS)} (got {self.pick!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +86,18 @@ def decode_crop(jpeg: bytes) -> np.ndarray:
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
-def choose_face(faces: Sequence[Face], options: EnrollOptions) -> tuple[Face | None, str]:
+def choose_face(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int, ...]) -> tuple[Face | None, str]:
     if not faces:
         return None, "no face found"
+    if options.pick == "central":
+        cy, cx = shape[0] / 2, shape[1] / 2
+        return min(faces, key=lambda f: ((f.box.x1 + f.box.x2) / 2 - cx) ** 2
+                   + ((f.box.y1 + f.box.y2) / 2 - cy) ** 2), ""
     by_area = sorted(faces, key=lambda f: -f.box.area)
     crowded = len(by_area) > 1 and by_area[1].box.area >= options.ambiguous_area_share * by_area[0].box.area
-    if crowded and not options.largest:
-        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person "
-                      "or pass --largest to take the biggest")
+    if crowded and options.pick == "one":
+        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person, or pass "
+                      "--pick largest (the biggest face) or --pick central (the face nearest the centre)")
     return by_area[0], ""
 
 
@@ -109,7 +120,7 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
     detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
     chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face, gate.GateMeasures]] = []
     for (pos, item, sha, img), faces in zip(loaded, detections, strict=True):
-        face, why = choose_face(faces, options)
+        face, why = choose_face(faces, options, img.shape)
         if face is None:
             out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
             continue

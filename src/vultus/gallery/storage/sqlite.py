@@ -316,12 +316,12 @@ class SQLiteStore(GalleryStore):
             missing = w.execute(
                 "SELECT count(*) FROM faces f WHERE f.collection_id = ? AND NOT EXISTS "
                 "(SELECT 1 FROM embeddings e WHERE e.face_id = f.id AND e.embedder = ?)",
-                (collection_id, new.name)).fetchone()[0]
+                (collection_id, new.key)).fetchone()[0]
             if missing:
                 raise GalleryError(f"cannot switch {name!r} to {new.name}: {missing} faces have no {new.name} "
                                    "embedding yet")
             deleted = w.execute("DELETE FROM embeddings WHERE collection_id = ? AND embedder != ?",
-                                (collection_id, new.name)).rowcount
+                                (collection_id, new.key)).rowcount
             w.execute("UPDATE collections SET embedder = ?, embedder_version = ?, embedder_alignment = ?, dim = ?, "
                       "threshold = NULL, threshold_fmr = NULL, threshold_source = NULL WHERE id = ?",
                       (new.name, new.version, new.alignment, new.dim, collection_id))
