@@ -72,6 +72,7 @@ MIN_CANDIDATES = 64
 # Below this many embeddings the index is scanned exhaustively: as fast as the
 # graph at that size, and candidate generation is exact too.
 EXHAUSTIVE_BELOW = 20_000
+IDENTIFY_BATCH = 8  # images detected and embedded together
 
 Progress = Callable[[int], None]
 
@@ -381,16 +382,22 @@ class Gallery:
         coll = self.collection(collection)
         engine = self._engine_checked(coll, engine, detector, threads)
         decision = self.decision(coll)
+        images = list(images)
         out = []
-        for image in images:
-            img = load_image(image)
-            faces = engine.embed(img)
-            found = self.match_vectors(coll, np.stack([f.embedding.vector for f in faces]), top_k) if faces else []
-            idents = tuple(self._decide(f, m, decision) for f, m in zip(faces, found, strict=True))
-            name = str(image) if isinstance(image, str | Path) else "<image>"
-            out.append(ImageIdentification(name, img.shape[1], img.shape[0], idents, decision))
+        for start in range(0, len(images), IDENTIFY_BATCH):
+            chunk = images[start:start + IDENTIFY_BATCH]
+            arrays = [load_image(i) for i in chunk]
+            faces = engine.embed_batch(arrays)
+            flat = [f for fs in faces for f in fs]
+            found = self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k) if flat else []
+            k = 0
+            for image, img, fs in zip(chunk, arrays, faces, strict=True):
+                idents = tuple(self._decide(f, found[k + j], decision) for j, f in enumerate(fs))
+                k += len(fs)
+                name = str(image) if isinstance(image, str | Path) else "<image>"
+                out.append(ImageIdentification(name, img.shape[1], img.shape[0], idents, decision))
             if progress:
-                progress(1)
+                progress(len(chunk))
         return out
 
     def identify_vectors(self, vectors: np.ndarray, collection: str = DEFAULT_COLLECTION, *,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -72,16 +73,21 @@ class IndexManager:
         self.cls = index_class(kind)
         self.options = options or {}
         self._entries: dict[tuple[int, str], _Entry] = {}
+        # One lock for the in-memory indexes: threads of one process (a service)
+        # share them, and a sync or rebuild must not run twice at once.
+        self._lock = threading.RLock()
         self.clean_strays()
 
     # -- public ------------------------------------------------------------
     def get(self, coll: Collection, key: str | None = None) -> VectorIndex:
         """The collection's index, loaded or rebuilt, and in step with the store."""
-        return self._ensure(coll, key or coll.contract.key).index
+        with self._lock:
+            return self._ensure(coll, key or coll.contract.key).index
 
     def report(self, coll: Collection, key: str | None = None) -> IndexReport:
         key = key or coll.contract.key
-        e = self._ensure(coll, key)
+        with self._lock:
+            e = self._ensure(coll, key)
         stored = self.store.fingerprint(coll.id, key).count
         path = str(self.store.index_dir / e.file) if e.file else None
         return IndexReport(collection=coll.name, embedder=key, stored=stored, indexed=len(e.index),
@@ -89,57 +95,63 @@ class IndexManager:
 
     def added(self, coll: Collection, key: str, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Rows this process just committed: add them to the loaded index."""
-        e = self._entries.get((coll.id, key))
-        if e is None or ids.size == 0:
-            return
-        before = e.generation
-        e.index.add(ids, vectors)
-        e.ids = _extend(e.ids, ids)
-        e.dirty = True
-        # One bump since our last look is our own commit: the index is still
-        # complete. More means another writer too; the next get() re-checks.
-        if self.store.generation(coll.id) == before + 1:
-            e.generation = before + 1
+        with self._lock:
+            e = self._entries.get((coll.id, key))
+            if e is None or ids.size == 0:
+                return
+            before = e.generation
+            e.index.add(ids, vectors)
+            e.ids = _extend(e.ids, ids)
+            e.dirty = True
+            # One bump since our last look is our own commit: the index is still
+            # complete. More means another writer too; the next get() re-checks.
+            if self.store.generation(coll.id) == before + 1:
+                e.generation = before + 1
 
     def rebuild(self, coll: Collection, key: str | None = None, reason: str = "rebuild requested") -> IndexReport:
         key = key or coll.contract.key
-        self._entries[(coll.id, key)] = self._build(coll, key, reason)
-        self.save(coll.id, key)
+        with self._lock:
+            self._entries[(coll.id, key)] = self._build(coll, key, reason)
+            self.save(coll.id, key)
         return self.report(coll, key)
 
     def catch_up(self, coll: Collection, key: str | None = None) -> int:
         """Bring the index in step with the store now; returns how many entries
         were removed because the store no longer has them."""
-        return self._ensure(coll, key or coll.contract.key).removed_last_sync
+        with self._lock:
+            return self._ensure(coll, key or coll.contract.key).removed_last_sync
 
     def prove_absent(self, coll: Collection, key: str, vectors: np.ndarray) -> bool:
         """After a forget: save the index and check that the saved file holds none
         of `vectors`' bytes; if it does (or the index cannot say), rebuild it from
         the store, which no longer has them, and check again. Every other file of
         the collection is deleted."""
-        e = self._ensure(coll, key)
-        self.save(coll.id, key, force=True)
-        proven = self._file_lacks(e, vectors)
-        if not proven:
-            e = self._build(coll, key, "rebuilt after forget so no trace remains")
-            e.generation = self.store.generation(coll.id)
-            self._entries[(coll.id, key)] = e
+        with self._lock:
+            e = self._ensure(coll, key)
             self.save(coll.id, key, force=True)
-            proven = self._file_lacks(e, vectors, rebuilt=True)
-        self.purge_unreferenced(coll.id)
+            proven = self._file_lacks(e, vectors)
+            if not proven:
+                e = self._build(coll, key, "rebuilt after forget so no trace remains")
+                e.generation = self.store.generation(coll.id)
+                self._entries[(coll.id, key)] = e
+                self.save(coll.id, key, force=True)
+                proven = self._file_lacks(e, vectors, rebuilt=True)
+            self.purge_unreferenced(coll.id)
         return proven
 
     def drop(self, collection_id: int, key: str | None = None) -> None:
         """Forget loaded indexes and delete their files (after a migration)."""
-        for k in [k for k in self._entries if k[0] == collection_id and (key is None or k[1] == key)]:
-            del self._entries[k]
+        with self._lock:
+            for k in [k for k in self._entries if k[0] == collection_id and (key is None or k[1] == key)]:
+                del self._entries[k]
         self.store.clear_index_state(collection_id, key)
         self.purge_unreferenced(collection_id)
 
     def save(self, collection_id: int | None = None, key: str | None = None, *, force: bool = False) -> None:
-        for (cid, k), e in list(self._entries.items()):
-            if (collection_id is None or cid == collection_id) and (key is None or k == key) and (e.dirty or force):
-                self._write(cid, k, e)
+        with self._lock:
+            for (cid, k), e in list(self._entries.items()):
+                if (collection_id is None or cid == collection_id) and (key is None or k == key) and (e.dirty or force):
+                    self._write(cid, k, e)
 
     def index_bytes(self, collection_id: int) -> int:
         d = self.store.index_dir
