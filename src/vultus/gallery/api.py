@@ -88,7 +88,17 @@ def default_gallery_path() -> Path:
 
 
 def contract_of(embedder: str) -> EmbedderContract:
-    return EmbedderContract.from_spec(get_spec(embedder, task="embed"))
+    """The contract of the installed `embedder`. A fused embedder's vectors also
+    depend on its component weights (refitted with the calibration), so they are
+    part of its version: new weights need a reembed, like a new model."""
+    spec = get_spec(embedder, task="embed")
+    contract = EmbedderContract.from_spec(spec)
+    if spec.components:
+        from vultus.embed.fused import fusion_weights
+
+        weights = ",".join(f"{k}={v:g}" for k, v in sorted(fusion_weights().items()))
+        contract = replace(contract, version=f"{contract.version}+{weights}")
+    return contract
 
 
 def _check_name(name: str, what: str) -> str:
