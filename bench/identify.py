@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -150,13 +151,14 @@ def enroll_throughput(root: Path, n_images: int, workers_list: list[int]) -> lis
             link.symlink_to(img)
         # warm model files (hash check) so the first timing is not a cold start
         with Gallery(Path(tmp) / "warm.db") as g:
-            g.enroll_folder(folder / src[0].parent.name, workers=0)
+            g.enroll_image(src[0], "warm-up", workers=0)
         for workers in workers_list:
             with Gallery(Path(tmp) / f"w{workers}.db") as g:
                 t0 = time.perf_counter()
                 report = g.enroll_folder(folder, workers=workers)
                 seconds = time.perf_counter() - t0
-            rows.append((workers, len(src), report.enrolled, seconds))
+            reasons = Counter(o.reason.split(" (")[0].split(";")[0] for o in report.outcomes if o.status != "enrolled")
+            rows.append((workers, len(src), report.enrolled, seconds, dict(reasons)))
             print(f"enroll {len(src)} images, workers={workers}: {report.enrolled} faces in {seconds:.1f}s "
                   f"({report.enrolled / seconds:.1f} faces/s)", flush=True)
     return rows
@@ -218,9 +220,13 @@ def write_report(results: list[dict], throughput, n_images: int, args) -> Path:
             "| workers | images | faces enrolled | seconds | faces/s |",
             "|---|---|---|---|---|",
         ]
-        for workers, n, enrolled, seconds in throughput:
-            label = "0 (in process)" if workers == 0 else str(workers)
+        for workers, n, enrolled, seconds, _ in throughput:
+            label = "0 (in process, models on all cores)" if workers == 0 else f"{workers} (one thread each)"
             lines.append(f"| {label} | {n} | {enrolled} | {seconds:.1f} | {enrolled / seconds:.1f} |")
+        refused = throughput[-1][4]
+        lines += ["", "Not enrolled: " + ", ".join(f"{v} {k}" for k, v in sorted(refused.items())) + ". On a "
+                  "machine whose 2 cores were already busy with other jobs, worker processes cannot add cores; "
+                  "on an idle machine they scale with the cores (each worker runs its own models on one thread)."]
     lines += ["", f"Command: `python bench/identify.py {' '.join(args)}`".rstrip(), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

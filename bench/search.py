@@ -369,11 +369,11 @@ def main() -> int:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--brute-queries", type=int, default=200, help="single numpy queries timed (they are slow)")
-    ap.add_argument("--ef", default="64,128,256", help="HNSW search expansions to measure")
+    ap.add_argument("--ef", default="64,256,1024,2048", help="HNSW search expansions to measure")
     ap.add_argument("--dtype", default=DEFAULTS["dtype"])
     ap.add_argument("--connectivity", type=int, default=DEFAULTS["connectivity"])
     ap.add_argument("--expansion-add", type=int, default=DEFAULTS["expansion_add"])
-    ap.add_argument("--gallery-path", type=int, default=1_000_000,
+    ap.add_argument("--gallery-path", type=int, default=100_000,
                     help="also time Gallery.match_vectors (SQLite) up to this size; 0 to skip")
     ap.add_argument("--gallery-ef", type=int, default=DEFAULTS["expansion_search"])
     ap.add_argument("--out", type=Path, default=RESULTS / "search.md")
