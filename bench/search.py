@@ -36,6 +36,7 @@ from identify import lfw_embeddings  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 from vultus.gallery.search.exact import top_k  # noqa: E402
 from vultus.gallery.search.hnsw import DEFAULTS, HnswIndex  # noqa: E402
+from vultus.models.runtime import default_threads  # noqa: E402
 
 K = 10
 RERANK_CANDIDATES = 64  # what Gallery.match_vectors asks the index for
@@ -340,7 +341,9 @@ def write(rows, space: FaceSpace, args, started_load: str, out: Path) -> None:
         "- Gallery: two thirds enrolled identities with 1-5 faces, one third single-face distractors. Queries: "
         f"{args.queries} (75% new faces of enrolled identities, 25% of new identities); k = 10.",
         f"- HNSW: usearch, inner product, {args.dtype} storage, M={args.connectivity}, "
-        f"ef_construction={args.expansion_add}, built with all cores; single queries on one thread.",
+        f"ef_construction={args.expansion_add}. Threads for build and batch search: {default_threads()} "
+        f"(VULTUS_THREADS={os.environ.get('VULTUS_THREADS', 'unset')}; numpy BLAS threads: "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}); single queries on one thread.",
         "- Recall@10: share of the exact (float32 brute force) top 10 that the method returns. Top-1 = exact: "
         "share of queries whose first result is the exact first. Mated rank-1: share of queries of enrolled "
         "identities whose first result is a face of the same identity (what identification needs).",
