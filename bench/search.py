@@ -322,6 +322,7 @@ def gallery_path(vectors: np.ndarray, queries: np.ndarray, args) -> dict:
           flush=True)
     return {"method": "Gallery.match_vectors (SQLite + HNSW, top-5 people)", "n": n, "build_s": build_s,
             "index_mb": None, "file_mb": None, **lat, "qps": None, "recall": None, "ef": args.gallery_ef,
+            "top1": None, "rank1": None,
             "note": f"reopen with crc32 + id check {open_s:.1f}s ({report.action}); 500 queries"}
 
 

@@ -198,3 +198,17 @@ def test_collection_threshold_settings(capsys, knn_gallery):
     assert people_left_to_right(result) == ["unknown"]  # 0.9 is beyond any real match
     reset = run_json(capsys, "gallery", "threshold", "--reset", *g)["decision"]
     assert reset["threshold"] == stricter["threshold"]
+
+
+def test_csv_enroll_and_the_label_warning(capsys, tmp_path):
+    train, test = need_data(*KNN, "train"), need_data(*KNN, "test")
+    sheet = tmp_path / "people.csv"
+    sheet.write_text(f"path,person\n{train / 'obama' / 'obama.jpg'},Barack Obama\n"
+                     f"{train / 'biden' / 'biden.jpg'},Joe Biden\n")
+    db = tmp_path / "g.db"
+    report = run_json(capsys, "gallery", "enroll", sheet, "--gallery", db)
+    assert report["enrolled"] == 2 and report["warnings"] == []
+    # A photo of Obama labelled as Biden: stored as asked, with a warning that says so.
+    code, out, err = run(capsys, "gallery", "enroll", test / "obama1.jpg", "--person", "Joe Biden", "--gallery", db)
+    assert code == 0 and "1 faces enrolled" in out
+    assert "warning:" in err and "enrolled as Joe Biden but closer to Barack Obama" in err

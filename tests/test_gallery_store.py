@@ -67,9 +67,11 @@ def test_faces_are_stored_once_per_image(gallery):
     assert gallery.store.known_images(coll.id, ["sha-p001-0-1", "nope"]) == {"sha-p001-0-1": "p001"}
 
 
-@pytest.mark.parametrize("aggregation", ["max", "mean"])
-def test_search_scores_people_exactly(tmp_path, aggregation):
+@pytest.mark.parametrize(("aggregation", "graph"), [("max", False), ("mean", False), ("max", True)])
+def test_search_scores_people_exactly(tmp_path, aggregation, graph):
     with Gallery(tmp_path / "g.db") as g:
+        if graph:
+            g.exhaustive_up_to = 0  # candidates from the HNSW graph, as in a gallery past 100k faces
         g.create_collection(aggregation=aggregation)
         coll, centres, faces = fill(g, 40, 4)
         queries = unit(centres + 0.2 * unit(np.random.default_rng(9).standard_normal(centres.shape)))
