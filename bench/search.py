@@ -281,6 +281,7 @@ def gallery_path(vectors: np.ndarray, queries: np.ndarray, args) -> dict:
     import sqlite3
 
     from vultus.gallery import Gallery
+    from vultus.gallery.api import EXHAUSTIVE_UP_TO
     from vultus.gallery.storage.sqlite import now
 
     n = len(vectors)
@@ -320,7 +321,8 @@ def gallery_path(vectors: np.ndarray, queries: np.ndarray, args) -> dict:
     print(f"gallery path at {n:,}: SQLite rows {load_s:.1f}s, index build {build_s:.1f}s, reopen+verify "
           f"{open_s:.1f}s ({report.action}), match_vectors p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms",
           flush=True)
-    return {"method": "Gallery.match_vectors (SQLite + HNSW, top-5 people)", "n": n, "build_s": build_s,
+    how = "exhaustive scan" if n <= EXHAUSTIVE_UP_TO else "HNSW"
+    return {"method": f"Gallery.match_vectors (SQLite + {how}, top-5 people)", "n": n, "build_s": build_s,
             "index_mb": None, "file_mb": None, **lat, "qps": None, "recall": None, "ef": args.gallery_ef,
             "top1": None, "rank1": None,
             "note": f"reopen with crc32 + id check {open_s:.1f}s ({report.action}); 500 queries"}

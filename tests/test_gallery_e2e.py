@@ -63,6 +63,10 @@ def test_enroll_and_identify_the_knn_examples(capsys, knn_gallery):
     assert seen["johnsnow_test1.jpg"] == ["kit_harington"]
     assert seen["obama1.jpg"] == ["obama"]
 
+    graph = run_json(capsys, "gallery", "identify", test / "obama_and_biden.jpg", "--gallery", knn_gallery,
+                     "--search", "graph")
+    assert people_left_to_right(graph[0]) == ["biden", "obama", "unknown"]
+
     code, out, _ = run(capsys, "gallery", "identify", test / "obama_and_biden.jpg", "--gallery", knn_gallery)
     assert code == 0
     assert "biden" in out and "unknown" in out and "false-match rate 0.001 per comparison" in out

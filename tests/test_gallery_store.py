@@ -70,12 +70,10 @@ def test_faces_are_stored_once_per_image(gallery):
 @pytest.mark.parametrize(("aggregation", "graph"), [("max", False), ("mean", False), ("max", True)])
 def test_search_scores_people_exactly(tmp_path, aggregation, graph):
     with Gallery(tmp_path / "g.db") as g:
-        if graph:
-            g.exhaustive_up_to = 0  # candidates from the HNSW graph, as in a gallery past 100k faces
         g.create_collection(aggregation=aggregation)
         coll, centres, faces = fill(g, 40, 4)
         queries = unit(centres + 0.2 * unit(np.random.default_rng(9).standard_normal(centres.shape)))
-        found = g.match_vectors(coll, queries, top_k=5)
+        found = g.match_vectors(coll, queries, top_k=5, search="graph" if graph else "auto")
         for i, matches in enumerate(found):
             assert matches[0].person == f"p{i:03d}"
             sims = faces[i] @ queries[i]

@@ -62,6 +62,9 @@ def add_commands(sub) -> None:
     a.add_argument("--detector", default=None, help="detector (default: the collection's)")
     a.add_argument("--threads", type=int, default=None, help="CPU threads per model")
     a.add_argument("--annotate", metavar="PATH", help="write a labelled copy (for several images: a folder)")
+    a.add_argument("--search", choices=("auto", "exact", "graph"), default="auto",
+                   help="candidates by a full scan (exact; auto does this up to 1M faces) or by the HNSW graph "
+                        "(faster on big galleries, but misses some matches)")
 
     a = action("list", "list the people in a collection (or --collections)", cmd_list)
     a.add_argument("--collections", action="store_true", help="list the collections instead")
@@ -228,7 +231,7 @@ def cmd_identify(args) -> int:
         for path in paths:
             try:
                 results.extend(g.identify([path], args.collection, top_k=args.top_k, detector=args.detector,
-                                          threads=args.threads))
+                                          threads=args.threads, search=args.search))
             except ImageError as exc:  # one bad image does not stop the others
                 _print_error(str(exc))
                 failures += 1

@@ -69,11 +69,16 @@ DEFAULT_COLLECTION = "default"
 # The ANN proposes this many nearest embeddings per query (at least), and the
 # people they belong to are then scored exactly over all their faces.
 MIN_CANDIDATES = 64
-# Up to this many embeddings the index is scanned exhaustively (usearch, SIMD,
-# half precision): about 2 ms at 100k on one core, no slower than the graph at
-# the recall identification needs, and exact. Past it the HNSW graph is used
-# (bench/results/search.md has both).
-EXHAUSTIVE_UP_TO = 100_000
+# How candidates are found. Face embeddings spread people evenly over the
+# sphere, which defeats graph search: on vectors fitted to LFW, HNSW at 1M
+# faces needs as much time as a full scan to find what the scan finds
+# (bench/results/search.md). So by default ("auto") the index is scanned
+# exhaustively (usearch, SIMD, half precision; ~2 ms at 100k, ~20 ms at 1M per
+# face on one core) and every decision is what exact search would give; past
+# EXHAUSTIVE_UP_TO, or with search="graph", the HNSW graph proposes the
+# candidates (~3 ms at 1M, at the cost of missing some matches).
+EXHAUSTIVE_UP_TO = 1_000_000
+SEARCH_MODES = ("auto", "exact", "graph")
 IDENTIFY_BATCH = 8  # images detected and embedded together
 
 Progress = Callable[[int], None]
@@ -125,10 +130,10 @@ class Gallery:
 
     def __init__(self, path: str | Path | None = None, *, index_kind: str = "hnsw",
                  index_options: dict | None = None, actor: str | None = None, create: bool = True,
-                 store: GalleryStore | None = None):
+                 store: GalleryStore | None = None, exhaustive_up_to: int = EXHAUSTIVE_UP_TO):
         self.store = store or open_store(path or default_gallery_path(), actor=actor, create=create)
         self.indexes = IndexManager(self.store, kind=index_kind, options=index_options)
-        self.exhaustive_up_to = EXHAUSTIVE_UP_TO
+        self.exhaustive_up_to = exhaustive_up_to
         self._engines: dict[tuple[str, str, int | None], object] = {}
 
     @property
@@ -389,7 +394,7 @@ class Gallery:
 
     # -- identify ----------------------------------------------------------
     def identify(self, images: Iterable, collection: str = DEFAULT_COLLECTION, *, top_k: int = 5,
-                 engine=None, detector: str | None = None, threads: int | None = None,
+                 engine=None, detector: str | None = None, threads: int | None = None, search: str = "auto",
                  progress: Progress | None = None) -> list[ImageIdentification]:
         """Every face in every image, with its top-k people and one decision."""
         coll = self.collection(collection)
@@ -402,7 +407,8 @@ class Gallery:
             arrays = [load_image(i) for i in chunk]
             faces = engine.embed_batch(arrays)
             flat = [f for fs in faces for f in fs]
-            found = self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k) if flat else []
+            found = (self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k, search=search)
+                     if flat else [])
             k = 0
             for image, img, fs in zip(chunk, arrays, faces, strict=True):
                 idents = tuple(self._decide(f, found[k + j], decision) for j, f in enumerate(fs))
@@ -414,7 +420,7 @@ class Gallery:
         return out
 
     def identify_vectors(self, vectors: np.ndarray, collection: str = DEFAULT_COLLECTION, *,
-                         top_k: int = 5) -> list[Identification]:
+                         top_k: int = 5, search: str = "auto") -> list[Identification]:
         """Identify embeddings made by the collection's embedder (no image needed)."""
         coll = self.collection(collection)
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
@@ -422,7 +428,7 @@ class Gallery:
             raise ModelMismatchError(f"{vectors.shape[1]}-d vectors cannot be searched in {coll.name!r}, whose "
                                      f"{coll.contract.name} embeddings are {coll.contract.dim}-d")
         decision = self.decision(coll)
-        return [self._decide(None, m, decision) for m in self.match_vectors(coll, vectors, top_k)]
+        return [self._decide(None, m, decision) for m in self.match_vectors(coll, vectors, top_k, search=search)]
 
     @staticmethod
     def _decide(face, matches: tuple[Match, ...], decision: Decision) -> Identification:
@@ -431,15 +437,19 @@ class Gallery:
         person = best.person if best and sim >= decision.threshold else None
         return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision)
 
-    def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5) -> list[tuple[Match, ...]]:
+    def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5, *,
+                      search: str = "auto") -> list[tuple[Match, ...]]:
         """Top-k people per query vector, scored exactly.
 
-        The ANN index proposes the nearest embeddings; every person owning one is
-        then scored against all of their enrolled faces with the float32 vectors
-        from the store (best face by default, or the mean), so the final
-        similarities and their order are exact for the people proposed."""
+        The index proposes the nearest embeddings (by a full scan, or by its HNSW
+        graph: see EXHAUSTIVE_UP_TO); every person owning one is then scored
+        against all of their enrolled faces with the float32 vectors from the
+        store (best face by default, or the mean), so the final similarities and
+        their order are exact for the people proposed."""
         if top_k < 1:
             raise GalleryError(f"top-k must be at least 1 (got {top_k})")
+        if search not in SEARCH_MODES:
+            raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
         key = coll.contract.key
         index = self.indexes.get(coll)
         n = len(index)
@@ -447,7 +457,8 @@ class Gallery:
             return [() for _ in range(len(vectors))]
         want = min(n, max(MIN_CANDIDATES, 8 * top_k))
         while True:
-            cand, _ = index.search(vectors, want, exact=n <= self.exhaustive_up_to)
+            exhaustive = search == "exact" or (search == "auto" and n <= self.exhaustive_up_to)
+            cand, _ = index.search(vectors, want, exact=exhaustive)
             owners = self.store.owners(coll.id, key, cand.ravel())
             per_query = [len({owners[i] for i in row if i in owners}) for row in cand]
             if min(per_query) >= top_k or want >= n:
