@@ -141,7 +141,7 @@ def _print_written(written) -> None:
 
 def _verification_options(args) -> dict:
     return {"labels": _labels(args), "pick": args.pick, "use_cache": not args.no_cache,
-            "n_boot": args.bootstrap, "show_progress": True}
+            "n_boot": args.bootstrap, "show_progress": True, "workers": args.threads}
 
 
 def cmd_evaluate_lfw(args) -> int:
@@ -174,7 +174,7 @@ def cmd_evaluate_identify(args) -> int:
 
     rep = evaluate_identify(_engine(args), args.root, labels=_labels(args), pick=args.pick,
                             use_cache=not args.no_cache, n_boot=args.bootstrap, enrol=args.enrol,
-                            holdout=args.holdout, seed=args.seed)
+                            holdout=args.holdout, seed=args.seed, workers=args.threads)
     written = _write(args, rep, "identify", f"Open-set identification on {Path(args.root).name}: {rep.model}")
     if args.json:
         print_json(rep.to_dict() | ({"report": str(written[0])} if written else {}))
@@ -190,7 +190,7 @@ def cmd_calibrate(args) -> int:
 
     targets = args.fmr or [1e-3]
     rep = calibrate_source(_engine(args), args.source, targets=targets, pick=args.pick, use_cache=not args.no_cache,
-                           n_boot=args.bootstrap)
+                           n_boot=args.bootstrap, workers=args.threads)
     stored = None
     if args.collection:
         stored = store_on_collection(rep, args.collection)

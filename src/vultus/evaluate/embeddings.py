@@ -88,13 +88,21 @@ def _entry_from_faces(faces: list[Face], width: int, height: int, dim: int) -> C
 
 
 def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bool = True,
-                 cache_root: Path | None = None, show_progress: bool = True, chunk: int = 64,
-                 desc: str = "embed") -> EmbeddedImages:
-    """Detect, pick one face and embed it for every image, reusing cached results by image hash."""
+                 cache_root: Path | None = None, show_progress: bool = True, chunk: int = 32,
+                 desc: str = "embed", workers: int | None = None) -> EmbeddedImages:
+    """Detect, pick one face and embed it for every image, reusing cached results by image hash.
+
+    Images not in the cache are processed by `workers` processes with one model thread each (default:
+    the engine's thread budget, i.e. --threads, else VULTUS_THREADS, else every core) when there are
+    enough of them to repay starting the workers; a small model on small images uses cores better as
+    separate processes than as threads inside one."""
     from vultus.cli.common import progress
 
     if pick not in PICKS:
         raise VultusError(f"unknown face choice {pick!r}; use one of {', '.join(PICKS)}")
+    if engine.embedder_spec.components:
+        return _embed_fused(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
+                            show_progress=show_progress, chunk=chunk, workers=workers)
     start = time.perf_counter()
     unique = list(dict.fromkeys(Path(p) for p in paths))
     dim = int(engine.embedder_spec.dim)
@@ -128,7 +136,13 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
         else:
             todo.append(p)
     bar = progress(total=len(todo), desc=desc, unit="img") if show_progress else None
+    n_workers = _worker_count(engine, workers, len(todo))
     try:
+        if n_workers > 1:
+            fresh = [p for p in todo if hashes[p] not in entries]
+            _parallel(engine, fresh, hashes, entries, chosen, errors, pick, dim, cache, n_workers, chunk, bar)
+            fresh_set = set(fresh)
+            todo = [p for p in todo if p not in fresh_set]
         for s in range(0, len(todo), chunk):
             _process_chunk(engine, todo[s:s + chunk], hashes, entries, chosen, errors, pick, dim, cache)
             if bar is not None:
@@ -191,3 +205,112 @@ def _process_chunk(engine, chunk, hashes, entries, chosen, errors, pick, dim, ca
             entries[hashes[p]].vectors[chosen[p]] = faces[0].embedding.vector
     if cache is not None:
         cache.put_many({hashes[p]: entries[hashes[p]] for p in ok})
+
+
+# Below this many images to embed, starting worker processes (each loads its models) costs more than it saves.
+MIN_IMAGES_PER_WORKER = 200
+
+
+def _worker_count(engine, workers: int | None, n_images: int) -> int:
+    import os
+
+    from vultus.models.runtime import default_threads
+
+    if workers is None:
+        workers = getattr(engine, "threads", None) or default_threads()
+    workers = max(1, min(int(workers), os.cpu_count() or 1, n_images // MIN_IMAGES_PER_WORKER))
+    return workers
+
+
+_WORKER_ENGINE = None
+
+
+def _init_worker(detector: str, embedder: str, max_side: int | None) -> None:
+    global _WORKER_ENGINE
+    from vultus.engine import Engine
+
+    _WORKER_ENGINE = Engine(detector=detector, embedder=embedder, threads=1, max_side=max_side)
+
+
+def _worker_chunk(job: tuple[list[str], str]) -> list:
+    """Decode, detect, pick and embed in a worker; returns one tuple per image (or an error string)."""
+    from vultus.imageio import load_image
+
+    paths, pick = job
+    engine = _WORKER_ENGINE
+    arrays, ok, out = [], [], [None] * len(paths)
+    for i, p in enumerate(paths):
+        try:
+            arrays.append(load_image(p))
+            ok.append(i)
+        except VultusError as exc:
+            out[i] = str(exc).removeprefix(f"{p}: ")
+    if not ok:
+        return out
+    found = engine.detector.detect(arrays)
+    items, where = [], []
+    for k, (img, faces) in enumerate(zip(arrays, found, strict=True)):
+        h, w = img.shape[:2]
+        entry = _entry_from_faces(faces, w, h, int(engine.embedder_spec.dim))
+        choice = choose_face(entry.boxes, w, h, pick) if faces else -1
+        out[ok[k]] = (entry, choice)
+        if faces:
+            items.append((img, faces[choice]))
+            where.append(ok[k])
+    if items:
+        vectors = engine.embedder.embed(items)
+        for i, v in zip(where, vectors, strict=True):
+            out[i][0].vectors[out[i][1]] = v
+    return out
+
+
+def _parallel(engine, todo, hashes, entries, chosen, errors, pick, dim, cache, n_workers, chunk, bar) -> None:
+    import multiprocessing as mp
+
+    jobs = [([str(p) for p in todo[s:s + chunk]], pick) for s in range(0, len(todo), chunk)]
+    max_side = getattr(engine.detector, "max_side", None)
+    ctx = mp.get_context("spawn")  # fork would copy onnxruntime's thread pools in an unusable state
+    with ctx.Pool(n_workers, _init_worker, (engine.detector_spec.name, engine.embedder_spec.name, max_side)) as pool:
+        for (names, _), results in zip(jobs, pool.imap(_worker_chunk, jobs), strict=True):
+            batch = {}
+            for name, res in zip(names, results, strict=True):
+                p = Path(name)
+                if isinstance(res, str):
+                    errors[p] = res
+                    continue
+                entry, choice = res
+                entries[hashes[p]] = entry
+                batch[hashes[p]] = entry
+                if choice >= 0:
+                    chosen[p] = choice
+            if cache is not None:
+                cache.put_many(batch)
+            if bar is not None:
+                bar.update(len(names))
+
+
+def _embed_fused(engine, paths, **options) -> EmbeddedImages:
+    """A fused embedder's vectors from its components' (cached) vectors: [sqrt(w1) v1, sqrt(w2) v2, ...] is
+    exactly what FusedEmbedder computes, so each component is embedded (and cached) once and reused."""
+    from dataclasses import replace
+
+    from vultus.embed.fused import combine, fusion_weights
+    from vultus.engine import Engine
+
+    start = time.perf_counter()
+    max_side = getattr(engine.detector, "max_side", None)
+    parts = {name: embed_images(Engine(detector=engine.detector_spec.name, embedder=name, max_side=max_side),
+                                paths, **options) for name in engine.embedder_spec.components}
+    first = next(iter(parts.values()))
+    vectors = combine({n: e.vectors for n, e in parts.items()}, fusion_weights())
+    errors: dict[Path, str] = {}
+    for e in parts.values():
+        for p, why in e.errors.items():
+            errors.setdefault(p, why)
+    model = engine.embedder_name
+    faces = [None if f is None or p in errors else replace(f, embedding=Embedding(v, model))
+             for p, f, v in zip(first.paths, first.faces, vectors, strict=True)]
+    return EmbeddedImages(paths=first.paths, vectors=vectors, faces=faces, n_faces=first.n_faces, errors=errors,
+                          model=model, detector=first.detector, pick=first.pick,
+                          cache_hits=min(e.cache_hits for e in parts.values()),
+                          seconds=time.perf_counter() - start, cache_path=first.cache_path)

@@ -232,3 +232,66 @@ def verification_groups(scores: np.ndarray, same: np.ndarray, failed: np.ndarray
     return GroupAnalysis(attribute=attribute, threshold=float(threshold), threshold_name=threshold_name,
                          target_fmr=target_fmr, groups=groups, n_cross_group=int((labelled & ~within).sum()),
                          n_unlabelled=int((~labelled).sum()), fmr_ratio=fmr_ratio, fnmr_ratio=fnmr_ratio, notes=notes)
+
+
+def people_group_rates(vectors: np.ndarray, person: np.ndarray, group: np.ndarray, attribute: str,
+                       thresholds: list[tuple[str, float, float | None]], *, block: int = 2048) -> list[GroupAnalysis]:
+    """Per-group FMR and FNMR over *every* pair of photos (the all-pairs design): within each group, all
+    pairs of photos of one person are genuine comparisons and all pairs of photos of two people impostor
+    comparisons. vectors: unit rows (no NaN); person: person index per row; group: the row's group ('' =
+    unlabelled). With many more impostor comparisons than a pair list, FMRs down to 1e-4 can be resolved
+    per group. Returns one GroupAnalysis per threshold."""
+    group = np.asarray(group, dtype=object)
+    names = sorted(set(group[group != ""].tolist()))
+    ts = np.array([t for _, t, _ in thresholds], np.float64)
+    per: dict[str, dict] = {}
+    for g in names:
+        idx = np.flatnonzero(group == g)
+        v, p = vectors[idx].astype(np.float32), person[idx]
+        fm = np.zeros(ts.size, np.int64)
+        fnm = np.zeros(ts.size, np.int64)
+        n_gen = n_imp = 0
+        for start in range(0, idx.size, block):
+            stop = min(idx.size, start + block)
+            sims = v[start:stop] @ v[start:].T
+            r, c = np.triu_indices(stop - start, k=1, m=idx.size - start)
+            s = sims[r, c].astype(np.float64)
+            same = p[start + r] == p[start + c]
+            gs, im = np.sort(s[same]), np.sort(s[~same])
+            n_gen += gs.size
+            n_imp += im.size
+            fm += im.size - np.searchsorted(im, ts, side="left")  # impostors accepted
+            fnm += np.searchsorted(gs, ts, side="left")  # genuine rejected
+        per[g] = {"n_gen": n_gen, "n_imp": n_imp, "fm": fm, "fnm": fnm}
+    sizes = np.array([int(np.sum(group == g)) for g in names], np.int64)
+    n_cross = int((sizes.sum() * (sizes.sum() - 1) - np.sum(sizes * (sizes - 1))) // 2)
+    out = []
+    for k, (name, t, fmr_target) in enumerate(thresholds):
+        groups, fmrs, fnmrs = [], [], []
+        for g in names:
+            d = per[g]
+            warnings = []
+            fmr = fnmr = None
+            if d["n_imp"]:
+                fmr = Estimate(d["fm"][k] / d["n_imp"], *wilson_interval(int(d["fm"][k]), d["n_imp"]), "Wilson 95%")
+                if fmr_target is not None and not resolvable(d["n_imp"], fmr_target):
+                    warnings.append(f"{d['n_imp']} impostor comparisons cannot measure an FMR of {fmr_target:g}")
+                else:
+                    fmrs.append(fmr.value)
+            else:
+                warnings.append("no impostor comparisons within this group")
+            if d["n_gen"]:
+                fnmr = Estimate(d["fnm"][k] / d["n_gen"], *wilson_interval(int(d["fnm"][k]), d["n_gen"]),
+                                "Wilson 95%")
+                if d["n_gen"] < MIN_GENUINE:
+                    warnings.append(f"only {d['n_gen']} genuine comparisons (fewer than {MIN_GENUINE}): FNMR too "
+                                    "uncertain to compare")
+                else:
+                    fnmrs.append(fnmr.value)
+            groups.append(GroupRates(g, d["n_gen"], d["n_imp"], fmr, fnmr, None, warnings))
+        notes: list[str] = []
+        out.append(GroupAnalysis(attribute=attribute, threshold=float(t), threshold_name=name, target_fmr=fmr_target,
+                                 groups=groups, n_cross_group=n_cross, n_unlabelled=int(np.sum(group == "")),
+                                 fmr_ratio=_ratio(fmrs, "FMR", notes),
+                                 fnmr_ratio=_ratio(fnmrs, "FNMR", notes) if fnmrs else None, notes=notes))
+    return out

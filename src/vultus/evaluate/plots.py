@@ -123,7 +123,8 @@ def group_bars_png(title: str, groups: list[str], values: list[list[float | None
         v = np.array([np.nan if a is None else a for a in values[k]], float)
         lo = np.array([np.nan if a is None else a for a in lows[k]], float)
         hi = np.array([np.nan if a is None else a for a in highs[k]], float)
-        err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)])
+        # rounding can put a Wilson bound a hair past the estimate; whiskers must not be negative
+        err = np.clip(np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]), 0.0, None)
         ax.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(v), width, yerr=err, capsize=3, label=name)
     ax.set_xticks(x, groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
     ax.set_ylabel("rate")

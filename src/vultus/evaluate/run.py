@@ -36,15 +36,15 @@ def shipped_operating_point(model: str) -> list[tuple[str, float, float | None]]
 
 def evaluate_pairs(engine, pairs: list[Pair], *, dataset: str, labels: LabelTable | None = None,
                    pick: str = "largest", use_cache: bool = True, cache_root: Path | None = None,
-                   n_boot: int = 1000, targets=FMR_TARGETS,
-                   show_progress: bool = True) -> tuple[VerificationReport, EmbeddedImages]:
+                   n_boot: int = 1000, targets=FMR_TARGETS, show_progress: bool = True,
+                   workers: int | None = None) -> tuple[VerificationReport, EmbeddedImages]:
     """Verification metrics over labelled pairs (LFW or a user's CSV)."""
     if not pairs:
         raise VultusError(f"{dataset}: no pairs to evaluate")
     t0 = time.perf_counter()
     paths = [p.path_a for p in pairs] + [p.path_b for p in pairs]
     embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                            show_progress=show_progress)
+                            show_progress=show_progress, workers=workers)
     t1 = time.perf_counter()
     scores, failed = score_pairs(embedded, pairs)
     labels_a = labels_b = None
@@ -92,7 +92,7 @@ def evaluate_pairs_file(engine, csv_path, **options) -> tuple[VerificationReport
 
 def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: str = "largest", enrol: int = 1,
                       holdout: float = 0.2, seed: int = 0, use_cache: bool = True, cache_root: Path | None = None,
-                      n_boot: int = 1000, show_progress: bool = True):
+                      n_boot: int = 1000, show_progress: bool = True, workers: int | None = None):
     """Open-set 1:N on a folder of people (see evaluate/identification.py for the protocol)."""
     import numpy as np
 
@@ -104,7 +104,7 @@ def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: s
     gallery = [(p, name) for name, imgs in split.gallery.items() for p in imgs]
     probes = split.mated + split.nonmated
     embedded = embed_images(engine, [p for p, _ in gallery] + [p for p, _ in probes], pick=pick, use_cache=use_cache,
-                            cache_root=cache_root, show_progress=show_progress)
+                            cache_root=cache_root, show_progress=show_progress, workers=workers)
     t1 = time.perf_counter()
     g_vec = embedded.vectors[embedded.indices([p for p, _ in gallery])]
     p_vec = embedded.vectors[embedded.indices([p for p, _ in probes])]
@@ -134,7 +134,8 @@ def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: s
 
 
 def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", use_cache: bool = True,
-                     cache_root: Path | None = None, n_boot: int = 1000, show_progress: bool = True):
+                     cache_root: Path | None = None, n_boot: int = 1000, show_progress: bool = True,
+                     workers: int | None = None):
     """`vultus calibrate`: a pairs CSV or a folder of people -> CalibrationReport."""
     import numpy as np
 
@@ -161,7 +162,7 @@ def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", 
         paths = [p for n in names for p in people[n]]
         person = np.array([i for i, n in enumerate(names) for _ in people[n]])
         embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                                show_progress=show_progress)
+                                show_progress=show_progress, workers=workers)
         t1 = time.perf_counter()
         vec = embedded.vectors[embedded.indices(paths)]
         ok = np.isfinite(vec).all(axis=1)
@@ -181,7 +182,7 @@ def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", 
         pair_list = read_pairs_csv(source)
         paths = [p.path_a for p in pair_list] + [p.path_b for p in pair_list]
         embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                                show_progress=show_progress)
+                                show_progress=show_progress, workers=workers)
         t1 = time.perf_counter()
         scores, failed = score_pairs(embedded, pair_list)
         same = np.array([p.same for p in pair_list])
