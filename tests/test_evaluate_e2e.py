@@ -148,3 +148,20 @@ def test_calibrate_pairs_and_folder(run, lfw_pairs_csv, tmp_path):
     assert code == 0, err
     assert "bootstrap over people" in out and "only 5 people" in out
     assert _figures((tmp_path / "cal.html").read_text()) == 1
+
+
+def test_model_card_quick(run, tmp_path):
+    need_data("lfw")
+    need_data("utkface")
+    code, out, err = run("model-card", "yunet", "--quick", "--out", tmp_path)
+    assert code == 0, err
+    md = (tmp_path / "yunet.md").read_text()
+    for section in ("Model details", "Intended use", "Factors", "Metrics", "Quantitative analyses", "Evaluation data",
+                    "Training data", "Ethical considerations", "Caveats and recommendations"):
+        assert f"## {section}" in md
+    assert "QUICK MODE" in md and "miss rate" in md
+    numbers = json.loads((tmp_path / "yunet.json").read_text())
+    assert numbers["utkface_detection"]["images"] == 200
+    assert 0 < numbers["lfw_detection"]["central_face"] <= numbers["lfw_detection"]["images"]
+    code, out, err = run("model-card", "no-such-model", "--out", tmp_path)
+    assert code == 2 and "unknown model" in err

@@ -240,8 +240,15 @@ def evaluate_verification(scores, same, folds=None, failed=None, *, dataset: str
             m = folds == fid
             correct[m] = (scores[m] >= t) == same[m]
         correct &= ~failed
-        lo, hi = bootstrap_ci(np.mean, correct, n=n_boot, seed=seed)
-        accuracy = Estimate(acc.mean, lo, hi, boot + " (decisions at the fitted fold thresholds)")
+        if correct.all() or not correct.any():
+            # a bootstrap of an error-free sample is [1, 1]: say how large the error could still be instead
+            from vultus.evaluate.metrics import wilson_interval
+
+            lo, hi = wilson_interval(int(correct.sum()), correct.size)
+            accuracy = Estimate(acc.mean, lo, hi, "Wilson 95% (no errors observed, where a bootstrap collapses)")
+        else:
+            lo, hi = bootstrap_ci(np.mean, correct, n=n_boot, seed=seed)
+            accuracy = Estimate(acc.mean, lo, hi, boot + " (decisions at the fitted fold thresholds)")
         acc_std, per_fold, fold_t = acc.std, acc.per_fold.tolist(), acc.thresholds.tolist()
     else:
         notes.append("accuracy not measured: fewer than 2 pairs of one class")
