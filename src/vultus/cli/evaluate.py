@@ -46,7 +46,10 @@ def add_commands(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--report", metavar="FILE.html", help="also write an HTML report (and its .json twin)")
     p.add_argument("--collection", metavar="NAME",
-                   help="store the threshold on this gallery collection (needs vultus.gallery)")
+                   help="store the threshold (first --fmr) on this gallery collection; identification in it then "
+                        "uses it")
+    p.add_argument("--gallery", metavar="PATH", help="the gallery database (default: $VULTUS_GALLERY or the user's "
+                   "data folder)")
     add_json_option(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -191,22 +194,21 @@ def cmd_calibrate(args) -> int:
     targets = args.fmr or [1e-3]
     rep = calibrate_source(_engine(args), args.source, targets=targets, pick=args.pick, use_cache=not args.no_cache,
                            n_boot=args.bootstrap, workers=args.threads)
-    stored = None
-    if args.collection:
-        stored = store_on_collection(rep, args.collection)
     written = None
     if args.report:
         from vultus.evaluate.report import write_report
 
         written = write_report(rep, args.report, title=f"Calibration on {Path(args.source).name}: {rep.model}")
+    if not args.json:  # print before storing, so a refused store still leaves the measurement on screen
+        print_calibration(rep)
+        _print_written(written)
+    stored = store_on_collection(rep, args.collection, gallery_path=args.gallery) if args.collection else None
     if args.json:
         print_json(rep.to_dict() | ({"stored_on": stored} if stored else {})
                    | ({"report": str(written[0])} if written else {}))
-    else:
-        print_calibration(rep)
-        if stored:
-            print(f"\nstored on collection {stored}")
-        _print_written(written)
+    elif stored:
+        print(f"\nthreshold {stored['threshold']:.4f} (FMR {stored['fmr']:g}) stored on collection "
+              f"{stored['collection']!r} in {stored['gallery']}")
     return 0
 
 

@@ -295,16 +295,29 @@ def calibration_sections(rep: CalibrationReport) -> list[str]:
     return out
 
 
-def store_on_collection(rep: CalibrationReport, collection: str) -> str:
-    """Store the first calibrated threshold on a gallery collection, when vultus.gallery offers a way."""
+def store_on_collection(rep: CalibrationReport, collection: str, *, gallery_path=None) -> dict:
+    """Pin the calibrated threshold (the first target FMR) on a gallery collection, so that identification
+    in that collection uses it. Refuses a threshold the data cannot support, or one measured with another
+    embedder or detector than the collection's."""
     try:
-        import vultus.gallery as gallery
-    except ImportError:  # pragma: no cover - the package exists, possibly empty
-        gallery = None
-    setter = getattr(gallery, "set_collection_threshold", None) if gallery else None
-    if setter is None:
-        raise VultusError("this vultus has no gallery collections to store a threshold on yet "
-                          "(vultus.gallery.set_collection_threshold is missing); the threshold is printed above")
-    p = rep.points[0]
-    setter(collection, threshold=p.threshold, fmr=p.target_fmr, source=f"vultus calibrate {rep.source}")
-    return collection
+        from vultus.gallery import Gallery
+    except ImportError:
+        raise VultusError("this build of vultus has no gallery (vultus.gallery.Gallery) to store the threshold on; "
+                          "the threshold is printed above") from None
+    point = rep.points[0]
+    if not point.resolvable:
+        raise VultusError(f"not storing: {point.note}")
+    with Gallery(gallery_path) as gallery:
+        coll = gallery.collection(collection)
+        if coll.contract.name != rep.model:
+            raise VultusError(f"collection {collection!r} holds {coll.contract.name} embeddings; calibrate with "
+                              f"--embedder {coll.contract.name}")
+        if coll.detector != rep.detector:
+            raise VultusError(f"collection {collection!r} uses the {coll.detector} detector; calibrate with "
+                              f"--detector {coll.detector}")
+        source = (f"vultus calibrate {rep.source}: {point.n_impostor} impostor comparisons, 95% CI "
+                  + (f"[{point.threshold_ci[0]:.4f}, {point.threshold_ci[1]:.4f}]" if point.threshold_ci else "n/a"))
+        gallery.set_threshold(collection, point.threshold, point.target_fmr, source)
+        where = str(getattr(gallery, "location", gallery_path))
+    return {"collection": collection, "threshold": point.threshold, "fmr": point.target_fmr, "gallery": where,
+            "source": source}
