@@ -165,3 +165,12 @@ def test_model_card_quick(run, tmp_path):
     assert 0 < numbers["lfw_detection"]["central_face"] <= numbers["lfw_detection"]["images"]
     code, out, err = run("model-card", "no-such-model", "--out", tmp_path)
     assert code == 2 and "unknown model" in err
+
+
+def test_calibrate_collection_refused_clearly(run, tmp_path):
+    """Storing on a collection that does not exist (or in a build without a gallery) fails in one clear line
+    before anything is measured."""
+    train = need_data("face_recognition", "examples", "knn_examples", "train")
+    code, out, err = run("calibrate", train, "--collection", "no-such-collection", "--gallery", tmp_path / "g.db")
+    assert code == 2 and ("collection" in err or "gallery" in err)
+    assert "threshold" not in out  # nothing was measured

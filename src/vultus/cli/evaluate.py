@@ -192,6 +192,10 @@ def cmd_calibrate(args) -> int:
     from vultus.evaluate.run import calibrate_source
 
     targets = args.fmr or [1e-3]
+    if args.collection:
+        from vultus.evaluate.calibrate import check_collection
+
+        check_collection(args.collection, model=args.embedder, detector=args.detector, gallery_path=args.gallery)
     rep = calibrate_source(_engine(args), args.source, targets=targets, pick=args.pick, use_cache=not args.no_cache,
                            n_boot=args.bootstrap, workers=args.threads)
     written = None

@@ -295,26 +295,36 @@ def calibration_sections(rep: CalibrationReport) -> list[str]:
     return out
 
 
+def _gallery_class():
+    try:
+        from vultus.gallery import Gallery
+    except ImportError:
+        raise VultusError("this build of vultus has no gallery (vultus.gallery.Gallery) to store a threshold "
+                          "on") from None
+    return Gallery
+
+
+def check_collection(collection: str, *, model: str, detector: str, gallery_path=None) -> None:
+    """Fail before measuring anything when the threshold could not be stored on `collection`."""
+    with _gallery_class()(gallery_path) as gallery:
+        coll = gallery.collection(collection)
+        if coll.contract.name != model:
+            raise VultusError(f"collection {collection!r} holds {coll.contract.name} embeddings; calibrate with "
+                              f"--embedder {coll.contract.name}")
+        if coll.detector != detector:
+            raise VultusError(f"collection {collection!r} uses the {coll.detector} detector; calibrate with "
+                              f"--detector {coll.detector}")
+
+
 def store_on_collection(rep: CalibrationReport, collection: str, *, gallery_path=None) -> dict:
     """Pin the calibrated threshold (the first target FMR) on a gallery collection, so that identification
     in that collection uses it. Refuses a threshold the data cannot support, or one measured with another
     embedder or detector than the collection's."""
-    try:
-        from vultus.gallery import Gallery
-    except ImportError:
-        raise VultusError("this build of vultus has no gallery (vultus.gallery.Gallery) to store the threshold on; "
-                          "the threshold is printed above") from None
     point = rep.points[0]
     if not point.resolvable:
         raise VultusError(f"not storing: {point.note}")
-    with Gallery(gallery_path) as gallery:
-        coll = gallery.collection(collection)
-        if coll.contract.name != rep.model:
-            raise VultusError(f"collection {collection!r} holds {coll.contract.name} embeddings; calibrate with "
-                              f"--embedder {coll.contract.name}")
-        if coll.detector != rep.detector:
-            raise VultusError(f"collection {collection!r} uses the {coll.detector} detector; calibrate with "
-                              f"--detector {coll.detector}")
+    check_collection(collection, model=rep.model, detector=rep.detector, gallery_path=gallery_path)
+    with _gallery_class()(gallery_path) as gallery:
         source = (f"vultus calibrate {rep.source}: {point.n_impostor} impostor comparisons, 95% CI "
                   + (f"[{point.threshold_ci[0]:.4f}, {point.threshold_ci[1]:.4f}]" if point.threshold_ci else "n/a"))
         gallery.set_threshold(collection, point.threshold, point.target_fmr, source)
