@@ -174,3 +174,17 @@ def test_calibrate_collection_refused_clearly(run, tmp_path):
     code, out, err = run("calibrate", train, "--collection", "no-such-collection", "--gallery", tmp_path / "g.db")
     assert code == 2 and ("collection" in err or "gallery" in err)
     assert "threshold" not in out  # nothing was measured
+
+
+def test_labels_from_utkface_names_and_bad_labels_in_identify(run, tmp_path):
+    utk = need_data("utkface")
+    code, out, err = run("evaluate", "labels", utk, "--from", "utkface", "--out", tmp_path / "utk.csv")
+    assert code == 0, err
+    from vultus.evaluate.groups import read_labels
+
+    table = read_labels(tmp_path / "utk.csv")
+    assert table.attributes == ["gender", "race", "age_band"] and len(table.labels) == 3000
+    assert not table.predicted
+    train = need_data("face_recognition", "examples", "knn_examples", "train")
+    code, out, err = run("evaluate", "identify", train, "--labels", tmp_path / "utk.csv", "--no-report")
+    assert code == 2 and "none of the" in err  # UTKFace labels do not cover these photos

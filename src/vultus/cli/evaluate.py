@@ -34,6 +34,19 @@ def add_commands(sub) -> None:
     _common(q, pick="largest")
     q.set_defaults(func=cmd_evaluate_identify)
 
+    q = esub.add_parser("labels", help="write a labels CSV for per-group reports: from UTKFace file names or "
+                        "predicted by the age and gender models")
+    q.add_argument("source", metavar="DIR", help="a folder of photos (or of people, one sub-folder each)")
+    q.add_argument("--from", dest="origin", choices=("utkface", "predicted"), required=True,
+                   help="utkface: gender, race and age band from '<age>_<gender>_<race>_*.jpg' names; predicted: "
+                        "gender and age band guessed by vultus's attribute models (per person, by majority, when "
+                        "DIR holds one sub-folder per person)")
+    q.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the labels")
+    add_engine_options(q)
+    q.add_argument("--pick", choices=("center", "largest"), default="largest",
+                   help="which face to use when an image shows several (default largest)")
+    q.set_defaults(func=cmd_evaluate_labels)
+
     p = sub.add_parser("calibrate", help="the threshold that gives a target false-match rate on your own data")
     p.add_argument("source", metavar="PAIRS.csv|DIR",
                    help="a pairs CSV (path_a,path_b,same) or a folder with one sub-folder per person")
@@ -184,6 +197,43 @@ def cmd_evaluate_identify(args) -> int:
     else:
         print_identification(rep)
         _print_written(written)
+    return 0
+
+
+def cmd_evaluate_labels(args) -> int:
+    from collections import Counter
+
+    from vultus.evaluate.groups import utkface_labels, write_labels
+    from vultus.imageio import list_images
+
+    src = Path(args.source)
+    if not src.is_dir():
+        from vultus.errors import VultusError
+
+        raise VultusError(f"{src}: no such folder")
+    if args.origin == "utkface":
+        table = utkface_labels(list_images(src))
+    else:
+        import numpy as np
+
+        from vultus.evaluate.predicted import predicted_labels
+
+        subdirs = [d for d in sorted(src.iterdir()) if d.is_dir()]
+        if subdirs:
+            from vultus.evaluate.identification import read_people
+
+            people = read_people(src)
+            names = sorted(people)
+            paths = [p for n in names for p in people[n]]
+            person = np.array([i for i, n in enumerate(names) for _ in people[n]])
+        else:
+            paths, person = list_images(src), None
+        table = predicted_labels(_engine(args), paths, person, pick=args.pick, workers=args.threads)
+    out = write_labels(table, args.out)
+    print(f"{len(table.labels)} images labelled ({table.source}) in {out}")
+    for attr in table.attributes:
+        counts = Counter(row[attr] for row in table.labels.values())
+        print(f"  {attr}: " + ", ".join(f"{k or '(none)'} {v}" for k, v in sorted(counts.items())))
     return 0
 
 

@@ -97,7 +97,21 @@ def read_labels(path, *, base: Path | None = None) -> LabelTable:
         labels[p] = row
     if not labels:
         raise VultusError(f"{path}: no rows below the header")
-    return LabelTable(attributes=attributes, labels=labels, source=str(path))
+    # columns written by `vultus evaluate labels --from predicted` say that a model made them
+    predicted = all(a.startswith("predicted_") for a in attributes)
+    return LabelTable(attributes=attributes, labels=labels, source=str(path), predicted=predicted)
+
+
+def write_labels(table: LabelTable, path) -> Path:
+    """Write a labels CSV (absolute paths) that read_labels reads back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", *table.attributes])
+        for p, row in table.labels.items():
+            w.writerow([str(Path(p).resolve()), *(row.get(a, "") for a in table.attributes)])
+    return path
 
 
 _UTK = re.compile(r"^(\d+)_([01])_([0-4])_")
