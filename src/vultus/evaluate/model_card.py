@@ -431,7 +431,9 @@ def measure_detector(card: Card, name: str, data: Path, *, quick: bool, threads:
                 misses.append(e.value)
                 rows.append((v, int(m.sum()), _pct(e)))
                 card.numbers["utkface_detection"]["groups"][f"{attr}={v}"] = e.to_dict() | {"n": int(m.sum())}
-            md.append(f"*{attr}* (miss rate worst/best: {_ratio(misses)}):\n\n"
+            total = int((~hit).sum())
+            ratio = _ratio(misses) if total >= 10 else f"n/a, {total} misses in all are too few to compare groups"
+            md.append(f"*{attr}* (miss rate worst/best: {ratio}):\n\n"
                       + _md_table(["group", "images", "miss rate [95% CI]"], rows))
     card.sections.append(("Quantitative analyses", "\n".join(md)))
 
