@@ -188,3 +188,24 @@ def test_labels_from_utkface_names_and_bad_labels_in_identify(run, tmp_path):
     train = need_data("face_recognition", "examples", "knn_examples", "train")
     code, out, err = run("evaluate", "identify", train, "--labels", tmp_path / "utk.csv", "--no-report")
     assert code == 2 and "none of the" in err  # UTKFace labels do not cover these photos
+
+
+def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path):
+    """The evaluation builds fused vectors from each component's cached vectors; they must equal what the
+    FusedEmbedder computes itself."""
+    import numpy as np
+
+    from vultus import Engine
+    from vultus.evaluate.embeddings import embed_images
+
+    train = need_data("face_recognition", "examples", "knn_examples", "train")
+    paths = sorted(train.glob("*/*"))[:4]
+    engine = Engine(embedder="fused")
+    got = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    assert got.model == "fused" and got.vectors.shape == (4, 256)
+    for p, face in zip(got.paths, got.faces, strict=True):
+        direct = engine.embed(p, [face])[0].embedding.vector
+        np.testing.assert_allclose(got.vectors[got.index(p)], direct, atol=1e-5)
+    again = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    assert again.cache_hits == 4
+    np.testing.assert_array_equal(again.vectors, got.vectors)
