@@ -63,6 +63,9 @@ def test_utkface_labels_and_age_bands():
     assert t.of("/x/61_0_0_1.jpg", "age_band") == "60+"
     assert [age_band(a) for a in (0, 17, 18, 29, 30, 44, 45, 59, 60)] == [
         "0-17", "0-17", "18-29", "18-29", "30-44", "30-44", "45-59", "45-59", "60+"]
+    assert age_band(29.6) == "18-29" and age_band(17.99) == "0-17" and age_band(0.25) == "0-17"
+    with pytest.raises(ValueError):
+        age_band(-1)
     with pytest.raises(VultusError, match="UTKFace"):
         utkface_labels(["/x/portrait.jpg"])
 

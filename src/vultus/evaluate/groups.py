@@ -31,10 +31,14 @@ AGE_BANDS = ((0, 17, "0-17"), (18, 29, "18-29"), (30, 44, "30-44"), (45, 59, "45
 
 
 def age_band(age: float) -> str:
-    for lo, hi, name in AGE_BANDS:
-        if lo <= age <= hi:
+    """The band of an age in years; fractional (predicted) ages fall in the band whose lower end they
+    have reached, so 29.6 is still 18-29."""
+    if not 0 <= age <= AGE_BANDS[-1][1]:
+        raise ValueError(f"age {age} is outside 0-{AGE_BANDS[-1][1]}")
+    for lo, _, name in reversed(AGE_BANDS):
+        if age >= lo:
             return name
-    raise ValueError(f"age {age} is outside 0-200")
+    raise AssertionError("unreachable: the first band starts at 0")
 
 
 @dataclass(frozen=True)
