@@ -209,3 +209,23 @@ def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path)
     again = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
     assert again.cache_hits == 4
     np.testing.assert_array_equal(again.vectors, got.vectors)
+
+
+def test_predicted_labels_per_person(run, tmp_path):
+    from vultus.evaluate.predicted import attribute_models
+
+    if attribute_models() is None:
+        pytest.skip("this build has no age/gender models")
+    train = need_data("face_recognition", "examples", "knn_examples", "train")
+    code, out, err = run("evaluate", "labels", train, "--from", "predicted", "--out", tmp_path / "pred.csv")
+    assert code == 0, err
+    from vultus.evaluate.groups import read_labels
+
+    table = read_labels(tmp_path / "pred.csv")
+    assert table.predicted and table.attributes == ["predicted_gender", "predicted_age_band"]
+    assert len(table.labels) == 9
+    by_person = {}
+    for path, row in table.labels.items():
+        by_person.setdefault(path.parent.name, set()).add(row["predicted_gender"])
+    assert all(len(v) == 1 for v in by_person.values())  # one group per person (majority)
+    assert by_person["obama"] == {"male"} and by_person["rose_leslie"] == {"female"}
