@@ -8,6 +8,18 @@ from pathlib import Path
 from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, print_json, print_table
 
 
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="measure accuracy and error rates on labelled data; write HTML+JSON reports")
     esub = p.add_subparsers(dest="evaluate_command", metavar="PROTOCOL")
@@ -55,7 +67,8 @@ def add_commands(sub) -> None:
     add_engine_options(p)
     p.add_argument("--pick", choices=("center", "largest"), default="largest",
                    help="which face to use when an image shows several (default largest)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="N",
+                   help="bootstrap resamples (default 1000)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--report", metavar="FILE.html", help="also write an HTML report (and its .json twin)")
     p.add_argument("--collection", metavar="NAME",
@@ -92,7 +105,7 @@ def _common(q, *, pick: str) -> None:
                    help="where to write the HTML report; the JSON goes next to it (default: "
                         "vultus-<protocol>-<embedder>.html in the current folder)")
     q.add_argument("--no-report", action="store_true", help="write no report files")
-    q.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    q.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default 1000)")
     q.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     add_json_option(q)
