@@ -321,3 +321,24 @@ def test_people_group_rates_against_brute_force():
         assert g.fmr.value == pytest.approx(np.mean(s[~same] >= 0.3))
         assert g.fnmr.value == pytest.approx(np.mean(s[same] < 0.3))
     assert ga.n_unlabelled == 1 and ga.n_cross_group == 23 * 16
+
+
+def test_identification_per_group_by_hand():
+    from vultus.evaluate.identification import SearchScores
+
+    score = np.array([0.9, -np.inf, 0.7, 0.6, 0.95, 0.2, 0.1, 0.3])
+    mated = np.array([True, True, True, True, False, False, False, False])
+    rank = np.array([1, 3, 1, 1, 0, 0, 0, 0])
+    labels = np.array(["a", "a", "b", "b", "a", "a", "b", ""], dtype=object)
+    s = SearchScores(score=score, mated=mated, rank=rank, failed=np.zeros(8, bool))
+    rep = evaluate_identification(s, dataset="t", model="m", detector="d", n_people=8, n_enrolled=4,
+                                  n_gallery_images=4, n_gallery_failed=0, targets=(0.25,), n_boot=50,
+                                  probe_labels={"g": labels})
+    (ga,) = rep.groups
+    assert 0.3 < ga.threshold < 0.3 + 1e-9  # one of four non-mated searches may alarm: just above 0.3
+    a, b = ga.groups
+    assert (a.group, a.n_mated, a.n_nonmated) == ("a", 2, 2)
+    assert a.rank1.value == 0.5 and a.fnir.value == 0.5 and a.fpir.value == 0.5  # 0.95 alarms
+    assert (b.group, b.n_mated, b.n_nonmated) == ("b", 2, 1)
+    assert b.rank1.value == 1.0 and b.fnir.value == 0.0 and b.fpir.value == 0.0
+    assert ga.n_unlabelled == 1
