@@ -340,8 +340,9 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
             f"{n_ok} usable crops is treated as two different people; a person who appears twice would add false "
             f"'false matches', and the highest-scoring pairs, looked at by eye, include exact duplicate files and "
             "the same adult photographed twice, so every FMR below is an upper bound. Pairs within a group; "
-            f"{int((~ok).sum())} crops without a detected face are left out.) UTKFace's crops are tight: the aligned face runs off the image and the aligner fills the edge "
-            "by repeating border pixels, which raises every impostor score (median impostor similarity "
+            f"{int((~ok).sum())} crops without a detected face are left out.) UTKFace's crops are tight: the "
+            "aligned face runs off the image and the aligner fills the edge by repeating border pixels, which "
+            "raises every impostor score (median impostor similarity "
             f"{imp_median:.3f} here). Rates are therefore given at UTKFace's own global thresholds (the "
             "differential between groups, as NIST measures it) and at the LFW thresholds a user gets by default "
             "(absolute rates, which are far above LFW's on such crops).\n")
