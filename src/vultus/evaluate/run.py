@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from vultus.errors import VultusError
 from vultus.evaluate.embeddings import EmbeddedImages, embed_images
 from vultus.evaluate.groups import LabelTable, check_coverage
@@ -51,8 +53,6 @@ def evaluate_pairs(engine, pairs: list[Pair], *, dataset: str, labels: LabelTabl
     if labels is not None:
         check_coverage(labels, embedded.paths, dataset)
         labels_a, labels_b = pair_labels(labels, pairs)
-    import numpy as np
-
     report = evaluate_verification(
         scores, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]),
         failed, dataset=dataset, model=engine.embedder_name, detector=engine.detector_spec.name, targets=targets,
@@ -94,8 +94,6 @@ def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: s
                       holdout: float = 0.2, seed: int = 0, use_cache: bool = True, cache_root: Path | None = None,
                       n_boot: int = 1000, show_progress: bool = True, workers: int | None = None):
     """Open-set 1:N on a folder of people (see evaluate/identification.py for the protocol)."""
-    import numpy as np
-
     from vultus.evaluate.identification import evaluate_identification, read_people, search_scores, split_people
 
     t0 = time.perf_counter()
@@ -137,8 +135,6 @@ def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", 
                      cache_root: Path | None = None, n_boot: int = 1000, show_progress: bool = True,
                      workers: int | None = None):
     """`vultus calibrate`: a pairs CSV or a folder of people -> CalibrationReport."""
-    import numpy as np
-
     from vultus.evaluate.calibrate import (
         CalibrationReport,
         all_pairs,
