@@ -385,8 +385,8 @@ def measure_detector(card: Card, name: str, data: Path, *, quick: bool, threads:
 
     engine = Engine(detector=name, threads=threads)
     slow = name in ("dlib-mmod",)
-    n_lfw = 200 if quick else (250 if slow else (1500 if name == "dlib-hog" else None))
-    n_utk = 200 if quick else (250 if slow else (1500 if name == "dlib-hog" else None))
+    n_lfw = 200 if quick else (100 if slow else (1500 if name == "dlib-hog" else None))
+    n_utk = 200 if quick else (100 if slow else (1500 if name == "dlib-hog" else None))
     md = []
     lfw_paths, _, _ = _lfw_people(data) if (data / "lfw" / "images").is_dir() else ([], None, None)
     if lfw_paths:
