@@ -33,7 +33,7 @@ def shipped_operating_point(model: str) -> list[tuple[str, float, float | None]]
         p = operating_point(model)
     except VultusError:
         return []
-    return [(f"shipped default (FMR {p.fmr:g} on {p.source})", p.threshold, None)]
+    return [(f"shipped default (FMR {p.fmr:g} on {p.source})", p.threshold, p.fmr)]
 
 
 def evaluate_pairs(engine, pairs: list[Pair], *, dataset: str, labels: LabelTable | None = None,
