@@ -57,7 +57,9 @@ def _signature(obj) -> str:
 def model_signature(spec, extra: dict | None = None) -> dict:
     from vultus.models.registry import get_spec
 
-    return {"name": spec.name, "version": spec.version, "files": [f.sha256 for f in spec.files],
+    # The alignment is part of what an embedding means: a new one must not reuse old vectors.
+    return {"name": spec.name, "version": spec.version, "alignment": spec.input.alignment,
+            "files": [f.sha256 for f in spec.files],
             "components": [model_signature(get_spec(c)) for c in spec.components], "extra": extra or {}}
 
 
