@@ -59,11 +59,15 @@ def lfw_embeddings(name: str, root: Path, *, workers: int = 2, cache: Path | Non
         _, vs, oks = lfw_embeddings("sface", root, workers=workers, cache=cache)
         _, vd, okd = lfw_embeddings("dlib-resnet", root, workers=workers, cache=cache)
         return paths, combine({"sface": vs, "dlib-resnet": vd}, fusion_weights()), oks & okd
+    from vultus.models.registry import get_spec
+
     f = cache / f"{name}.npz"
     rel = [str(p.relative_to(root)) for p in paths]
+    spec = get_spec(name)
+    contract = f"{spec.name}|{spec.version}|{spec.input.alignment}"  # as bench/lfw.py keys its cache
     if f.is_file():
         data = np.load(f)
-        if list(data["paths"]) == rel:
+        if list(data["paths"]) == rel and str(data.get("contract", "")) == contract:
             print(f"{name}: LFW embeddings from {f}", flush=True)
             return paths, data["V"], data["ok"]
     from lfw import embed_paths
@@ -73,7 +77,7 @@ def lfw_embeddings(name: str, root: Path, *, workers: int = 2, cache: Path | Non
     print(f"{name}: {len(paths) / seconds:.1f} img/s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = f.with_name(f".{f.stem}.{os.getpid()}.npz")  # bench/lfw.py may read the same file: replace it whole
-    np.savez(tmp, V=vectors, ok=ok, paths=np.array(rel))
+    np.savez(tmp, V=vectors, ok=ok, paths=np.array(rel), contract=np.array(contract))
     os.replace(tmp, f)
     return paths, vectors, ok
 
@@ -175,8 +179,9 @@ def write_report(results: list[dict], throughput, n_images: int, args) -> Path:
         f"- Data: LFW deep-funneled, {n_images} images. Enrolled: the first image of every person with at least two "
         "images; mated searches: their other images; non-mated searches: every person with one image (never "
         "enrolled). Images where YuNet found no face are left out of all three sets.",
-        "- Search: the gallery's own path (usearch HNSW candidates, exact re-rank from SQLite, best-face "
-        "aggregation); FNIR counts a mated search as missed unless its mate is rank 1 at or above the threshold.",
+        "- Search: the gallery's own path, `Gallery.match_vectors` with its defaults (at this size the index is "
+        "scanned exhaustively; candidates re-ranked exactly from SQLite; best-face aggregation). FNIR counts a "
+        "mated search as missed unless its mate is rank 1 at or above the threshold.",
         "",
         "## Rank-1 and FNIR at fixed FPIR",
         "",

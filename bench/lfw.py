@@ -28,6 +28,7 @@ from _common import RESULTS, load_average, machine, stamp  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 from vultus.evaluate.lfw import read_lfw_pairs  # noqa: E402
 from vultus.evaluate.metrics import kfold_accuracy, tar_at_fmr  # noqa: E402
+from vultus.models.registry import get_spec  # noqa: E402
 
 FMR_LADDER = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]
 CALIBRATION = Path(__file__).resolve().parents[1] / "src/vultus/models/calibration.json"
@@ -201,9 +202,12 @@ def main() -> int:
     rows, throughput, cal, emb = [], [], {}, {}
     for name in ["sface", "dlib-resnet"]:
         cached = args.cache / f"{name}.npz"
+        spec = get_spec(name)
+        contract = f"{spec.name}|{spec.version}|{spec.input.alignment}"  # a new alignment invalidates the cache
         if cached.is_file() and not args.no_cache:
             data = np.load(cached)
-            if list(data["paths"]) == [str(p.relative_to(root)) for p in paths]:
+            if (list(data["paths"]) == [str(p.relative_to(root)) for p in paths]
+                    and str(data.get("contract", "")) == contract):
                 emb[name] = (data["V"], data["ok"])
                 print(f"{name}: embeddings from {cached} (use --no-cache to recompute)", flush=True)
                 continue
@@ -211,7 +215,8 @@ def main() -> int:
         vectors, ok, seconds = embed_paths(paths, name, workers)
         emb[name] = (vectors, ok)
         args.cache.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, V=vectors, ok=ok, paths=np.array([str(p.relative_to(root)) for p in paths]))
+        np.savez(cached, V=vectors, ok=ok, paths=np.array([str(p.relative_to(root)) for p in paths]),
+                 contract=np.array(contract))
         print(f"{name}: embedded {len(paths)} images in {seconds:.1f}s ({len(paths) / seconds:.1f} img/s), "
               f"{int((~ok).sum())} without a face", flush=True)
         throughput.append((name, workers, len(paths), seconds))

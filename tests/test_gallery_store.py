@@ -243,6 +243,11 @@ def test_collection_refuses_another_embedder(tmp_path):
         c.execute("UPDATE collections SET embedder_version = 'old' WHERE name = 'team'")
     with Gallery(path) as g, pytest.raises(ModelMismatchError, match="version old"):
         g.check_contract(g.collection("team"), "sface")
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE collections SET embedder_version = ?, embedder_alignment = 'by hand' WHERE name = 'team'",
+                  (coll.contract.version,))
+    with Gallery(path) as g, pytest.raises(ModelMismatchError, match="alignment 'by hand'"):
+        g.check_contract(g.collection("team"), "sface")
 
 
 def test_decision_settings(gallery):

@@ -7,6 +7,10 @@ YuNet's points land, on average, in dlib's chip (measured on 300 LFW faces:
 a warp to these points reproduces dlib.get_face_chip to ~4 grey levels). The
 detector's landmarks are more robust than dlib's predictor run on a box it was
 not trained on, and faces dlib's HOG misses are not lost.
+
+Each face is embedded twice, as cut and mirrored, and the two vectors are
+averaged: on LFW this lifts 10-fold accuracy by about a third of a point
+(measured in bench/results/lfw.md) for twice the network time.
 """
 
 from __future__ import annotations
@@ -42,4 +46,9 @@ class DlibResnetEmbedder(Embedder):
 
     def _embed(self, items) -> np.ndarray:
         chips = [dlib_chip(img, face.landmarks) for img, face in items]
-        return np.array(self._net.get().compute_face_descriptor(chips), dtype=np.float32)
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in chips]
+        both = np.array(self._net.get().compute_face_descriptor(chips + mirrored), dtype=np.float32)
+        n = len(chips)
+        # Average unit vectors so neither view dominates; Embedder.embed renormalises.
+        both /= np.linalg.norm(both, axis=1, keepdims=True)
+        return both[:n] + both[n:]

@@ -191,11 +191,12 @@ class Gallery:
         """Refuse to mix vectors from another embedder (or another version of it)."""
         theirs = contract_of(embedder)
         ours = coll.contract
-        if theirs.name == ours.name and theirs.version == ours.version:
+        why = ours.differs_from(theirs)
+        if not why:
             return
         if theirs.name == ours.name:
-            why = (f"collection {coll.name!r} was built with {ours.name} version {ours.version}, but the "
-                   f"installed {ours.name} is version {theirs.version}")
+            why = (f"collection {coll.name!r} was built with {ours.name} ({ours.describe()}, aligned by "
+                   f"{ours.alignment}), but the installed {ours.name} differs: {why}")
         else:
             why = (f"collection {coll.name!r} was built with {ours.describe()}, aligned by "
                    f"{ours.alignment or 'its own alignment'}; {theirs.name} vectors cannot be compared with them")
@@ -590,7 +591,7 @@ class Gallery:
         t0 = time.perf_counter()
         coll = self.collection(collection)
         new = contract_of(embedder)
-        if new.key == coll.contract.key:
+        if not coll.contract.differs_from(new):
             raise GalleryError(f"collection {coll.name!r} is already embedded with {new.describe()}")
         missing = [f for f in self.store.faces(coll.id) if not f.has_crop
                    and not (f.image_path and Path(f.image_path).is_file())]

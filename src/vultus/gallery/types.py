@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,23 @@ class EmbedderContract:
 
     @property
     def key(self) -> str:
-        """How the store labels this contract's embeddings: name and version, so a
-        new version of the same model never mixes with the old one's vectors."""
-        return f"{self.name}@{self.version}"
+        """How the store labels this contract's embeddings: name, version and a
+        digest of the alignment, so a new version of a model, or the same weights
+        fed differently aligned faces, never mixes with the old vectors."""
+        digest = hashlib.sha256(self.alignment.encode()).hexdigest()[:8]
+        return f"{self.name}@{self.version}+{digest}"
+
+    def differs_from(self, other: EmbedderContract) -> str:
+        """Why vectors of `other` cannot be compared with these ("" if they can)."""
+        if other.name != self.name:
+            return "another model"
+        if other.version != self.version:
+            return f"version {self.version} vs {other.version}"
+        if other.alignment != self.alignment:
+            return f"alignment {self.alignment!r} vs {other.alignment!r}"
+        if other.dim != self.dim:
+            return f"{self.dim}-d vs {other.dim}-d"
+        return ""
 
     def describe(self) -> str:
         return f"{self.name} (version {self.version}, {self.dim}-d)"

