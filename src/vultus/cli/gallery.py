@@ -46,7 +46,7 @@ def add_commands(sub) -> None:
                    help="embedder for a new collection; an existing collection refuses any other")
     a.add_argument("--detector", default=None, help="detector (default: the collection's, yunet)")
     a.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: one per core for 64+ images; 0 = this process)")
+                   help="worker processes (default: one per core for 64+ images on 4+ cores; 0 = this process)")
     a.add_argument("--no-crops", action="store_true", help="do not keep aligned crops (privacy)")
     a.add_argument("--pick", choices=("one", "largest", "central"), default="one",
                    help="which face of a photo is the person: one (refuse photos with several similar faces; "

@@ -655,12 +655,14 @@ class Gallery:
 
 
 def _workers(requested: int | None, n_images: int) -> int:
-    """0 means in this process. By default use the cores when there is enough work
-    to pay for starting the workers (each loads its own models)."""
+    """0 means in this process. By default, worker processes (one per core, each
+    with its own models on one thread) only when there are 4+ cores and enough
+    images to pay for starting them: on 2 cores one process with its models on
+    both cores was as fast or faster (bench/results/identify.md)."""
     if requested is not None:
         return max(0, int(requested))
     cores = os.cpu_count() or 1
-    return min(cores, 8) if cores > 1 and n_images >= 64 else 0
+    return min(cores, 8) if cores >= 4 and n_images >= 64 else 0
 
 
 def folder_items(folder: str | Path) -> list[EnrollItem]:
