@@ -16,7 +16,6 @@ from vultus.errors import VultusError
 # Modules that contribute commands, in the order `vultus --help` lists them.
 COMMAND_MODULES = [
     "vultus.cli.core",
-    "vultus.cli.demo",
     "vultus.cli.evaluate",
     "vultus.cli.gallery",
 ]
