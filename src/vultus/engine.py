@@ -89,6 +89,14 @@ class Engine:
         faces = self.detector.detect([img])[0]
         return self.embed(img, [pick_one(faces, largest=largest, name=_label(image))])[0]
 
+    # -- attributes ------------------------------------------------------
+    def analyze(self, image, faces: Sequence[Face] | None = None, **options) -> list:
+        """Age, gender, emotion, head pose and quality of every face (or of the
+        given faces): a FaceAnalysis each. Options: see vultus.attributes.analyze."""
+        from vultus.attributes.analyze import analyze_batch
+
+        return analyze_batch(self, [image], None if faces is None else [faces], **options)[0]
+
     # -- decisions -------------------------------------------------------
     def operating_point(self, target_fmr: float | None = None) -> OperatingPoint:
         """The calibrated threshold of this engine's embedder for a false-match rate."""
