@@ -54,7 +54,8 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 def load_image(source) -> np.ndarray:
     """Return an HxWx3 RGB uint8 array with EXIF orientation applied.
 
-    `source` may be a path, the encoded bytes of an image, a PIL image, or an
+    `source` may be a path, the encoded bytes of an image (or a binary stream),
+    a PIL image, or an
     array (HxW greyscale, HxWx3 RGB or HxWx4 RGBA; uint8 or uint16).
     """
     if isinstance(source, np.ndarray):
@@ -74,6 +75,10 @@ def load_image(source) -> np.ndarray:
             raise ImageError(f"{name}: cannot read ({exc.strerror or exc})") from exc
     elif isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
+    elif hasattr(source, "read"):  # an open file or upload stream
+        data = source.read()
+        if not isinstance(data, bytes):
+            raise ImageError(f"{name}: stream returned text, not bytes (open the file in binary mode)")
     else:
         raise ImageError(f"{name}: not an image source (expected a path, bytes, PIL image or array)")
     if not data:

@@ -16,6 +16,7 @@ from vultus.errors import VultusError
 # Modules that contribute commands, in the order `vultus --help` lists them.
 COMMAND_MODULES = [
     "vultus.cli.core",
+    "vultus.cli.demo",
     "vultus.cli.analyze",
 ]
 

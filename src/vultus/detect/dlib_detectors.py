@@ -16,9 +16,10 @@ from vultus.models.registry import get_spec
 from vultus.models.runtime import Lazy
 from vultus.types import Box, Face
 
-# Images smaller than this (longer side) are upsampled once: HOG finds no face
-# below ~80 px, and LFW-sized images hold ~100 px faces.
-UPSAMPLE_BELOW = 600
+# dlib's detectors find no face below ~80 px, so images are upsampled once, as
+# face_recognition does by default (its documented boxes are reproduced exactly).
+# Large images were already shrunk to max_side, which bounds the cost.
+UPSAMPLE = 1
 
 
 class _DlibDetector(Detector):
@@ -39,8 +40,7 @@ class _DlibDetector(Detector):
         out = []
         for img in images:
             img = np.ascontiguousarray(img)
-            upsample = 1 if max(img.shape[:2]) < UPSAMPLE_BELOW else 0
-            found = [(r, s) for r, s in self._rects(img, upsample) if s >= self.min_score]
+            found = [(r, s) for r, s in self._rects(img, UPSAMPLE) if s >= self.min_score]
             boxes = [Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1))
                      for r, _ in found]
             pts68 = self._landmarks.predict(img, boxes)

@@ -1,17 +1,31 @@
 """dlib's ResNet-34 face recogniser (128-d), batched through dlib.
 
-Alignment is dlib's own: its 5-point predictor is run on the detector's box
-(YuNet by default, which finds faces dlib's HOG misses) and dlib.get_face_chip
-cuts the 150x150 chip the network was trained on.
+dlib's network was trained on 150x150 chips that dlib cuts from its own 5-point
+predictor (eye corners, nose base) with padding 0.25. We cut the same chip
+geometry from the detector's own 5 landmarks instead: DLIB_CHIP_150 is where
+YuNet's points land, on average, in dlib's chip (measured on 300 LFW faces:
+a warp to these points reproduces dlib.get_face_chip to ~4 grey levels). The
+detector's landmarks are more robust than dlib's predictor run on a box it was
+not trained on, and faces dlib's HOG misses are not lost.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from vultus.align import similarity_transform
 from vultus.embed.base import Embedder
-from vultus.landmarks import dlib_rect
 from vultus.models.runtime import Lazy
+
+DLIB_CHIP_150 = np.array(
+    [[47.743, 45.429], [103.736, 45.791], [74.981, 77.487], [51.576, 102.406], [99.381, 103.304]], dtype=np.float32
+)
+
+
+def dlib_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    m = similarity_transform(landmarks, DLIB_CHIP_150)
+    return cv2.warpAffine(image, m, (150, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class DlibResnetEmbedder(Embedder):
@@ -19,26 +33,13 @@ class DlibResnetEmbedder(Embedder):
 
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
-        self._models = Lazy(self._load)
+        self._net = Lazy(self._load)
 
     def _load(self):
         import dlib
 
-        paths = self.spec.paths()
-        return (dlib.shape_predictor(str(paths["shape_predictor_5_face_landmarks.dat"])),
-                dlib.face_recognition_model_v1(str(paths["dlib_face_recognition_resnet_model_v1.dat"])))
-
-    def chips(self, items) -> list[np.ndarray]:
-        import dlib
-
-        predictor, _ = self._models.get()
-        out = []
-        for img, face in items:
-            img = np.ascontiguousarray(img)
-            shape = predictor(img, dlib_rect(face.box))
-            out.append(dlib.get_face_chip(img, shape, size=150, padding=0.25))
-        return out
+        return dlib.face_recognition_model_v1(str(self.spec.paths()["dlib_face_recognition_resnet_model_v1.dat"]))
 
     def _embed(self, items) -> np.ndarray:
-        _, net = self._models.get()
-        return np.array(net.compute_face_descriptor(self.chips(items)), dtype=np.float32)
+        chips = [dlib_chip(img, face.landmarks) for img, face in items]
+        return np.array(self._net.get().compute_face_descriptor(chips), dtype=np.float32)

@@ -22,6 +22,11 @@ def fusion_weights() -> dict[str, float]:
     return cal.get("weights", {"sface": 0.5, "dlib-resnet": 0.5})
 
 
+def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Fused vectors from per-component unit vectors: [sqrt(w1) * v1, sqrt(w2) * v2, ...]."""
+    return np.concatenate([np.sqrt(weights[name]) * vecs for name, vecs in parts.items()], axis=1).astype(np.float32)
+
+
 class FusedEmbedder(Embedder):
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
@@ -30,11 +35,8 @@ class FusedEmbedder(Embedder):
         self.weights = fusion_weights()
 
     def embed(self, items) -> np.ndarray:
-        parts = []
-        for comp in self.components:
-            emb = comp.get()
-            parts.append(np.sqrt(self.weights[emb.name]) * emb.embed(items))
-        return np.concatenate(parts, axis=1).astype(np.float32) if items else np.zeros((0, self.dim), np.float32)
+        embedders = [comp.get() for comp in self.components]
+        return combine({e.name: e.embed(items) for e in embedders}, self.weights)
 
     def _embed(self, items):  # pragma: no cover - embed() is overridden
         raise NotImplementedError

@@ -1,4 +1,7 @@
-"""Model registry and loaders. Nothing here loads weights at import time."""
+"""Model registry and loaders. Nothing here loads weights at import time.
+
+`vultus.models.registry` is the module; `registry.registry()` lists the entries.
+"""
 
 from vultus.models.registry import (
     InputContract,
@@ -9,7 +12,6 @@ from vultus.models.registry import (
     download,
     get_spec,
     register,
-    registry,
     resolve_file,
 )
 
@@ -22,6 +24,5 @@ __all__ = [
     "download",
     "get_spec",
     "register",
-    "registry",
     "resolve_file",
 ]

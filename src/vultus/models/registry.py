@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.resources
+import importlib.util
 import json
 import os
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,10 +131,30 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("vultus"))
 
 
+def _package_root(f: ModelFile):
+    """The carrier package's resource root, via importlib.resources.
+
+    Some carriers cannot be imported on a modern Python (face_recognition_models
+    imports pkg_resources, gone from setuptools >= 81) although their files are
+    fine; then the import system's spec gives the same root without running the
+    package's __init__."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the carrier's own deprecation noise is not the user's concern
+            return importlib.resources.files(f.package)
+    except ModuleNotFoundError as exc:
+        if exc.name == f.package:
+            raise
+    spec = importlib.util.find_spec(f.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f.package, name=f.package)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _locate_in_package(f: ModelFile) -> Path:
     assert f.package and f.resource
     try:
-        root = importlib.resources.files(f.package)
+        root = _package_root(f)
     except ModuleNotFoundError as exc:
         raise ModelError(
             f"{f.filename} ships in the package {f.pip_name or f.package!r}, which is not installed: "

@@ -1,0 +1,5 @@
+import sys
+
+from vultus.cli import main
+
+sys.exit(main())

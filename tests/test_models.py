@@ -1,0 +1,103 @@
+"""The model registry: checksums, carrier packages, URL models and graph repair."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import need_data
+from vultus.errors import ModelError
+from vultus.models import registry as reg  # the module
+from vultus.models.registry import InputContract, ModelFile, ModelSpec, check, get_spec, resolve_file
+
+
+def test_every_packaged_model_verifies():
+    for spec in reg.registry().values():
+        if all(f.package for f in spec.files):
+            ok, msg = check(spec)
+            assert ok, f"{spec.name}: {msg}"
+
+
+def test_unknown_model_and_wrong_task():
+    with pytest.raises(ModelError, match="unknown model 'nope'.*sface"):
+        get_spec("nope", task="embed")
+    with pytest.raises(ModelError, match="is a detect model, not a embed model"):
+        get_spec("yunet", task="embed")
+
+
+def test_missing_carrier_package_names_the_install():
+    f = ModelFile("x.onnx", "0" * 64, package="vultus_no_such_carrier", resource="models/x.onnx",
+                  pip_name="no-such-carrier")
+    with pytest.raises(ModelError, match="pip install no-such-carrier"):
+        resolve_file(f)
+
+
+def test_checksum_mismatch_is_refused():
+    good = get_spec("yunet").files[0]
+    bad = ModelFile(good.filename, "f" * 64, package=good.package, resource=good.resource)
+    with pytest.raises(ModelError, match="expected f{64}"):
+        resolve_file(bad)
+
+
+def test_sface_as_shipped_fails_in_onnxruntime_and_repaired_runs():
+    import onnxruntime as ort
+
+    from vultus.models.onnx_tools import repair
+
+    path = get_spec("sface").path()
+    raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert len(raw.get_inputs()) > 1  # stale weight names demanded as feeds
+    with pytest.raises(ValueError, match="Required inputs"):
+        raw.run(None, {"data": np.zeros((1, 3, 112, 112), np.float32)})
+    fixed = ort.InferenceSession(repair(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in fixed.get_inputs()] == ["data"]
+    out = fixed.run(None, {"data": np.random.default_rng(0).uniform(0, 255, (3, 3, 112, 112)).astype(np.float32)})
+    assert out[0].shape == (3, 128)  # dynamic batch
+
+
+@pytest.fixture()
+def model_server(tmp_path, monkeypatch):
+    """A local HTTP server over ../shared/data/models/yunet_opencv_zoo, used as the mirror."""
+    root = need_data("models", "yunet_opencv_zoo")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("VULTUS_MODEL_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("VULTUS_CACHE", str(tmp_path / "cache"))
+    yield tmp_path / "cache"
+    server.shutdown()
+
+
+def test_url_model_is_downloaded_verified_and_runs(model_server):
+    spec = get_spec("yunet-2026may")
+    assert check(spec) == (False, "not downloaded (vultus models pull yunet-2026may)")
+    path = spec.path()
+    assert path.parent == model_server / "models" and path.stat().st_size == 229_738
+    assert check(spec)[0]
+    from vultus.imageio import load_image
+
+    det = spec.load()
+    img = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    faces = det.detect([img])[0]
+    assert len(faces) == 1 and faces[0].box.iou(get_spec("yunet").load().detect([img])[0][0].box) > 0.7
+
+
+def test_download_with_wrong_checksum_leaves_nothing(model_server):
+    good = get_spec("yunet-2026may").files[0]
+    bad = ModelFile(good.filename, "0" * 64, url=good.url)
+    with pytest.raises(ModelError, match="was discarded"):
+        resolve_file(bad)
+    assert not list((model_server / "models").glob("*"))
+
+
+def test_download_missing_file_is_a_clear_error(model_server):
+    spec = ModelSpec("ghost", "detect", (ModelFile("ghost.onnx", "0" * 64, url="http://x/ghost.onnx"),), "MIT",
+                     "test", InputContract("any", "BGR", "none"), "vultus.detect.yunet:YuNetDetector")
+    with pytest.raises(ModelError, match="could not download ghost.onnx"):
+        spec.path()
