@@ -1,0 +1,95 @@
+"""Face quality: each component reacts to what it measures, on real photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import need_data
+from vultus import load_image
+from vultus.quality import Quality, assess_quality, mirrored
+
+FR = ("face_recognition", "tests", "test_images")
+
+
+@pytest.fixture(scope="module")
+def obama(engine):
+    image = load_image(need_data(*FR, "obama.jpg"))
+    return image, engine.detect(image)[0]
+
+
+def one(image, engine, embedder=None) -> Quality:
+    faces = engine.detect(image)
+    assert faces, "the degraded image must still show a face"
+    return assess_quality([(image, faces[0])], embedder)[0]
+
+
+def test_components_in_range_and_stability_only_with_an_embedder(engine, obama):
+    image, face = obama
+    fast = assess_quality([(image, face)])[0]
+    full = assess_quality([(image, face)], engine.embedder)[0]
+    assert fast.stability is None and fast.mirror_cosine is None
+    assert full.stability is not None and 0.8 < full.mirror_cosine <= 1.0
+    for q in (fast, full):
+        for name in ("score", "sharpness", "exposure", "size", "pose"):
+            assert 0.0 <= getattr(q, name) <= 1.0
+    assert full.score > 0.7  # a sharp, well-lit, frontal press photo
+    assert full.to_dict()["raw"]["scale_px"] > 100
+
+
+def test_blur_lowers_sharpness_and_score(engine, obama):
+    image, _ = obama
+    sharp = one(image, engine)
+    blurred = one(cv2.GaussianBlur(image, (0, 0), 6), engine)
+    assert blurred.sharpness < sharp.sharpness - 0.3
+    assert blurred.score < sharp.score
+
+
+def test_darkness_lowers_exposure(engine, obama):
+    image, _ = obama
+    normal = one(image, engine)
+    dark = one((image.astype(np.float32) * 0.2).astype(np.uint8), engine)
+    assert dark.exposure < normal.exposure - 0.3 and dark.brightness < 50
+
+
+def test_small_face_lowers_size(engine, obama):
+    image, _ = obama
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (w // 8, h // 8), interpolation=cv2.INTER_AREA)
+    q_small, q_big = one(small, engine), one(image, engine)
+    assert q_small.size < q_big.size and q_small.scale_px < 20
+
+
+def test_profile_scores_lower_than_frontal(engine):
+    image = load_image(need_data("deepface", "tests", "unit", "dataset", "img59.jpg"))
+    faces = engine.detect(image)
+    profile = min(faces, key=lambda f: f.box.x1)
+    frontal = load_image(need_data(*FR, "biden.jpg"))
+    qp = assess_quality([(image, profile)], engine.embedder)[0]
+    qf = one(frontal, engine, engine.embedder)
+    assert qp.pose < 0.3 < 0.9 < qf.pose
+    assert qp.score < qf.score
+
+
+def test_batch_equals_one_by_one(engine):
+    image = load_image(need_data("deepface", "tests", "unit", "dataset", "couple.jpg"))
+    faces = engine.detect(image)
+    batch = assess_quality([(image, f) for f in faces], engine.embedder)
+    singles = [assess_quality([(image, f)], engine.embedder)[0] for f in faces]
+    for a, b in zip(batch, singles, strict=True):
+        assert abs(a.score - b.score) < 1e-5 and abs(a.mirror_cosine - b.mirror_cosine) < 1e-5
+
+
+def test_mirrored_crop_swaps_landmarks_consistently(obama):
+    image, face = obama
+    crop, local = mirrored(image, face)
+    # Image-left eye first still, and the eyes sit on the same row as before mirroring.
+    assert local.landmarks[0, 0] < local.landmarks[1, 0]
+    assert local.landmarks[3, 0] < local.landmarks[4, 0]
+    x, y = np.round(local.landmarks[2]).astype(int)
+    assert crop.shape[:2] == (256, 256) and 0 <= x < 256 and 0 <= y < 256
+
+
+def test_empty_batch():
+    assert assess_quality([]) == []
