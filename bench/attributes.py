@@ -244,7 +244,9 @@ REJECT = (0.0, 0.02, 0.05, 0.10, 0.15, 0.20, 0.30)
 
 
 def bench_quality(root: Path, limit: int = 0) -> dict:
-    from vultus import Engine, load_image
+    from dataclasses import replace
+
+    from vultus import Embedding, Engine, load_image
     from vultus.evaluate.lfw import read_lfw_pairs
     from vultus.evaluate.metrics import kfold_accuracy, threshold_at_fmr
     from vultus.quality import assess_quality
@@ -270,6 +272,9 @@ def bench_quality(root: Path, limit: int = 0) -> dict:
         items = [(img, f) for img, f in zip(images, picks, strict=True) if f is not None]
         if items:
             vectors[idx] = engine.embedder.embed(items)
+            # Faces that carry their embedding cost quality only the mirror image's.
+            items = [(img, replace(f, embedding=Embedding(v, engine.embedder_name)))
+                     for (img, f), v in zip(items, vectors[idx], strict=True)]
             for i, q in zip(idx, assess_quality(items, engine.embedder), strict=True):
                 for k in comps:
                     comps[k][i] = getattr(q, k)

@@ -93,3 +93,15 @@ def test_mirrored_crop_swaps_landmarks_consistently(obama):
 
 def test_empty_batch():
     assert assess_quality([]) == []
+
+
+def test_a_face_carrying_its_embedding_reuses_it(engine):
+    image = load_image(need_data("deepface", "tests", "unit", "dataset", "couple.jpg"))
+    plain = engine.detect(image)
+    embedded = engine.embed(image, plain)
+    assert all(f.embedding is not None for f in embedded)
+    fresh = assess_quality([(image, f) for f in plain], engine.embedder)
+    reused = assess_quality([(image, f) for f in embedded], engine.embedder)
+    for a, b in zip(fresh, reused, strict=True):
+        # The embedding of the direct 112x112 alignment and of the canonical crop differ only by resampling.
+        assert abs(a.mirror_cosine - b.mirror_cosine) < 0.02

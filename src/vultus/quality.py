@@ -137,18 +137,25 @@ def mirrored(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
 
 
 def mirror_cosines(items: Sequence[tuple[np.ndarray, Face]], embedder) -> np.ndarray:
-    """Cosine between each face's embedding and its mirror image's, in one batch."""
-    crops = [canonical_crop(img, f) for img, f in items]
+    """Cosine between each face's embedding and its mirror image's, in one batch.
+    A face that already carries an embedding from this embedder (Engine.embed
+    sets it) reuses it, so only the mirror image is embedded."""
+    own = [f.embedding is not None and f.embedding.model == embedder.name for _, f in items]
+    todo = [canonical_crop(img, f) for (img, f), has in zip(items, own, strict=True) if not has]
     flips = [mirrored(img, f) for img, f in items]
-    vecs = embedder.embed(crops + flips)
+    vecs = embedder.embed(todo + flips)
     n = len(items)
-    return np.einsum("ij,ij->i", vecs[:n], vecs[n:])
+    fresh = iter(vecs[:len(todo)])
+    originals = np.stack([f.embedding.vector if has else next(fresh)
+                          for (_, f), has in zip(items, own, strict=True)])
+    return np.einsum("ij,ij->i", originals, vecs[len(todo):len(todo) + n])
 
 
 def assess_quality(items: Sequence[tuple[np.ndarray, Face]], embedder=None) -> list[Quality]:
     """A Quality for each (RGB image, face). With an embedder (an Engine's
     `embedder`, e.g. SFace) the stability component is measured too, at the
-    cost of two embeddings per face."""
+    cost of two embeddings per face (one when the face already carries its
+    embedding from that embedder)."""
     if not items:
         return []
     crops = align_batch_112(items)
