@@ -30,9 +30,9 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from vultus.align import align_batch_112, canonical_crop
+from vultus.align import align_batch_112
 from vultus.attributes.pose import estimate_pose
-from vultus.types import Face
+from vultus.types import Box, Face
 
 # Mapping raw measurements to [0, 1]; the breakpoints were chosen by looking at
 # LFW development-train images (not the View 2 pairs the benchmark scores).
@@ -125,15 +125,23 @@ def combine(components: dict[str, float | None]) -> float:
 
 
 def mirrored(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
-    """A small crop around the face, flipped left-right, and the face in it
-    (landmarks mirrored and re-ordered so the image-left eye is still first)."""
-    crop, local = canonical_crop(image, face)
-    w = crop.shape[1]
-    flipped = np.ascontiguousarray(crop[:, ::-1])
-    lm = local.landmarks.copy()
-    lm[:, 0] = (w - 1) - lm[:, 0]
-    lm = lm[[1, 0, 2, 4, 3]]
-    return flipped, replace(local, landmarks=lm.astype(np.float32), landmarks68=None)
+    """The region around the face, flipped left-right at its own resolution,
+    and the face in it (landmarks mirrored and re-ordered so the image-left eye
+    is still first). No resampling: an embedder aligns the mirror exactly as it
+    aligns the original."""
+    lm = face.landmarks
+    span = float(max(face.box.width, face.box.height, np.ptp(lm[:, 0]), np.ptp(lm[:, 1]), 1.0))
+    cx, cy = (face.box.x1 + face.box.x2) / 2, (face.box.y1 + face.box.y2) / 2
+    x0, y0 = max(0, int(cx - 1.5 * span)), max(0, int(cy - 1.5 * span))
+    x1, y1 = min(image.shape[1], int(cx + 1.5 * span) + 1), min(image.shape[0], int(cy + 1.5 * span) + 1)
+    flipped = np.ascontiguousarray(image[y0:y1, x0:x1][:, ::-1])
+    w = x1 - x0
+    pts = lm - np.array([x0, y0], dtype=np.float32)
+    pts[:, 0] = (w - 1) - pts[:, 0]
+    pts = pts[[1, 0, 2, 4, 3]]
+    bx1, bx2 = (w - 1) - (face.box.x2 - x0), (w - 1) - (face.box.x1 - x0)
+    box = Box(bx1, face.box.y1 - y0, bx2, face.box.y2 - y0)
+    return flipped, replace(face, box=box, landmarks=pts.astype(np.float32), landmarks68=None, embedding=None)
 
 
 def mirror_cosines(items: Sequence[tuple[np.ndarray, Face]], embedder) -> np.ndarray:
@@ -141,7 +149,7 @@ def mirror_cosines(items: Sequence[tuple[np.ndarray, Face]], embedder) -> np.nda
     A face that already carries an embedding from this embedder (Engine.embed
     sets it) reuses it, so only the mirror image is embedded."""
     own = [f.embedding is not None and f.embedding.model == embedder.name for _, f in items]
-    todo = [canonical_crop(img, f) for (img, f), has in zip(items, own, strict=True) if not has]
+    todo = [item for item, has in zip(items, own, strict=True) if not has]
     flips = [mirrored(img, f) for img, f in items]
     vecs = embedder.embed(todo + flips)
     n = len(items)
