@@ -249,7 +249,7 @@ def bench_quality(root: Path, limit: int = 0) -> dict:
     from vultus import Embedding, Engine, load_image
     from vultus.evaluate.lfw import read_lfw_pairs
     from vultus.evaluate.metrics import kfold_accuracy, threshold_at_fmr
-    from vultus.quality import assess_quality
+    from vultus.quality import assess_quality, combine
 
     lfw = root / "lfw"
     pairs = read_lfw_pairs(lfw)
@@ -261,7 +261,8 @@ def bench_quality(root: Path, limit: int = 0) -> dict:
     index = {p: i for i, p in enumerate(paths)}
     engine = Engine()
     vectors = np.zeros((len(paths), 128), np.float32)
-    comps = {k: np.zeros(len(paths)) for k in ("score", "sharpness", "exposure", "size", "pose", "stability")}
+    comps = {k: np.zeros(len(paths))
+             for k in ("score", "score_fast", "sharpness", "exposure", "size", "pose", "stability")}
     ok = np.zeros(len(paths), bool)
     t0 = time.perf_counter()
     for start in range(0, len(paths), 32):
@@ -277,7 +278,10 @@ def bench_quality(root: Path, limit: int = 0) -> dict:
                      for (img, f), v in zip(items, vectors[idx], strict=True)]
             for i, q in zip(idx, assess_quality(items, engine.embedder), strict=True):
                 for k in comps:
-                    comps[k][i] = getattr(q, k)
+                    if k != "score_fast":
+                        comps[k][i] = getattr(q, k)
+                # What assess_quality gives without an embedder: the same components less stability.
+                comps["score_fast"][i] = combine({k: getattr(q, k) for k in ("sharpness", "exposure", "size", "pose")})
             ok[idx] = True
         print(f"  quality: {start + len(chunk)}/{len(paths)}", end="\r", flush=True)
     print()
@@ -305,7 +309,8 @@ def bench_quality(root: Path, limit: int = 0) -> dict:
                         "fnmr_at_fixed_threshold": fnmr, "fmr_at_fixed_threshold": fmr})
         return out
 
-    curves = {"quality score": curve(np.where(ok, comps["score"], -1.0))}
+    curves = {"quality score": curve(np.where(ok, comps["score"], -1.0)),
+              "quality without stability (no embedder)": curve(np.where(ok, comps["score_fast"], -1.0))}
     for k in ("sharpness", "exposure", "size", "pose", "stability"):
         curves[f"{k} alone"] = curve(np.where(ok, comps[k], -1.0))
     rng = np.random.default_rng(0)

@@ -34,14 +34,20 @@ from vultus.align import align_batch_112
 from vultus.attributes.pose import estimate_pose
 from vultus.types import Box, Face
 
-# Mapping raw measurements to [0, 1]; the breakpoints were chosen by looking at
-# LFW development-train images (not the View 2 pairs the benchmark scores).
-BLUR_VAR_GOOD = 120.0  # Laplacian variance of the aligned face at which sharpness is 0.5
+# Mapping raw measurements to [0, 1]. Each component is 1 when that aspect is
+# good enough and falls only when it is clearly bad, so that the score ranks
+# faces by what is wrong with them, not by small differences among good ones.
+# Breakpoints and weights were chosen on the LFW development pairs
+# (pairsDevTrain.txt, the part of LFW meant for tuning); bench/attributes.py
+# reports the View 2 pairs.
+BLUR_VAR_BAD, BLUR_VAR_GOOD = 10.0, 60.0  # Laplacian variance of the aligned grey face (log scale ramp)
 SCALE_PX_BAD, SCALE_PX_GOOD = 10.0, 40.0  # face scale (see face_scale) in pixels: size 0 .. 1
-POSE_HALF_DEG = 35.0  # off-frontal angle at which the pose component is 0.5
+POSE_HALF_DEG = 45.0  # off-frontal angle at which the pose component is 0.5
 STABILITY_BAD, STABILITY_GOOD = 0.80, 0.97  # mirror-embedding cosine (SFace): stability 0 .. 1
 
-WEIGHTS = {"sharpness": 1.0, "exposure": 0.6, "size": 1.0, "pose": 1.0, "stability": 1.5}
+# On LFW, stability carries most of the signal (faces there are all sharp,
+# large and lit); the others guard against what LFW lacks.
+WEIGHTS = {"sharpness": 1.0, "exposure": 0.5, "size": 1.0, "pose": 0.5, "stability": 4.0}
 
 # The central part of the 112x112 ArcFace crop: the face without background.
 _INNER = (slice(24, 104), slice(20, 92))
@@ -91,7 +97,7 @@ def face_scale(face: Face) -> float:
 
 
 def sharpness_score(blur_var: float) -> float:
-    return float(blur_var / (blur_var + BLUR_VAR_GOOD))
+    return _ramp(float(np.log(max(blur_var, 1e-6))), float(np.log(BLUR_VAR_BAD)), float(np.log(BLUR_VAR_GOOD)))
 
 
 def exposure_score(grey: np.ndarray) -> tuple[float, float, float]:
