@@ -82,7 +82,9 @@ def draw_analyses(img, analyses):
         font = ImageFont.load_default()
     for i, a in enumerate(analyses):
         text = f"{i}: {a.label()}"
-        x, y = a.box.x1, min(a.box.y2 + 2, img.shape[0] - size - 4)
+        y = min(a.box.y2 + 2, img.shape[0] - size - 4)
+        width = draw.textlength(text, font=font)
+        x = max(0.0, min(a.box.x1, img.shape[1] - width - 2))  # keep captions of edge faces inside the image
         left, top, right, bottom = draw.textbbox((x, y), text, font=font)
         draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(0, 0, 0))
         draw.text((x, y), text, fill=(255, 255, 255), font=font)
