@@ -182,6 +182,7 @@ def main() -> int:
     ap.add_argument("--write-calibration", action="store_true")
     ap.add_argument("--throughput-images", type=int, default=2000)
     ap.add_argument("--skip-face-recognition", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--cache", type=Path, default=None, help="where full-LFW embeddings are kept between runs")
     ap.add_argument("--no-cache", action="store_true", help="re-embed LFW even when cached embeddings exist")
     args = ap.parse_args()
@@ -256,7 +257,7 @@ def main() -> int:
 
     # Throughput at 1 and 2 processes on a fixed subset.
     subset = paths[: args.throughput_images]
-    for name in ["sface", "dlib-resnet"]:
+    for name in [] if args.skip_throughput else ["sface", "dlib-resnet"]:
         for n in sorted({1, workers}):
             warm_up(name, n, subset)
             _, _, sec = embed_paths(subset, name, n)

@@ -85,9 +85,13 @@ class Engine:
         """The single face of an image that must show one (an ID photo, a probe).
 
         Several faces raise ManyFacesError unless `largest` picks the biggest."""
-        img = load_image(image)
-        faces = self.detector.detect([img])[0]
-        return self.embed(img, [pick_one(faces, largest=largest, name=_label(image))])[0]
+        return self.embed_one_batch([image], largest=largest)[0]
+
+    def embed_one_batch(self, images: Sequence, *, largest: bool = False) -> list[Face]:
+        arrays = [load_image(i) for i in images]
+        detected = self.detector.detect(arrays)
+        picked = [[pick_one(fs, largest=largest, name=_label(src))] for fs, src in zip(detected, images, strict=True)]
+        return [fs[0] for fs in self.embed_batch(arrays, picked)]
 
     # -- attributes ------------------------------------------------------
     def analyze(self, image, faces: Sequence[Face] | None = None, **options) -> list:
@@ -105,8 +109,7 @@ class Engine:
     def verify(self, a, b, *, target_fmr: float | None = None, largest: bool = False) -> Verification:
         """Are the faces in images `a` and `b` the same person?"""
         point = self.operating_point(target_fmr)
-        fa = self.embed_one(a, largest=largest)
-        fb = self.embed_one(b, largest=largest)
+        fa, fb = self.embed_one_batch([a, b], largest=largest)
         sim = fa.embedding.similarity(fb.embedding)
         return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
                             fmr=point.fmr, model=self.embedder_name, faces=(fa, fb))

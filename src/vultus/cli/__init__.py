@@ -17,6 +17,7 @@ from vultus.errors import VultusError
 COMMAND_MODULES = [
     "vultus.cli.core",
     "vultus.cli.demo",
+    "vultus.cli.evaluate",
     "vultus.cli.analyze",
 ]
 

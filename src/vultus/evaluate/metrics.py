@@ -282,3 +282,30 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays, n: int = 1000, level:
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(np.asarray(values), [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion.
+
+    Used for a rate counted at a fixed threshold (a group's FMR or FNMR): unlike the percentile bootstrap,
+    it does not collapse to [0, 0] when no error was observed, which is exactly when a reader most needs
+    to see how large the rate could still be (with 0 errors in n the upper end is about 3.8/n)."""
+    if n <= 0:
+        raise ValueError("a proportion of zero trials has no interval")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n ({n}), got {successes}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def det_points(fmr: np.ndarray, fnmr: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (FMR, FNMR) points of a curve that a DET plot on probit axes can show: rates are clipped to
+    [floor, 1 - floor] so 0 and 1 stay on the axes instead of running off to infinity."""
+    lo, hi = floor, 1.0 - floor
+    return np.clip(fmr, lo, hi), np.clip(fnmr, lo, hi)
