@@ -93,6 +93,14 @@ class Engine:
         picked = [[pick_one(fs, largest=largest, name=_label(src))] for fs, src in zip(detected, images, strict=True)]
         return [fs[0] for fs in self.embed_batch(arrays, picked)]
 
+    # -- attributes ------------------------------------------------------
+    def analyze(self, image, faces: Sequence[Face] | None = None, **options) -> list:
+        """Age, gender, emotion, head pose and quality of every face (or of the
+        given faces): a FaceAnalysis each. Options: see vultus.attributes.analyze."""
+        from vultus.attributes.analyze import analyze_batch
+
+        return analyze_batch(self, [image], None if faces is None else [faces], **options)[0]
+
     # -- decisions -------------------------------------------------------
     def operating_point(self, target_fmr: float | None = None) -> OperatingPoint:
         """The calibrated threshold of this engine's embedder for a false-match rate."""

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "vultus.cli.core",
     "vultus.cli.evaluate",
     "vultus.cli.gallery",
+    "vultus.cli.analyze",
 ]
 
 

@@ -1,0 +1,142 @@
+"""Engine.analyze: everything vultus can say about each face, in one typed result.
+
+    for fa in Engine().analyze("group.jpg"):
+        print(fa.age.years, fa.gender.label, fa.emotion.label, fa.pose.yaw, fa.quality.score)
+
+All attribute models run batched over every face of every image at once. They
+are loaded on first use, once per process, and shared by every Engine (they
+hold no per-engine state; onnxruntime sessions are safe to share between
+threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vultus.attributes.age_gender import Age, Gender
+from vultus.attributes.emotion import Emotion
+from vultus.attributes.pose import HeadPose, estimate_pose
+from vultus.imageio import load_image
+from vultus.models.registry import get_spec
+from vultus.quality import Quality, assess_quality
+from vultus.types import Face
+
+ACTIONS = ("age", "gender", "emotion", "pose", "quality")
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAnalysis:
+    """One face and its attributes; an attribute not asked for is None."""
+
+    face: Face  # box, score, 5 landmarks and (for pose) the 68 landmarks
+    age: Age | None = None
+    gender: Gender | None = None
+    emotion: Emotion | None = None
+    pose: HeadPose | None = None
+    quality: Quality | None = None
+
+    @property
+    def box(self):
+        return self.face.box
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        return self.face.landmarks
+
+    def to_dict(self) -> dict:
+        out = self.face.to_dict()
+        for name in ACTIONS:
+            value = getattr(self, name)
+            out[name] = None if value is None else value.to_dict()
+        return out
+
+    def label(self) -> str:
+        """A short caption for drawing: "34y male happy q0.91"."""
+        parts = []
+        if self.age is not None:
+            parts.append(f"{self.age.years:.0f}y")
+        if self.gender is not None:
+            parts.append(self.gender.label)
+        if self.emotion is not None:
+            parts.append(self.emotion.label)
+        if self.pose is not None:
+            parts.append(f"yaw{self.pose.yaw:+.0f}")
+        if self.quality is not None:
+            parts.append(f"q{self.quality.score:.2f}")
+        return " ".join(parts)
+
+
+_MODELS: dict[tuple[str, str, int | None], object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def attribute_model(name: str, task: str, threads: int | None = None):
+    """The loaded model `name` (lazy, once per process)."""
+    key = (name, task, threads)
+    model = _MODELS.get(key)
+    if model is None:
+        with _MODELS_LOCK:
+            model = _MODELS.get(key)
+            if model is None:
+                model = _MODELS[key] = get_spec(name, task=task).load(threads=threads)
+    return model
+
+
+def _check_actions(actions: Sequence[str] | None) -> tuple[str, ...]:
+    if actions is None:
+        return ACTIONS
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        from vultus.errors import VultusError
+
+        raise VultusError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ACTIONS)}")
+    return tuple(actions)
+
+
+def analyze_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
+                  actions: Sequence[str] | None = None, stability: bool = True,
+                  threads: int | None = None) -> list[list[FaceAnalysis]]:
+    """FaceAnalysis lists, one per image. `faces` skips detection; `actions`
+    picks a subset of ACTIONS; stability=False makes quality skip the two
+    embeddings per face its stability component costs."""
+    actions = _check_actions(actions)
+    arrays = [load_image(i) for i in images]
+    if faces is None:
+        faces = engine.detector.detect(arrays)
+    faces = [list(fs) for fs in faces]
+    if "pose" in actions:
+        # The 68-point pose is the accurate one; landmarks are cheap next to the models.
+        lm68 = attribute_model("dlib-68", "landmarks")
+        todo = [i for i, fs in enumerate(faces) if any(f.landmarks68 is None for f in fs)]
+        done = lm68.annotate([arrays[i] for i in todo], [faces[i] for i in todo])
+        for i, fs in zip(todo, done, strict=True):
+            faces[i] = fs
+    items = [(img, f) for img, fs in zip(arrays, faces, strict=True) for f in fs]
+    results: dict[str, list] = {}
+    if items:
+        if "age" in actions:
+            results["age"] = attribute_model("age", "age", threads).predict(items)
+        if "gender" in actions:
+            results["gender"] = attribute_model("gender", "gender", threads).predict(items)
+        if "emotion" in actions:
+            results["emotion"] = attribute_model("emotion", "emotion", threads).predict(items)
+        if "pose" in actions:
+            results["pose"] = [estimate_pose(f) for _, f in items]
+        if "quality" in actions:
+            results["quality"] = assess_quality(items, engine.embedder if stability else None)
+    out, k = [], 0
+    for fs in faces:
+        row = []
+        for f in fs:
+            row.append(FaceAnalysis(face=f, **{name: values[k] for name, values in results.items()}))
+            k += 1
+        out.append(row)
+    return out
+
+
+def analyze(engine, image, faces: Sequence[Face] | None = None, **options) -> list[FaceAnalysis]:
+    return analyze_batch(engine, [image], None if faces is None else [faces], **options)[0]
