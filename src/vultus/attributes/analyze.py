@@ -86,9 +86,17 @@ def attribute_model(name: str, task: str, threads: int | None = None):
     return model
 
 
+def emotion_available() -> bool:
+    """Whether an emotion model is registered: until the trained FER2013 model ships
+    (train/emotion.py), analyze leaves emotion out by default rather than fail."""
+    from vultus.models.registry import registry
+
+    return any(spec.task == "emotion" for spec in registry().values())
+
+
 def _check_actions(actions: Sequence[str] | None) -> tuple[str, ...]:
     if actions is None:
-        return ACTIONS
+        return ACTIONS if emotion_available() else tuple(a for a in ACTIONS if a != "emotion")
     unknown = [a for a in actions if a not in ACTIONS]
     if unknown:
         from vultus.errors import VultusError
