@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, print_json, print_table, progress
-from vultus.errors import VultusError
+from vultus.cli.common import (
+    add_engine_options,
+    add_json_option,
+    engine_from_args,
+    per_image,
+    print_json,
+    print_table,
+)
 
 
 def add_commands(sub) -> None:
@@ -25,21 +30,12 @@ def add_commands(sub) -> None:
 
 def cmd_analyze(args) -> int:
     from vultus.cli.core import _images_arg
-    from vultus.imageio import load_image
 
     actions = None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()]
     engine = engine_from_args(args)
     paths = _images_arg(args.images)
-    results, failures = [], 0
-    for path in progress(paths, desc="analyze", unit="img"):
-        try:
-            img = load_image(path)
-            analyses = engine.analyze(img, actions=actions, stability=not args.fast_quality)
-        except VultusError as exc:
-            print(f"vultus: error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        results.append((path, img, analyses))
+    results, failures = per_image(
+        paths, "analyze", lambda img: engine.analyze(img, actions=actions, stability=not args.fast_quality))
     if args.annotate:
         _write_annotations(args.annotate, results)
     if args.json:

@@ -62,3 +62,20 @@ def progress(iterable=None, *, total=None, desc=None, unit="it"):
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
                 leave=False)
+
+
+def per_image(paths, desc: str, work):
+    """Run `work(image_array)` on each path, reporting unreadable or bad images on
+    stderr and carrying on. Returns ([(path, image, result)], number of failures)."""
+    from vultus.errors import VultusError
+    from vultus.imageio import load_image
+
+    results, failures = [], 0
+    for path in progress(paths, desc=desc, unit="img"):
+        try:
+            img = load_image(path)
+            results.append((path, img, work(img)))
+        except VultusError as exc:
+            print(f"vultus: error: {exc}", file=sys.stderr)
+            failures += 1
+    return results, failures

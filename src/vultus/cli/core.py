@@ -9,6 +9,7 @@ from vultus.cli.common import (
     add_engine_options,
     add_json_option,
     engine_from_args,
+    per_image,
     print_json,
     print_table,
     progress,
@@ -97,22 +98,14 @@ def _images_arg(paths: list[str]) -> list[Path]:
 
 
 def cmd_detect(args) -> int:
-    from vultus.imageio import load_image
-
     engine = engine_from_args(args)
     paths = _images_arg(args.images)
-    results, failures = [], 0
-    for path in progress(paths, desc="detect", unit="img"):
-        try:
-            img = load_image(path)
-            faces = engine.detect(img)
-            if args.landmarks68 and faces:
-                faces = engine.landmarks68(img, faces)
-        except VultusError as exc:
-            print(f"vultus: error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        results.append((path, img, faces))
+
+    def detect(img):
+        faces = engine.detect(img)
+        return engine.landmarks68(img, faces) if args.landmarks68 and faces else faces
+
+    results, failures = per_image(paths, "detect", detect)
     if args.annotate:
         _write_annotations(args.annotate, results)
     if args.json:
