@@ -113,3 +113,19 @@ def test_console_script_runs():
     assert r.returncode == 0 and r.stdout.startswith("vultus ")
     r = subprocess.run([sys.executable, "-m", "vultus", "models"], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_verify_uses_a_collections_measured_threshold(capsys, tmp_path):
+    gallery = tmp_path / "g.db"
+    a, b = need_data(*FR, "obama.jpg"), need_data(*FR, "obama2.jpg")
+    assert run(capsys, "gallery", "create", "--gallery", gallery, "--collection", "door", "--embedder", "sface")[0] == 0
+    code, out, _ = run(capsys, "verify", a, b, "--gallery", gallery, "--collection", "door", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["same"] is True and d["model"] == "sface"  # the calibration's threshold at FMR 1e-3
+    code, _, err = run(capsys, "gallery", "threshold", "--gallery", gallery, "--collection", "door",
+                       "--threshold", "0.95", "--fmr", "1e-6", "--source", "our door camera, 2026-11")
+    assert code == 0, err
+    code, out, _ = run(capsys, "verify", a, b, "--gallery", gallery, "--collection", "door")
+    assert code == 0 and out.startswith("DIFFERENT people") and "0.950" in out and "our door camera" in out
+    code, _, err = run(capsys, "verify", a, b, "--gallery", gallery, "--collection", "nope")
+    assert code == 2 and "nope" in err

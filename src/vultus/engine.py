@@ -106,9 +106,15 @@ class Engine:
         """The calibrated threshold of this engine's embedder for a false-match rate."""
         return operating_point(self.embedder_name, target_fmr)
 
-    def verify(self, a, b, *, target_fmr: float | None = None, largest: bool = False) -> Verification:
-        """Are the faces in images `a` and `b` the same person?"""
-        point = self.operating_point(target_fmr)
+    def verify(self, a, b, *, target_fmr: float | None = None, largest: bool = False,
+               point: OperatingPoint | None = None) -> Verification:
+        """Are the faces in images `a` and `b` the same person?
+
+        The threshold is the calibration's for `target_fmr`, or `point` when given
+        (e.g. a threshold measured on the user's own data and stored on a gallery
+        collection by `vultus calibrate --collection`)."""
+        if point is None:
+            point = self.operating_point(target_fmr)
         fa, fb = self.embed_one_batch([a, b], largest=largest)
         sim = fa.embedding.similarity(fb.embedding)
         return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,

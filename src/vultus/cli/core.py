@@ -49,6 +49,9 @@ def add_commands(sub) -> None:
     p.add_argument("--fmr", type=float, default=None,
                    help="target false-match rate for the threshold (default: the calibration's, 1e-3)")
     p.add_argument("--largest", action="store_true", help="use the largest face when an image shows several")
+    p.add_argument("--collection", metavar="NAME",
+                   help="use this gallery collection's embedder and threshold (e.g. one set by `vultus calibrate`)")
+    p.add_argument("--gallery", metavar="PATH", help="gallery file for --collection (default: the user's gallery)")
     add_json_option(p)
     p.set_defaults(func=cmd_verify)
 
@@ -177,14 +180,30 @@ def cmd_embed(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    engine = engine_from_args(args)
-    result = engine.verify(args.image_a, args.image_b, target_fmr=args.fmr, largest=args.largest)
+    point = None
+    if args.collection:
+        from vultus.engine import Engine
+        from vultus.gallery import Gallery
+        from vultus.types import OperatingPoint
+
+        with Gallery(args.gallery, create=False) as gallery:
+            coll = gallery.collection(args.collection)
+            decision = gallery.decision(coll)
+        if args.fmr is not None and coll.threshold_override is not None:
+            raise VultusError(f"collection {coll.name!r} has a measured threshold; --fmr cannot change it "
+                              "(use `vultus gallery threshold --reset` first)")
+        point = None if args.fmr is not None else OperatingPoint(decision.threshold, decision.fmr, decision.source)
+        engine = Engine(detector=coll.detector, embedder=coll.contract.name, threads=args.threads)
+    else:
+        engine = engine_from_args(args)
+    result = engine.verify(args.image_a, args.image_b, target_fmr=args.fmr, largest=args.largest, point=point)
     if args.json:
         print_json(result.to_dict() | {"image_a": args.image_a, "image_b": args.image_b})
     else:
         verdict = "SAME person" if result.same else "DIFFERENT people"
+        source = point.source if point else "LFW"
         print(f"{verdict}: similarity {result.similarity:.3f} vs threshold {result.threshold:.3f} "
-              f"({result.model}, false-match rate {result.fmr:g} on LFW)")
+              f"({result.model}, false-match rate {result.fmr:g} on {source})")
     return 0
 
 
