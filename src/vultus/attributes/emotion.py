@@ -37,8 +37,10 @@ FER_TEMPLATE = np.array([
 ], dtype=np.float32)
 FER_SIZE = 48
 
-# From train/out/emotion/report.json of the shipped model (held-out part of the train split).
-UNCERTAIN_BELOW = 0.0
+# Chosen by train/emotion.py on the held-out part of the train split for the
+# shipped model (see docs/model-cards/emotion.md): below this top probability
+# the model's answers are more often wrong than right.
+UNCERTAIN_BELOW = 0.392
 
 
 @dataclass(frozen=True, slots=True)
