@@ -28,7 +28,6 @@ import argparse
 import json
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -130,23 +129,6 @@ def central_face_rect(found, shape):
 
 
 # -- emotion ---------------------------------------------------------------------
-def read_fer_test(zip_path: Path):
-    import io
-
-    from PIL import Image
-
-    from vultus.attributes.emotion import EMOTIONS
-
-    xs, ys = [], []
-    with zipfile.ZipFile(zip_path) as zf:
-        for name in sorted(zf.namelist()):
-            parts = name.split("/")
-            if len(parts) == 3 and parts[0] == "test" and parts[2].endswith(".jpg"):
-                xs.append(np.asarray(Image.open(io.BytesIO(zf.read(name))).convert("L")))
-                ys.append(EMOTIONS.index(parts[1]))
-    return np.stack(xs), np.array(ys)
-
-
 def emotion_scores(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     from vultus.attributes.emotion import EMOTIONS
 
@@ -169,10 +151,10 @@ def bench_emotion(root: Path, limit: int = 0) -> dict:
     import cv2
 
     from vultus import Engine
-    from vultus.attributes.emotion import fer_crop
+    from vultus.attributes.emotion import fer_crop, read_fer2013
     from vultus.models.registry import get_spec
 
-    x, y = read_fer_test(root / "fer2013" / "fer2013.zip")
+    x, y = read_fer2013(root / "fer2013" / "fer2013.zip", "test")
     if limit:
         keep = np.arange(0, len(x), max(1, len(x) // limit))[:limit]
         x, y = x[keep], y[keep]

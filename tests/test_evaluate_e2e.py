@@ -167,6 +167,20 @@ def test_model_card_quick(run, tmp_path):
     assert code == 2 and "unknown model" in err
 
 
+def test_emotion_model_card_quick(run, tmp_path):
+    need_data("fer2013", "fer2013.zip")
+    code, out, err = run("model-card", "emotion", "--quick", "--out", tmp_path)
+    assert code == 0, err
+    md = (tmp_path / "emotion.md").read_text()
+    assert "## Quantitative analyses" in md and "FER2013 test split" in md and "Confusion" in md
+    numbers = json.loads((tmp_path / "emotion.json").read_text())["fer2013_test"]
+    assert numbers["images"] == 359  # every 20th of the 7,178 test faces
+    assert sum(c["n"] for c in numbers["per_class"].values()) == numbers["images"]
+    assert sum(map(sum, numbers["confusion"])) == numbers["images"]
+    assert numbers["accuracy"]["value"] > 0.5  # chance on seven classes is 0.14; the model scores about 0.65
+    assert 0 < numbers["coverage"] <= 1
+
+
 def test_calibrate_collection_refused_clearly(run, tmp_path):
     """Storing on a collection that does not exist (or in a build without a gallery) fails in one clear line
     before anything is measured."""

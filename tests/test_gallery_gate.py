@@ -2,47 +2,41 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import need_data
-from vultus.align import ARCFACE_112
-from vultus.gallery.gate import GateThresholds, check, estimate_yaw, measure
+from vultus.gallery.gate import GateThresholds, check, measure
 from vultus.gallery.inference import EnrollOptions, process_items
 from vultus.gallery.types import EnrollItem
 from vultus.imageio import load_image
-
-
-def test_yaw_from_landmark_geometry():
-    frontal = ARCFACE_112.copy()
-    assert abs(estimate_yaw(frontal)) < 2.0
-    half_eye = (frontal[1, 0] - frontal[0, 0]) / 2
-    turned = frontal.copy()
-    turned[2, 0] += 0.8 * half_eye  # nose moved sideways by 0.8 half eye-distances: 45 degrees
-    assert estimate_yaw(turned) == pytest.approx(45.0, abs=0.5)
-    mirrored = frontal.copy()
-    mirrored[2, 0] -= 0.8 * half_eye
-    assert estimate_yaw(mirrored) == pytest.approx(-45.0, abs=0.5)
-    # Rotating the whole face in the image plane (a tilted head) does not read as a turn.
-    a = math.radians(30)
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], np.float32)
-    assert estimate_yaw(turned @ rot.T) == pytest.approx(45.0, abs=0.5)
+from vultus.quality import assess_quality
 
 
 def test_defaults_keep_almost_all_of_lfw(engine):
     root = need_data("lfw", "images")
     paths = sorted(root.rglob("*.jpg"))[::60]  # 129 images spread over the alphabet
-    kept = 0
+    items = []
     for p in paths:
         img = load_image(p)
-        faces = engine.detect(img)
-        face = max(faces, key=lambda f: f.box.area)
-        kept += not check(measure(img, face), GateThresholds())
+        items.append((img, max(engine.detect(img), key=lambda f: f.box.area)))
+    measures = measure(items, engine.embedder)
+    assert all(m.mirror_cosine is not None for m in measures)  # SFace: stability is part of the score
+    kept = sum(not check(m, GateThresholds()) for m in measures)
     assert kept / len(paths) >= 0.97
+
+
+def test_gate_uses_the_quality_score(engine):
+    img = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    face = engine.detect(img)[0]
+    (m,) = measure([(img, face)], engine.embedder)
+    (q,) = assess_quality([(img, face)], engine.embedder)
+    assert m.quality == pytest.approx(q.score) and m.sharpness == pytest.approx(q.blur_var)
+    assert check(m, GateThresholds()) == ()
+    reasons = check(m, replace(GateThresholds(), min_quality=0.999))
+    assert len(reasons) == 1 and reasons[0].startswith("low quality")
 
 
 def test_refuses_blurred_and_small_faces(engine, tmp_path):
@@ -59,9 +53,10 @@ def test_refuses_blurred_and_small_faces(engine, tmp_path):
     assert [p.status for p in out] == ["ok", "refused", "refused"]
     assert "too blurred" in out[1].reason
     assert "face too small" in out[2].reason
-    assert out[0].new_face.quality["face_px"] > 200
+    stored = out[0].new_face.quality
+    assert stored["face_px"] > 200 and stored["quality"] > 0.8 and stored["mirror_cosine"] > 0.9
     # The thresholds are the caller's to change.
-    loose = EnrollOptions(gate=replace(GateThresholds(), min_face_px=20, min_sharpness=1))
+    loose = EnrollOptions(gate=replace(GateThresholds(), min_quality=0, min_face_px=20, min_sharpness=1))
     assert [p.status for p in process_items(engine, items, loose)] == ["ok", "ok", "ok"]
     strict = EnrollOptions(gate=replace(GateThresholds(), max_yaw_deg=1))
     assert "turned too far" in process_items(engine, items[:1], strict)[0].reason

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vultus.align import similarity_transform
 from vultus.attributes.age_gender import warp_chip
+from vultus.errors import VultusError
 from vultus.models.registry import ModelSpec
 from vultus.models.runtime import LazySession
 from vultus.types import Face
@@ -53,6 +55,29 @@ class Emotion:
     def to_dict(self) -> dict:
         return {"label": self.label, "top": self.top, "confidence": round(self.confidence, 3),
                 "probabilities": {k: round(v, 3) for k, v in self.probabilities.items()}}
+
+
+def read_fer2013(zip_path: Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(48x48 uint8 grey images, class indices into EMOTIONS) of one split of
+    the FER2013 zip (`<split>/<class>/<name>.jpg`), in name order."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    xs, ys = [], []
+    with zipfile.ZipFile(zip_path) as zf:
+        for name in sorted(zf.namelist()):
+            parts = name.split("/")
+            if len(parts) == 3 and parts[0] == split and parts[1] in EMOTIONS and parts[2].lower().endswith(".jpg"):
+                img = Image.open(io.BytesIO(zf.read(name))).convert("L")
+                if img.size != (FER_SIZE, FER_SIZE):
+                    img = img.resize((FER_SIZE, FER_SIZE), Image.BILINEAR)
+                xs.append(np.asarray(img, dtype=np.uint8))
+                ys.append(EMOTIONS.index(parts[1]))
+    if not xs:
+        raise VultusError(f"{zip_path}: no {split}/<class>/*.jpg images of the FER2013 layout")
+    return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
 def fer_crop(image: np.ndarray, face: Face) -> np.ndarray:

@@ -51,8 +51,12 @@ def add_commands(sub) -> None:
     a.add_argument("--pick", choices=("one", "largest", "central"), default="one",
                    help="which face of a photo is the person: one (refuse photos with several similar faces; "
                         "default), largest, or central (the face nearest the centre)")
-    a.add_argument("--min-face-px", type=float, default=None, help="gate: smallest face side in pixels (40)")
-    a.add_argument("--min-sharpness", type=float, default=None, help="gate: least Laplacian variance (15)")
+    a.add_argument("--min-quality", type=float, default=None,
+                   help="gate: least face quality score in [0, 1], as `vultus analyze` shows it (0.5)")
+    a.add_argument("--min-face-px", type=float, default=None,
+                   help="gate: smallest face size, square root of the box area, in pixels (40)")
+    a.add_argument("--min-sharpness", type=float, default=None,
+                   help="gate: least Laplacian variance of the aligned face (10)")
     a.add_argument("--max-yaw", type=float, default=None, help="gate: largest head turn in degrees (55)")
     a.add_argument("--min-score", type=float, default=None, help="gate: least detector score (0.6)")
 
@@ -149,7 +153,7 @@ def _gate(args):
     from vultus.gallery import GateThresholds
 
     limits = GateThresholds()
-    overrides = {"min_face_px": args.min_face_px, "min_sharpness": args.min_sharpness,
+    overrides = {"min_quality": args.min_quality, "min_face_px": args.min_face_px, "min_sharpness": args.min_sharpness,
                  "max_yaw_deg": args.max_yaw, "min_detector_score": args.min_score}
     return replace(limits, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -310,9 +314,9 @@ def cmd_show(args) -> int:
         else:
             print(f"{person.name}: {person.face_count} faces, enrolled {person.created_at[:19]}"
                   + (f", metadata {person.metadata}" if person.metadata else ""))
-            print_table(["face id", "image", "box", "size px", "sharpness", "yaw", "crop"],
+            print_table(["face id", "image", "box", "quality", "size px", "sharpness", "yaw", "crop"],
                         [(f.id, f.image_path or f.image_sha256[:12], ",".join(f"{v:.0f}" for v in f.box.as_tuple()),
-                          f.quality.get("face_px", ""), f.quality.get("sharpness", ""), f.quality.get("yaw_deg", ""),
+                          *(f.quality.get(k, "") for k in ("quality", "face_px", "sharpness", "yaw_deg")),
                           "yes" if f.has_crop else "no") for f in faces])
     return 0
 

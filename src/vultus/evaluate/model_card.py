@@ -95,6 +95,17 @@ PUBLISHED = {
         "training_data": f"a private dataset of about 200k face images ({DLIB_MODELS}); its make-up is not "
                          "published. Whether UTKFace was part of it is not stated.",
     },
+    "emotion": {
+        "developers": "vultus (train/emotion.py)",
+        "model_type": "VGG-style CNN, four stages of two 3x3 conv + batch norm + ReLU (32-64-128-256 channels), "
+                      "global average pooling, linear layer over seven classes; the exported graph averages ten "
+                      "40x40 views (corners and centre, each mirrored) of the 48x48 input",
+        "training_data": "FER2013 train split (28,709 48x48 grey faces, Goodfellow et al. 2013): 90% for training "
+                         "with augmentation, 10% held out (stratified, fixed seed) to choose the epoch and the "
+                         "`uncertain` threshold. The test split was not used in training or selection. The data "
+                         "was collected by web image search; the people in it did not consent to this use, and its "
+                         "demographic make-up is not documented.",
+    },
 }
 
 INTENDED = {
@@ -122,6 +133,12 @@ INTENDED = {
                 "with the caveat that the label is an appearance-based guess"],
                ["inferring a person's gender identity: the model guesses a binary label from appearance",
                 "any decision about an individual"]),
+    "emotion": (["describing the visible facial expression in photos (photo organisation, research on expression "
+                 "datasets, aggregate statistics)"],
+                ["inferring what a person feels: a facial expression is not an emotional state",
+                 "hiring, education, policing, border control, insurance or any decision about a person "
+                 "(the EU AI Act prohibits emotion recognition at work and in education)",
+                 "lie detection, health or mental-state assessment"]),
 }
 
 ETHICS = {
@@ -142,6 +159,11 @@ ETHICS = {
                   "training data (non-frontal, occluded)."],
     "age": ["Age estimates are guesses from appearance and are worse for some groups; never use them to decide "
             "anything about a person."],
+    "emotion": ["Expressions are labelled from appearance by annotators; how people show emotion differs between "
+                "cultures and individuals, and the model cannot know what anyone feels.",
+                "FER2013 has no demographic labels, so differences in accuracy between groups are unknown; the "
+                "`uncertain` label exists so that the model says so instead of guessing on faces unlike its "
+                "training data."],
     "gender": ["A binary appearance-based label does not describe people whose gender is neither or not visible; "
                "it is offered only for aggregate analysis, and its errors differ between groups."],
 }
@@ -560,11 +582,61 @@ def measure_attribute(card: Card, name: str, data: Path, *, quick: bool, threads
     card.sections.append(("Quantitative analyses", "\n".join(md)))
 
 
+def measure_emotion(card: Card, name: str, data: Path, *, quick: bool, threads: int | None) -> None:
+    from vultus.attributes.emotion import EMOTIONS, read_fer2013
+    from vultus.models.registry import get_spec
+
+    fer = data / "fer2013" / "fer2013.zip"
+    if not fer.is_file():
+        card.not_measured.append("FER2013 not in the shared data")
+        return
+    x, y = read_fer2013(fer, "test")
+    if quick:
+        x, y = x[::20], y[::20]
+    model = get_spec(name).load(threads=threads)
+    t0 = time.perf_counter()
+    probs = model.probabilities_of_crops(x)
+    ms = 1000 * (time.perf_counter() - t0) / max(1, len(x))
+    pred, top = probs.argmax(1), probs.max(1)
+    certain = top >= model.uncertain_below
+    overall = _prop(int((pred == y).sum()), len(y))
+    when_certain = _prop(int(((pred == y) & certain).sum()), int(certain.sum()))
+    card.numbers["fer2013_test"] = {
+        "images": len(y), "accuracy": overall.to_dict(), "uncertain_below": model.uncertain_below,
+        "coverage": round(float(certain.mean()), 4), "accuracy_when_certain": when_certain.to_dict(),
+        "ms_per_face": round(ms, 2), "per_class": {}, "confusion": [],
+    }
+    rows = []
+    for c, label in enumerate(EMOTIONS):
+        n, tp, called = int((y == c).sum()), int(((pred == c) & (y == c)).sum()), int((pred == c).sum())
+        recall, precision = _prop(tp, n), _prop(tp, called)
+        card.numbers["fer2013_test"]["per_class"][label] = {"n": n, "recall": recall.to_dict(),
+                                                             "precision": precision.to_dict()}
+        rows.append((label, n, _pct(recall, 1), _pct(precision, 1)))
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), int)
+    np.add.at(confusion, (y, pred), 1)
+    card.numbers["fer2013_test"]["confusion"] = confusion.tolist()
+    md = [f"**FER2013 test split** ({len(y)} 48x48 grey faces, never used in training or model selection; "
+          "labels from the data set's annotators). The model is run on the crops as given.\n",
+          f"Accuracy **{_pct(overall)}** (95% Wilson interval). With the `uncertain` label (top probability "
+          f"below {model.uncertain_below:g}, chosen on the held-out part of the train split), "
+          f"{100 * certain.mean():.1f}% of faces get an expression, and those are right {_pct(when_certain)} of "
+          f"the time. {ms:.2f} ms per face (ten views, batched) on this machine.\n",
+          "Per class (recall = share of the class's faces called that class; precision = share of faces "
+          "called that class that are it):\n",
+          _md_table(["class", "faces", "recall [95% CI]", "precision [95% CI]"], rows),
+          "Confusion (rows: true class, columns: predicted):\n",
+          _md_table(["true \\ predicted", *EMOTIONS], [(e, *confusion[i]) for i, e in enumerate(EMOTIONS)])]
+    card.sections.append(("Quantitative analyses", "\n".join(md)))
+    card.not_measured.append("accuracy per demographic group: FER2013 carries no demographic labels, and UTKFace "
+                             "(which has them) carries no expression labels")
+
+
 # -- the card --------------------------------------------------------------------------------------------------
 
 
 MEASURE = {"embed": measure_recognition, "detect": measure_detector, "landmarks": measure_landmarks,
-           "age": measure_attribute, "gender": measure_attribute}
+           "age": measure_attribute, "gender": measure_attribute, "emotion": measure_emotion}
 
 METRICS = {
     "embed": "verification accuracy by the LFW protocol, EER, TAR at FMR 1e-2/1e-3/1e-4 (FMR = share of impostor "
@@ -577,6 +649,8 @@ METRICS = {
     "landmarks": "agreement with the detector's 5 landmarks (normalised mean error); time per face.",
     "age": "mean absolute error in years, overall and per labelled group, with bootstrap intervals.",
     "gender": "accuracy overall and per labelled group, with Wilson intervals; error-rate ratio worst/best group.",
+    "emotion": "accuracy over seven classes with a Wilson interval; recall and precision per class; the confusion "
+               "matrix; the share of faces the model labels `uncertain` and its accuracy on the rest.",
 }
 
 FACTORS = {
@@ -588,6 +662,8 @@ FACTORS = {
     "landmarks": "Pose and occlusion (not measured separately).",
     "age": "Gender, race and age band (UTKFace labels); image type.",
     "gender": "Gender, race and age band (UTKFace labels); image type.",
+    "emotion": "Posed versus spontaneous expressions, expressions outside the seven classes, pose, occlusion, "
+               "image resolution (FER2013 is 48x48 grey), and demographic group, none of which FER2013 labels.",
 }
 
 
@@ -649,9 +725,12 @@ def _evaluation_data(task: str) -> str:
            "View 2 protocol; mostly adult public figures from news photos, research-only licence.")
     utk = ("UTKFace: 3000 aligned 200x200 crops with age, gender (male/female) and race (White, Black, Asian, "
            "Indian, Others) in the file names, as annotated by the data set's authors; research-only.")
+    fer = ("FER2013 test split: 7178 48x48 grey faces from web image searches (Goodfellow et al. 2013), seven "
+           "expression classes; its authors estimated human accuracy on it at about 65%, so some labels are "
+           "disputable. Research-only licence.")
     deep = "deepface's unit-test photos: 300 labelled pairs over 25 web photos of celebrities (MIT repository)."
     return {"embed": "\n\n".join([lfw, utk, deep]), "detect": "\n\n".join([lfw, utk]), "landmarks": lfw,
-            "age": utk, "gender": utk}.get(task, "none")
+            "age": utk, "gender": utk, "emotion": fer}.get(task, "none")
 
 
 def render(card: Card) -> str:

@@ -1,87 +1,77 @@
-"""The enrollment gate: refuse faces too small, too blurred or turned too far.
+"""The enrollment gate: refuse faces that would make the gallery worse.
 
 A gallery is only as good as its enrolled faces: one blurred or profile photo
-can match strangers or miss its own person. The gate measures three cheap,
-explainable things per face and compares them with thresholds that live in one
-dataclass, so a caller can loosen or tighten any of them:
+can match strangers or miss its own person. The gate scores every face with
+`vultus.quality.assess_quality`, the same score `vultus analyze` shows, and
+refuses a face whose overall score is low or whose size, sharpness, pose or
+detection is clearly unusable. Every limit lives in one dataclass, so a caller
+can loosen or tighten any of them, and each refusal says which limit failed.
 
-- size: the shorter side of the detector's box, in pixels of the source image;
-- sharpness: the variance of the Laplacian of the 112x112 aligned grey crop
-  (a small face blown up to 112 pixels is soft too, which is the point);
-- yaw: how far the head is turned, estimated from the 5 landmarks (below).
-
-These are stand-ins until `vultus.quality` (a learned score in [0, 1]) lands;
-`measure` is the one place that would call it.
+The quality score includes embedding stability (how much the embedding of a
+face moves when the face is mirrored) when the collection's embedder is SFace:
+its stability ramp was fitted on SFace cosines. Other embedders (dlib-resnet
+averages each face with its mirror already, so its two views always agree)
+get the score without that component.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 
-from vultus.align import align_112
+from vultus.quality import Quality, assess_quality
 from vultus.types import Face
+
+# Embedders whose mirror-cosine the quality score's stability ramp was fitted on.
+STABILITY_EMBEDDERS = ("sface",)
 
 
 @dataclass(frozen=True, slots=True)
 class GateThresholds:
-    """Limits a face must meet to be enrolled. Defaults keep >99% of LFW's faces
-    (measured by tests/test_gallery_gate.py) and refuse what is clearly unusable."""
+    """Limits a face must meet to be enrolled. The defaults keep 99% of LFW's
+    faces (tests/test_gallery_gate.py checks at least 97% of a sample) and
+    refuse what is clearly unusable: a face blurred with a Gaussian of sigma 8,
+    a face 30 pixels wide, a profile."""
 
-    min_face_px: float = 40.0
-    min_sharpness: float = 15.0
-    max_yaw_deg: float = 55.0
+    min_quality: float = 0.5  # overall score in [0, 1] (LFW: 1st percentile 0.84)
+    min_face_px: float = 40.0  # square root of the box area, in source pixels
+    min_sharpness: float = 10.0  # Laplacian variance of the aligned 112x112 grey face
+    max_yaw_deg: float = 55.0  # head turn, from the 5 landmarks
     min_detector_score: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
 class GateMeasures:
+    """What the gate saw of one face; stored with the face in the gallery."""
+
+    quality: float
     face_px: float
     sharpness: float
     yaw_deg: float
     detector_score: float
+    mirror_cosine: float | None = None
+
+    @classmethod
+    def from_quality(cls, q: Quality, face: Face) -> GateMeasures:
+        return cls(quality=q.score, face_px=q.face_px, sharpness=q.blur_var, yaw_deg=q.yaw_deg,
+                   detector_score=float(face.score), mirror_cosine=q.mirror_cosine)
 
     def to_dict(self) -> dict:
-        return {k: round(v, 2) for k, v in asdict(self).items()}
+        return {k: (None if v is None else round(v, 4 if k == "mirror_cosine" else 3 if k == "quality" else 2))
+                for k, v in asdict(self).items()}
 
 
-def estimate_yaw(landmarks: np.ndarray) -> float:
-    """Signed head yaw in degrees from the 5 landmarks (0 = facing the camera).
-
-    In a frame rotated so the eyes are level, the nose tip of a turned head
-    moves sideways from the eyes' midpoint. With the nose tip about 0.8 half
-    eye-distances in front of the eyes (average adult head), an offset of o
-    half eye-distances means tan(yaw) = o / 0.8 under weak perspective. It is
-    rough (a few degrees at small angles, worse past 45) but it separates
-    frontal, three-quarter and profile faces, which is all the gate needs.
-    """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    right_eye, left_eye, nose = lm[0], lm[1], lm[2]
-    axis = left_eye - right_eye
-    half = np.linalg.norm(axis) / 2.0
-    if half < 1e-6:
-        return 90.0
-    unit = axis / (2.0 * half)
-    offset = float(np.dot(nose - (right_eye + left_eye) / 2.0, unit)) / half
-    return math.degrees(math.atan(offset / 0.8))
-
-
-def sharpness(crop_rgb: np.ndarray) -> float:
-    """Variance of the Laplacian of a crop: low for blurred or upscaled faces."""
-    grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
-
-
-def measure(image: np.ndarray, face: Face) -> GateMeasures:
-    return GateMeasures(
-        face_px=float(min(face.box.width, face.box.height)),
-        sharpness=sharpness(align_112(image, face)),
-        yaw_deg=estimate_yaw(face.landmarks),
-        detector_score=float(face.score),
-    )
+def measure(items: Sequence[tuple[np.ndarray, Face]], embedder=None) -> list[GateMeasures]:
+    """GateMeasures for each (RGB image, face), batched. Pass the collection's
+    embedder: when it is one in STABILITY_EMBEDDERS the score includes
+    stability (faces that already carry their embedding cost one more
+    embedding each, of the mirror image)."""
+    if embedder is not None and embedder.name not in STABILITY_EMBEDDERS:
+        embedder = None
+    qualities = assess_quality(items, embedder)
+    return [GateMeasures.from_quality(q, face) for q, (_, face) in zip(qualities, items, strict=True)]
 
 
 def check(m: GateMeasures, limits: GateThresholds) -> tuple[str, ...]:
@@ -91,8 +81,10 @@ def check(m: GateMeasures, limits: GateThresholds) -> tuple[str, ...]:
         reasons.append(f"face too small ({m.face_px:.0f} px < {limits.min_face_px:.0f} px)")
     if m.sharpness < limits.min_sharpness:
         reasons.append(f"too blurred (sharpness {m.sharpness:.1f} < {limits.min_sharpness:g})")
-    if abs(m.yaw_deg) > limits.max_yaw_deg:
+    if not np.isfinite(m.yaw_deg) or abs(m.yaw_deg) > limits.max_yaw_deg:
         reasons.append(f"turned too far (yaw {m.yaw_deg:+.0f} deg, limit {limits.max_yaw_deg:g})")
     if m.detector_score < limits.min_detector_score:
         reasons.append(f"unsure detection (score {m.detector_score:.2f} < {limits.min_detector_score:g})")
+    if m.quality < limits.min_quality:
+        reasons.append(f"low quality (score {m.quality:.2f} < {limits.min_quality:g})")
     return tuple(reasons)

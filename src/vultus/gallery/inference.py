@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ from vultus.errors import ImageError, VultusError
 from vultus.gallery import gate
 from vultus.gallery.types import EnrollItem, NewFace
 from vultus.imageio import load_image
-from vultus.types import Face
+from vultus.types import Embedding, Face
 
 CROP_JPEG_QUALITY = 95
 CHUNK = 8  # images per worker task and per committed transaction
@@ -118,26 +118,33 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
             continue
         loaded.append((pos, item, hashlib.sha256(data).hexdigest(), img))
     detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
-    chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face, gate.GateMeasures]] = []
+    chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face]] = []
     for (pos, item, sha, img), faces in zip(loaded, detections, strict=True):
         face, why = choose_face(faces, options, img.shape)
         if face is None:
             out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
             continue
-        measures = gate.measure(img, face)
-        reasons = gate.check(measures, options.gate)
+        chosen.append((pos, item, sha, img, face))
+    # Embed first: the gate's quality score reuses each face's embedding and
+    # only adds the embedding of its mirror image (for SFace collections).
+    vectors = engine.embedder.embed([(img, face) for *_, img, face in chosen]) if chosen else []
+    chosen = [(pos, item, sha, img, replace(face, embedding=Embedding(np.asarray(vec, np.float32),
+                                                                          engine.embedder.name)))
+              for (pos, item, sha, img, face), vec in zip(chosen, vectors, strict=True)]
+    measures = gate.measure([(img, face) for *_, img, face in chosen], engine.embedder) if chosen else []
+    for (pos, item, sha, img, face), m in zip(chosen, measures, strict=True):
+        reasons = gate.check(m, options.gate)
         if reasons:
             out[pos] = Processed(pos, str(item.path), item.person, "refused", "; ".join(reasons))
             continue
-        chosen.append((pos, item, sha, img, face, measures))
-    vectors = engine.embedder.embed([(img, face) for _, _, _, img, face, _ in chosen]) if chosen else []
-    for (pos, item, sha, img, face, measures), vec in zip(chosen, vectors, strict=True):
+        vec = face.embedding.vector
+        face = replace(face, embedding=None)
         crop_jpeg = crop_face = None
         if options.keep_crops:
             crop, crop_face = canonical_crop(img, face)
             crop_jpeg = encode_crop(crop)
         nf = NewFace(person=item.person, image_sha256=sha, image_path=str(item.path.resolve()), face=face,
-                     vector=np.asarray(vec, np.float32), quality=measures.to_dict(), crop_jpeg=crop_jpeg,
+                     vector=vec, quality=m.to_dict(), crop_jpeg=crop_jpeg,
                      crop_face=crop_face)
         out[pos] = Processed(pos, str(item.path), item.person, "ok", "", nf)
     return [out[pos] for pos, _ in items]
