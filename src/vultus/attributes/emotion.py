@@ -40,9 +40,9 @@ FER_TEMPLATE = np.array([
 FER_SIZE = 48
 
 # Chosen by train/emotion.py on the held-out part of the train split for the
-# shipped model (see docs/model-cards/emotion.md): below this top probability
-# the model's answers are more often wrong than right.
-UNCERTAIN_BELOW = 0.392
+# shipped model (train/reports/emotion-fer-v2.json, docs/model-cards/emotion.md):
+# below this top probability the model's answers are more often wrong than right.
+UNCERTAIN_BELOW = 0.417
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,14 +152,14 @@ MODELS: list[ModelSpec] = [
     ModelSpec(
         name="emotion",
         task="emotion",
-        files=(ModelFile("emotion-fer-v1.onnx", "806cfbc1e16ca3a11dc0c0313e482cd6e64c217d51ba6389224da65f5fd33a1b",
-                         package="vultus", resource="models/weights/emotion-fer-v1.onnx"),),
+        files=(ModelFile("emotion-fer-v2.onnx", "5631ab664ef1ec68cb39a34d3b93586a92ec72dc07d7d593ab998978e07fe274",
+                         package="vultus", resource="models/weights/emotion-fer-v2.onnx"),),
         license="Apache-2.0 (vultus); trained on FER2013 (research data): check before commercial use",
         source="vultus: train/emotion.py on the FER2013 train split (docs/model-cards/emotion.md)",
         input=InputContract("48x48", "grey", "raw 0-255; normalisation and ten-view averaging inside the graph",
                             alignment="5-point similarity to the average FER2013 framing"),
         factory="vultus.attributes.emotion:EmotionClassifier",
-        published="FER2013 test split accuracy 65.4% (7,178 images; docs/model-cards/emotion.md)",
-        version="fer-v1",
+        published="FER2013 test split accuracy 69.96% (7,178 images; docs/model-cards/emotion.md)",
+        version="fer-v2",
     ),
 ]
