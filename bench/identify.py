@@ -55,10 +55,11 @@ def lfw_embeddings(name: str, root: Path, *, workers: int = 2, cache: Path | Non
     paths = lfw_paths(root)
     if name == "fused":
         from vultus.embed.fused import combine, fusion_weights
+        from vultus.models.registry import get_spec
 
-        _, vs, oks = lfw_embeddings("sface", root, workers=workers, cache=cache)
-        _, vd, okd = lfw_embeddings("dlib-resnet", root, workers=workers, cache=cache)
-        return paths, combine({"sface": vs, "dlib-resnet": vd}, fusion_weights()), oks & okd
+        parts = {n: lfw_embeddings(n, root, workers=workers, cache=cache) for n in get_spec("fused").components}
+        ok = np.logical_and.reduce([oks for _, _, oks in parts.values()])
+        return paths, combine({n: vs for n, (_, vs, _) in parts.items()}, fusion_weights()), ok
     from vultus.models.registry import get_spec
 
     f = cache / f"{name}.npz"
@@ -174,8 +175,8 @@ def write_report(results: list[dict], throughput, n_images: int, args) -> Path:
         "# Open-set identification on LFW, and enroll throughput",
         "",
         f"- Date: {stamp()}",
-        f"- Machine: {machine()}; load average at the end {load_average()} (the machine was shared with other "
-        "jobs; timings are indicative)",
+        f"- Machine: {machine()}; load average at the end {load_average()} (above 2, other jobs "
+        "shared the 2 cores and timings are pessimistic)",
         f"- Data: LFW deep-funneled, {n_images} images. Enrolled: the first image of every person with at least two "
         "images; mated searches: their other images; non-mated searches: every person with one image (never "
         "enrolled). Images where YuNet found no face are left out of all three sets.",

@@ -84,16 +84,33 @@ def test_embeddings_of_different_models_do_not_compare(engine, dlib_engine):
         engine.embed(p)[0].embedding.similarity(dlib_engine.embed(p)[0].embedding)
 
 
-def test_fused_vector_dot_is_the_weighted_component_score(engine, dlib_engine, fused_engine):
+def test_fused_vector_dot_is_the_weighted_component_score(dlib_engine, fused_engine):
     from vultus.embed.fused import fusion_weights
 
+    flip = Engine(embedder="sface-flip")
     a, b = need_data(*FR, "obama.jpg"), need_data(*FR, "obama3.jpg")
     w = fusion_weights()
-    s_sface = engine.embed(a)[0].embedding.similarity(engine.embed(b)[0].embedding)
+    assert set(w) == {"sface-flip", "dlib-resnet"} and sum(w.values()) == pytest.approx(1.0, abs=1e-3)
+    s_flip = flip.embed(a)[0].embedding.similarity(flip.embed(b)[0].embedding)
     s_dlib = dlib_engine.embed(a)[0].embedding.similarity(dlib_engine.embed(b)[0].embedding)
     fa, fb = fused_engine.embed(a)[0].embedding, fused_engine.embed(b)[0].embedding
     assert fa.vector.shape == (256,) and abs(np.linalg.norm(fa.vector) - 1) < 1e-5
-    assert fa.similarity(fb) == pytest.approx(w["sface"] * s_sface + w["dlib-resnet"] * s_dlib, abs=1e-5)
+    assert fa.similarity(fb) == pytest.approx(w["sface-flip"] * s_flip + w["dlib-resnet"] * s_dlib, abs=1e-5)
+
+
+def test_sface_flip_is_the_mean_of_the_face_and_its_mirror(engine):
+    from vultus.align import mirrored
+    from vultus.imageio import load_image
+
+    img = load_image(need_data(*FR, "obama.jpg"))
+    face = engine.detect(img)[0]
+    flip = Engine(embedder="sface-flip")
+    got = flip.embedder.embed([(img, face)])[0]
+    plain = engine.embedder.embed([(img, face), mirrored(img, face)])
+    mean = plain.sum(axis=0) / np.linalg.norm(plain.sum(axis=0))
+    np.testing.assert_allclose(got, mean, atol=1e-5)
+    assert 0.8 < float(plain[0] @ plain[1]) < 0.9999  # the mirror view really differs from the face
+    assert flip.operating_point().fmr == 1e-3  # calibrated on LFW like every embedder
 
 
 def test_one_face_expected(engine):

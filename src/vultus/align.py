@@ -8,11 +8,12 @@ because dlib computes it from its own 5-point predictor.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from vultus.types import Face
+from vultus.types import Box, Face
 
 # Landmark positions of the standard 112x112 template (InsightFace / OpenCV SFace).
 ARCFACE_112 = np.array(
@@ -67,10 +68,6 @@ def canonical_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
     m = similarity_transform(face.landmarks, dst)
     crop = cv2.warpAffine(image, m, (CANONICAL_SIZE, CANONICAL_SIZE), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT)
-    from dataclasses import replace
-
-    from vultus.types import Box
-
     def tf(pts: np.ndarray) -> np.ndarray:
         return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
@@ -79,3 +76,23 @@ def canonical_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
               float(corners[:, 0].max()), float(corners[:, 1].max()))
     lm68 = None if face.landmarks68 is None else tf(face.landmarks68)
     return crop, replace(face, box=box, landmarks=tf(face.landmarks), landmarks68=lm68, embedding=None)
+
+
+def mirrored(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
+    """The region around the face, flipped left-right at its own resolution,
+    and the face in it (landmarks mirrored and re-ordered so the image-left eye
+    is still first). No resampling: an embedder aligns the mirror exactly as it
+    aligns the original."""
+    lm = face.landmarks
+    span = float(max(face.box.width, face.box.height, np.ptp(lm[:, 0]), np.ptp(lm[:, 1]), 1.0))
+    cx, cy = (face.box.x1 + face.box.x2) / 2, (face.box.y1 + face.box.y2) / 2
+    x0, y0 = max(0, int(cx - 1.5 * span)), max(0, int(cy - 1.5 * span))
+    x1, y1 = min(image.shape[1], int(cx + 1.5 * span) + 1), min(image.shape[0], int(cy + 1.5 * span) + 1)
+    flipped = np.ascontiguousarray(image[y0:y1, x0:x1][:, ::-1])
+    w = x1 - x0
+    pts = lm - np.array([x0, y0], dtype=np.float32)
+    pts[:, 0] = (w - 1) - pts[:, 0]
+    pts = pts[[1, 0, 2, 4, 3]]
+    bx1, bx2 = (w - 1) - (face.box.x2 - x0), (w - 1) - (face.box.x1 - x0)
+    box = Box(bx1, face.box.y1 - y0, bx2, face.box.y2 - y0)
+    return flipped, replace(face, box=box, landmarks=pts.astype(np.float32), landmarks68=None, embedding=None)

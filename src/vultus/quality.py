@@ -25,14 +25,14 @@ LFW images lowers the verification error (bench/results/attributes.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from vultus.align import align_batch_112
+from vultus.align import align_batch_112, mirrored
 from vultus.attributes.pose import estimate_pose
-from vultus.types import Box, Face
+from vultus.types import Face
 
 # Mapping raw measurements to [0, 1]. Each component is 1 when that aspect is
 # good enough and falls only when it is clearly bad, so that the score ranks
@@ -128,26 +128,6 @@ def combine(components: dict[str, float | None]) -> float:
         num += w * np.log(max(value, 1e-3))
         den += w
     return float(np.exp(num / den)) if den else 0.0
-
-
-def mirrored(image: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
-    """The region around the face, flipped left-right at its own resolution,
-    and the face in it (landmarks mirrored and re-ordered so the image-left eye
-    is still first). No resampling: an embedder aligns the mirror exactly as it
-    aligns the original."""
-    lm = face.landmarks
-    span = float(max(face.box.width, face.box.height, np.ptp(lm[:, 0]), np.ptp(lm[:, 1]), 1.0))
-    cx, cy = (face.box.x1 + face.box.x2) / 2, (face.box.y1 + face.box.y2) / 2
-    x0, y0 = max(0, int(cx - 1.5 * span)), max(0, int(cy - 1.5 * span))
-    x1, y1 = min(image.shape[1], int(cx + 1.5 * span) + 1), min(image.shape[0], int(cy + 1.5 * span) + 1)
-    flipped = np.ascontiguousarray(image[y0:y1, x0:x1][:, ::-1])
-    w = x1 - x0
-    pts = lm - np.array([x0, y0], dtype=np.float32)
-    pts[:, 0] = (w - 1) - pts[:, 0]
-    pts = pts[[1, 0, 2, 4, 3]]
-    bx1, bx2 = (w - 1) - (face.box.x2 - x0), (w - 1) - (face.box.x1 - x0)
-    box = Box(bx1, face.box.y1 - y0, bx2, face.box.y2 - y0)
-    return flipped, replace(face, box=box, landmarks=pts.astype(np.float32), landmarks68=None, embedding=None)
 
 
 def mirror_cosines(items: Sequence[tuple[np.ndarray, Face]], embedder) -> np.ndarray:

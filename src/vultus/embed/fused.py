@@ -1,4 +1,5 @@
-"""Score-level fusion of SFace and the dlib ResNet as one embedder.
+"""Score-level fusion of SFace (averaged with the mirror image: sface-flip) and
+the dlib ResNet as one embedder.
 
 With component similarities s1 and s2, the fused score is w1*s1 + w2*s2
 (w1 + w2 = 1). Writing the fused vector as [sqrt(w1)*v1, sqrt(w2)*v2] makes
@@ -18,8 +19,11 @@ from vultus.models.runtime import Lazy
 
 
 def fusion_weights() -> dict[str, float]:
-    cal = load_calibration().get("fused", {})
-    return cal.get("weights", {"sface": 0.5, "dlib-resnet": 0.5})
+    components = get_spec("fused").components
+    weights = load_calibration().get("fused", {}).get("weights", {})
+    if set(weights) != set(components):  # no fitted weights for these components: equal shares
+        return {name: 1.0 / len(components) for name in components}
+    return weights
 
 
 def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

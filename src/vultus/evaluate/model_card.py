@@ -77,8 +77,14 @@ PUBLISHED = {
                          "scraped from the internet, cleaned by hand; the author avoided overlap with LFW identities "
                          f"({DLIB_MODELS}).",
     },
+    "sface-flip": {
+        "developers": "as sface; the mirror averaging is vultus's",
+        "model_type": "the sface network run on the face and on its mirror image, the two unit vectors averaged "
+                      "and renormalised (128-d); twice sface's network time",
+        "training_data": "as sface.",
+    },
     "fused": {
-        "developers": "vultus (score-level fusion of sface and dlib-resnet)",
+        "developers": "vultus (score-level fusion of sface-flip and dlib-resnet)",
         "model_type": "weighted sum of the two cosine similarities, written as one 256-d vector",
         "training_data": "as its components; the fusion weight was fitted on LFW folds (bench/lfw.py), so LFW "
                          "numbers for this model are slightly optimistic.",
