@@ -2,7 +2,7 @@
 
     pip install -e '.[train]'          # torch 2.13 (CPU wheel) and nothing else
     python train/emotion.py            # 43 minutes on 2 idle CPU cores (train/reports/emotion-fer-v2.json)
-    python train/emotion.py --limit 600 --epochs 1 --out /tmp/emo-smoke --export /tmp/emo-smoke/model.onnx
+    python train/emotion.py --limit 600 --epochs 2 --out /tmp/emo-smoke --export /tmp/emo-smoke/model.onnx
 
 What it does, in order:
 1. Reads ../shared/data/fer2013/fer2013.zip directly (train/<class>/*.jpg).
@@ -31,16 +31,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+# Run from a checkout without installing: the package's FER2013 reader and data paths.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE = 48
@@ -50,7 +51,6 @@ VIEWS = ((0, 0), (0, IMAGE - CROP), (IMAGE - CROP, 0), (IMAGE - CROP, IMAGE - CR
 
 
 def default_zip() -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from vultus.data import data_root
 
     root = data_root()
@@ -59,23 +59,13 @@ def default_zip() -> Path:
     return root / "fer2013" / "fer2013.zip"
 
 
-def read_split(zip_path: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images uint8 (N, 48, 48), labels int64 (N,), names) of one split, in name order."""
-    from PIL import Image
+def read_split(zip_path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 48, 48), labels int64 (N,)) of one split, in name order: the package's own
+    reader, so training and inference read FER2013 identically."""
+    from vultus.attributes.emotion import EMOTIONS, read_fer2013
 
-    xs, ys, names = [], [], []
-    with zipfile.ZipFile(zip_path) as zf:
-        for name in sorted(zf.namelist()):
-            parts = name.split("/")
-            if len(parts) != 3 or parts[0] != split or not parts[2].lower().endswith(".jpg"):
-                continue
-            img = Image.open(io.BytesIO(zf.read(name))).convert("L")
-            if img.size != (IMAGE, IMAGE):
-                img = img.resize((IMAGE, IMAGE), Image.BILINEAR)
-            xs.append(np.asarray(img, dtype=np.uint8))
-            ys.append(CLASSES.index(parts[1]))
-            names.append(name)
-    return np.stack(xs), np.array(ys, dtype=np.int64), names
+    assert tuple(EMOTIONS) == CLASSES  # the exported graph's output order
+    return read_fer2013(zip_path, split)
 
 
 def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +283,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
 
-    x_all, y_all, _ = read_split(zip_path, "train")
+    x_all, y_all = read_split(zip_path, "train")
     train_idx, held_idx = stratified_split(y_all, args.held_out, args.seed)
     if args.limit:
         rng = np.random.default_rng(args.seed)
@@ -390,7 +380,7 @@ def main(argv=None) -> int:
     }
     # The test split: read and scored once, after everything above is fixed.
     if not args.limit:
-        x_te, y_te, _ = read_split(zip_path, "test")
+        x_te, y_te = read_split(zip_path, "test")
         test_probs = _onnx_predict(args.export, x_te)
         report["test"] = scores(test_probs, y_te, threshold)
         t = report["test"]
@@ -414,7 +404,7 @@ def rethreshold(args, zip_path: Path, x_ho: np.ndarray, y_ho: np.ndarray) -> int
     held_probs = predict(net, x_ho, tta=True)
     old, threshold = report["held_out"]["uncertain_threshold"], choose_threshold(held_probs, y_ho)
     report["held_out"] = scores(held_probs, y_ho, threshold)
-    x_te, y_te, _ = read_split(zip_path, "test")
+    x_te, y_te = read_split(zip_path, "test")
     report["test"] = scores(_onnx_predict(args.export, x_te), y_te, threshold)
     report["rethresholded_from"] = old
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

@@ -177,19 +177,19 @@ def cmd_evaluate_lfw(args) -> int:
     from vultus.evaluate.run import evaluate_lfw
 
     rep, _ = evaluate_lfw(_engine(args), args.root, **_verification_options(args))
-    written = _write(args, rep, "lfw", f"LFW View 2 verification: {rep.model}")
-    if args.json:
-        print_json(rep.to_dict() | ({"report": str(written[0])} if written else {}))
-    else:
-        _print_verification(rep, written)
-    return 0
+    return _report_verification(args, rep, "lfw", f"LFW View 2 verification: {rep.model}")
 
 
 def cmd_evaluate_pairs(args) -> int:
     from vultus.evaluate.run import evaluate_pairs_file
 
     rep, _ = evaluate_pairs_file(_engine(args), args.file, **_verification_options(args))
-    written = _write(args, rep, "pairs", f"Verification on {Path(args.file).name}: {rep.model}")
+    return _report_verification(args, rep, "pairs", f"Verification on {Path(args.file).name}: {rep.model}")
+
+
+def _report_verification(args, rep, kind: str, title: str) -> int:
+    """Write the HTML/JSON report and print the figures (JSON or a table)."""
+    written = _write(args, rep, kind, title)
     if args.json:
         print_json(rep.to_dict() | ({"report": str(written[0])} if written else {}))
     else:
