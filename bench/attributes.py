@@ -333,7 +333,7 @@ def bench_latency(root: Path, limit: int = 0) -> dict:
         "gender (32x32 chip + network)": timed(lambda: models["gender"].predict(items)),
         "emotion (48x48 FER crop + network, ten views)": timed(lambda: models["emotion"].predict(items)),
         "pose (dlib 68 landmarks + solvePnP)": timed(
-            lambda: [estimate_pose(f) for f in lm68.annotate([i for i, _ in items], [[f] for _, f in items])]),
+            lambda: [estimate_pose(fs[0]) for fs in lm68.annotate([i for i, _ in items], [[f] for _, f in items])]),
         "pose from given 68 landmarks (solvePnP only)": timed(lambda: [estimate_pose(f) for _, f in with_68]),
         "quality without stability": timed(lambda: assess_quality(items)),
         "quality with stability (2 SFace embeddings)": timed(lambda: assess_quality(items, engine.embedder)),
