@@ -1,26 +1,32 @@
 """Train vultus's facial-expression model on FER2013 and export it to ONNX.
 
     pip install -e '.[train]'          # torch 2.13 (CPU wheel) and nothing else
-    python train/emotion.py            # 43 minutes on 2 idle CPU cores (train/reports/emotion-fer-v2.json)
+    python train/emotion.py            # two members, about 43 minutes each on 2 idle CPU cores
+    python train/emotion.py --reuse    # export again from members already trained in train/out/emotion
     python train/emotion.py --limit 600 --epochs 2 --out /tmp/emo-smoke --export /tmp/emo-smoke/model.onnx
 
 What it does, in order:
 1. Reads ../shared/data/fer2013/fer2013.zip directly (train/<class>/*.jpg).
    Only the train split is read for training; 10% of it (stratified, fixed
-   seed) is held out for model selection and for choosing the `uncertain`
-   threshold. The test split is opened once, at the very end, after the model
-   is exported, and its accuracy is printed once.
-2. Trains a compact VGG-style CNN (1.17M parameters) on random 40x40 views of
+   split seed) is held out for model selection and for choosing the
+   `uncertain` threshold. The test split is opened once, at the very end,
+   after the model is exported, and its accuracy is printed once.
+2. Trains one compact VGG-style CNN (1.17M parameters) per seed (--seeds,
+   default 2013 and 2014; all on the same split) on random 40x40 views of
    the 48x48 greyscale faces: random rotation, scale, shift, flip, brightness
    and contrast, and random erasing, all done batched in torch; SGD with
    Nesterov momentum, one-cycle learning rate, label smoothing, an
    exponential moving average of the weights, bfloat16 autocast on CPUs that
    have it. Every seed is fixed.
-3. Keeps the epoch whose averaged weights score best on the held-out part.
+3. Keeps, per member, the epoch whose averaged weights score best on the
+   held-out part.
 4. Exports one ONNX graph that takes (N, 1, 48, 48) float32 grey values 0-255
-   and returns (N, 7) probabilities: the average over ten views (four corners
-   and the centre, each also mirrored), the usual FER test-time averaging,
-   baked into the graph so inference needs only onnxruntime.
+   and returns (N, 7) probabilities: the mean over members of each member's
+   average over ten views (four corners and the centre, each also mirrored),
+   the usual FER test-time averaging, baked into the graph so inference needs
+   only onnxruntime. With more than one member the weights are stored as
+   float16 (cast to float32 when onnxruntime loads the graph) to stay within
+   5 MB.
 5. Chooses the `uncertain` threshold on the held-out part: the top
    probability below which the model is more often wrong than right (an
    isotonic fit of held-out accuracy against top probability crosses 50%).
@@ -81,6 +87,8 @@ def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray,
 
 
 WIDTHS = (32, 64, 128, 256)
+EXPORT_NAME = "emotion-fer-v3.onnx"
+MAX_ONNX_BYTES = 5_000_000
 
 
 def build_model(widths=WIDTHS):
@@ -262,31 +270,36 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
     ap.add_argument("--wd", type=float, default=5e-4)
-    ap.add_argument("--seed", type=int, default=2013)
+    ap.add_argument("--seeds", default="2013,2014",
+                    help="one ensemble member per seed (initialisation, shuffling, augmentation)")
+    ap.add_argument("--split-seed", type=int, default=2013,
+                    help="seed of the held-out split, the same for every member so that none of them trains on "
+                         "the part used to select and combine them")
     ap.add_argument("--held-out", type=float, default=0.1, help="fraction of train held out for selection")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke test)")
     ap.add_argument("--out", type=Path, default=Path("train/out/emotion"))
-    ap.add_argument("--export", type=Path, default=Path("src/vultus/models/weights/emotion-fer-v2.onnx"))
+    ap.add_argument("--reuse", action="store_true",
+                    help="load a member already trained in OUT/seed-N (best.pt and member.json) instead of "
+                         "training it again")
+    ap.add_argument("--export", type=Path, default=Path(f"src/vultus/models/weights/{EXPORT_NAME}"))
+    ap.add_argument("--no-test", action="store_true", help="do not score the test split")
     ap.add_argument("--rethreshold", action="store_true",
-                    help="no training: re-choose the uncertain threshold of the model in --out (best.pt, report.json) "
-                         "on the held-out part, and re-score its exported ONNX on the test split at that threshold")
+                    help="no training: re-choose the uncertain threshold of the members in --out "
+                         "on the held-out part, and re-score the exported ONNX on the test split at that threshold")
     args = ap.parse_args(argv)
 
     import torch
-    import torch.nn.functional as F
 
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     zip_path = args.zip or default_zip()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
 
     x_all, y_all = read_split(zip_path, "train")
-    train_idx, held_idx = stratified_split(y_all, args.held_out, args.seed)
+    train_idx, held_idx = stratified_split(y_all, args.held_out, args.split_seed)
     if args.limit:
-        rng = np.random.default_rng(args.seed)
+        rng = np.random.default_rng(args.split_seed)
         train_idx = np.sort(rng.choice(train_idx, min(args.limit, len(train_idx)), replace=False))
         held_idx = np.sort(rng.choice(held_idx, min(args.limit // 4 + 1, len(held_idx)), replace=False))
     x_tr, y_tr = x_all[train_idx], y_all[train_idx]
@@ -295,13 +308,80 @@ def main(argv=None) -> int:
         return rethreshold(args, zip_path, x_ho, y_ho)
     print(f"train {len(x_tr)}  held-out {len(x_ho)}  (read in {time.time() - t0:.0f}s)", flush=True)
 
+    seeds = [int(s) for s in args.seeds.split(",")]
+    nets, members = [], []
+    for seed in seeds:
+        member_dir = args.out / f"seed-{seed}"
+        if args.reuse and (member_dir / "best.pt").exists() and (member_dir / "member.json").exists():
+            member = json.loads((member_dir / "member.json").read_text())
+            print(f"member seed {seed}: reusing {member_dir} (held-out {member['held_out_accuracy']:.4f})")
+        else:
+            member = train_member(args, seed, x_tr, y_tr, x_ho, y_ho, member_dir)
+        nets.append(load_member(member_dir, member))
+        members.append(member)
+
+    # Each member and their mean on the held-out part, with ten views each.
+    held_each = [predict(net, x_ho, tta=True) for net in nets]
+    held_probs = np.mean(held_each, axis=0)
+    for member, probs in zip(members, held_each, strict=True):
+        member["held_out_accuracy_ten_views"] = float((probs.argmax(1) == y_ho).mean())
+    threshold = choose_threshold(held_probs, y_ho)
+    held_scores = scores(held_probs, y_ho, threshold)
+    each = ", ".join(f"{m['held_out_accuracy_ten_views']:.4f}" for m in members)
+    print(f"held-out accuracy with ten views: members {each}; mean of {len(nets)}: "
+          f"{held_scores['accuracy']:.4f}; uncertain below {threshold}", flush=True)
+
+    export_onnx(nets, args.export, half_weights=len(nets) > 1)
+    onnx_probs = _onnx_predict(args.export, x_ho)
+    gap = float(np.abs(onnx_probs - held_probs).max())
+    sha = hashlib.sha256(args.export.read_bytes()).hexdigest()
+    size = args.export.stat().st_size
+    print(f"exported {args.export} ({size / 1e6:.2f} MB, sha256 {sha}); onnx vs torch max gap {gap:.2e}",
+          flush=True)
+    if size > MAX_ONNX_BYTES:
+        print(f"WARNING: the ONNX file is over the {MAX_ONNX_BYTES / 1e6:.0f} MB budget", flush=True)
+
+    report = {
+        "classes": CLASSES, "split_seed": args.split_seed, "held_out_fraction": args.held_out,
+        "members": members, "train_images": len(x_tr), "held_out_images": len(x_ho),
+        "onnx_sha256": sha, "onnx_bytes": size, "onnx_fp16_weights": len(nets) > 1,
+        "onnx_torch_max_gap": gap, "torch": torch.__version__, "threads": args.threads,
+        "minutes": (time.time() - t0) / 60, "held_out": held_scores,
+    }
+    # The test split: read and scored once, after everything above is fixed.
+    if not args.limit and not args.no_test:
+        x_te, y_te = read_split(zip_path, "test")
+        test_probs = _onnx_predict(args.export, x_te)
+        report["test"] = scores(test_probs, y_te, threshold)
+        t = report["test"]
+        print(f"TEST (FER2013 test split, {t['n']} images): accuracy {t['accuracy']:.4f}; "
+              f"{t['coverage']:.1%} certain at threshold {threshold}, "
+              f"accuracy on those {t['accuracy_when_certain']:.4f}",
+              flush=True)
+        for name, v in t["per_class"].items():
+            print(f"  {name:9s} recall {v['recall']:.3f}  precision {v['precision']:.3f}  n={v['support']}")
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    print(f"report: {args.out / 'report.json'}  ({(time.time() - t0) / 60:.1f} min)")
+    return 0
+
+
+def train_member(args, seed: int, x_tr, y_tr, x_ho, y_ho, member_dir: Path) -> dict:
+    """Train one network; keep the epoch whose averaged weights score best on
+    the held-out part (centre view and mirror) in member_dir/best.pt."""
+    import torch
+    import torch.nn.functional as F
+
+    t0 = time.time()
+    member_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
     use_bf16 = "avx512_bf16" in _cpu_flags() or "amx_bf16" in _cpu_flags()
     widths = tuple(int(w) for w in args.widths.split(","))
     model = build_model(widths).to(memory_format=torch.channels_last)
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {params / 1e6:.2f}M parameters, bf16 autocast {use_bf16}", flush=True)
+    print(f"member seed {seed}: {params / 1e6:.2f}M parameters, bf16 autocast {use_bf16}", flush=True)
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim == 1 else decay).append(p)
@@ -311,7 +391,7 @@ def main(argv=None) -> int:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                                 steps_per_epoch=steps_per_epoch, pct_start=0.2,
                                                 div_factor=20, final_div_factor=200)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     x_tr_t = torch.from_numpy(x_tr).float().unsqueeze(1)
     y_tr_t = torch.from_numpy(y_tr)
     history, best = [], (-1.0, -1)
@@ -343,65 +423,80 @@ def main(argv=None) -> int:
             held_acc = float("nan")
         history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
                         "held_out_acc": held_acc, "seconds": time.time() - t_ep})
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {loss_sum / seen:.4f}  train {correct / seen:.4f}  "
-              f"held-out {held_acc:.4f}  {time.time() - t_ep:.0f}s", flush=True)
+        print(f"seed {seed} epoch {epoch + 1}/{args.epochs}  loss {loss_sum / seen:.4f}  "
+              f"train {correct / seen:.4f}  held-out {held_acc:.4f}  {time.time() - t_ep:.0f}s", flush=True)
         if held_acc > best[0]:  # nan compares False
             best = (held_acc, epoch + 1)
-            torch.save(ema.module.state_dict(), args.out / "best.pt")
+            torch.save(ema.module.state_dict(), member_dir / "best.pt")
+    member = {"seed": seed, "epochs": args.epochs, "best_epoch": best[1], "held_out_accuracy": best[0],
+              "widths": widths, "batch": args.batch, "lr": args.lr, "weight_decay": args.wd,
+              "parameters": params, "bf16": use_bf16, "train_minutes": (time.time() - t0) / 60,
+              "history": history}
+    (member_dir / "member.json").write_text(json.dumps(member, indent=2))
+    return member
 
-    net = build_model(widths)
-    net.load_state_dict(torch.load(args.out / "best.pt"))
-    net.eval()
-    held_probs = predict(net, x_ho, tta=True)
-    threshold = choose_threshold(held_probs, y_ho)
-    held_scores = scores(held_probs, y_ho, threshold)
-    print(f"best epoch {best[1]}: held-out accuracy {held_scores['accuracy']:.4f} with ten views; "
-          f"uncertain below {threshold}", flush=True)
 
-    args.export.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(build_tta(net).eval(), torch.zeros(2, 1, IMAGE, IMAGE), str(args.export),
+def load_member(member_dir: Path, member: dict):
+    import torch
+
+    net = build_model(tuple(member["widths"]))
+    net.load_state_dict(torch.load(member_dir / "best.pt"))
+    return net.eval()
+
+
+def export_onnx(nets, path: Path, *, half_weights: bool) -> None:
+    """One graph: (N, 1, 48, 48) grey 0-255 in, (N, 7) probabilities out, the
+    mean of every member's ten-view average. With half_weights the weights
+    are stored as float16 and cast back to float32 when the session is built
+    (onnxruntime folds the casts), so two members fit the size budget and
+    inference still runs in float32."""
+    import torch
+    from torch import nn
+
+    class Mean(nn.Module):
+        def __init__(self, nets):
+            super().__init__()
+            self.members = nn.ModuleList(build_tta(n) for n in nets)
+
+        def forward(self, x):
+            return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(Mean(nets).eval(), torch.zeros(2, 1, IMAGE, IMAGE), str(path),
                       input_names=["faces"], output_names=["probabilities"],
                       dynamic_axes={"faces": {0: "n"}, "probabilities": {0: "n"}}, opset_version=17,
                       dynamo=False)
-    onnx_probs = _onnx_predict(args.export, x_ho)
-    gap = float(np.abs(onnx_probs - held_probs).max())
-    sha = hashlib.sha256(args.export.read_bytes()).hexdigest()
-    size = args.export.stat().st_size
-    print(f"exported {args.export} ({size / 1e6:.2f} MB, sha256 {sha}); onnx vs torch max gap {gap:.2e}",
-          flush=True)
+    if half_weights:
+        store_weights_as_float16(path)
 
-    report = {
-        "classes": CLASSES, "seed": args.seed, "epochs": args.epochs, "best_epoch": best[1],
-        "widths": widths, "batch": args.batch, "lr": args.lr, "weight_decay": args.wd, "parameters": params,
-        "bf16": use_bf16,
-        "train_images": len(x_tr), "held_out_images": len(x_ho), "onnx_sha256": sha, "onnx_bytes": size,
-        "onnx_torch_max_gap": gap, "torch": torch.__version__, "threads": args.threads,
-        "train_minutes": (time.time() - t0) / 60, "history": history, "held_out": held_scores,
-    }
-    # The test split: read and scored once, after everything above is fixed.
-    if not args.limit:
-        x_te, y_te = read_split(zip_path, "test")
-        test_probs = _onnx_predict(args.export, x_te)
-        report["test"] = scores(test_probs, y_te, threshold)
-        t = report["test"]
-        print(f"TEST (FER2013 test split, {t['n']} images): accuracy {t['accuracy']:.4f}; "
-              f"{t['coverage']:.1%} certain at threshold {threshold}, "
-              f"accuracy on those {t['accuracy_when_certain']:.4f}",
-              flush=True)
-        for name, v in t["per_class"].items():
-            print(f"  {name:9s} recall {v['recall']:.3f}  precision {v['precision']:.3f}  n={v['support']}")
-    (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    print(f"report: {args.out / 'report.json'}  ({(time.time() - t0) / 60:.1f} min)")
-    return 0
+
+def store_weights_as_float16(path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < 2:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float16), name + "_fp16"))
+        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def rethreshold(args, zip_path: Path, x_ho: np.ndarray, y_ho: np.ndarray) -> int:
-    import torch
-
     report = json.loads((args.out / "report.json").read_text())
-    net = build_model(tuple(report.get("widths", WIDTHS)))
-    net.load_state_dict(torch.load(args.out / "best.pt"))
-    held_probs = predict(net, x_ho, tta=True)
+    nets = [load_member(args.out / f"seed-{m['seed']}", m) for m in report["members"]]
+    held_probs = np.mean([predict(net, x_ho, tta=True) for net in nets], axis=0)
     old, threshold = report["held_out"]["uncertain_threshold"], choose_threshold(held_probs, y_ho)
     report["held_out"] = scores(held_probs, y_ho, threshold)
     x_te, y_te = read_split(zip_path, "test")
