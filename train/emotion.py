@@ -1,7 +1,8 @@
 """Train vultus's facial-expression model on FER2013 and export it to ONNX.
 
     pip install -e '.[train]'          # torch 2.13 (CPU wheel) and nothing else
-    python train/emotion.py            # two members, about 43 minutes each on 2 idle CPU cores
+    python train/emotion.py            # the shipped model: 43 minutes on 2 idle CPU cores
+    python train/emotion.py --seeds 2013,2014 --export /tmp/ensemble.onnx   # the two-member ensemble tried
     python train/emotion.py --reuse    # export again from members already trained in train/out/emotion
     python train/emotion.py --limit 600 --epochs 2 --out /tmp/emo-smoke --export /tmp/emo-smoke/model.onnx
 
@@ -12,7 +13,7 @@ What it does, in order:
    `uncertain` threshold. The test split is opened once, at the very end,
    after the model is exported, and its accuracy is printed once.
 2. Trains one compact VGG-style CNN (1.17M parameters) per seed (--seeds,
-   default 2013 and 2014; all on the same split) on random 40x40 views of
+   default 2013 only; every member on the same split) on random 40x40 views of
    the 48x48 greyscale faces: random rotation, scale, shift, flip, brightness
    and contrast, and random erasing, all done batched in torch; SGD with
    Nesterov momentum, one-cycle learning rate, label smoothing, an
@@ -31,6 +32,12 @@ What it does, in order:
    probability below which the model is more often wrong than right (an
    isotonic fit of held-out accuracy against top probability crosses 50%).
    Writes report.json with every figure, then scores the test split.
+
+The shipped model (fer-v2) is the single seed-2013 network:
+train/reports/emotion-fer-v2.json. A two-member ensemble (seeds 2013 and 2014)
+was tried on 2026-11-24 with the rule, fixed beforehand, that it ships only if
+it beats the single network on the held-out part: it did not (71.31% against
+71.41%), so it was not adopted; its run is train/reports/emotion-ensemble-2013-2014.json.
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray,
 
 
 WIDTHS = (32, 64, 128, 256)
-EXPORT_NAME = "emotion-fer-v3.onnx"
+EXPORT_NAME = "emotion-fer-v2.onnx"
 MAX_ONNX_BYTES = 5_000_000
 
 
@@ -270,7 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
     ap.add_argument("--wd", type=float, default=5e-4)
-    ap.add_argument("--seeds", default="2013,2014",
+    ap.add_argument("--seeds", default="2013",
                     help="one ensemble member per seed (initialisation, shuffling, augmentation)")
     ap.add_argument("--split-seed", type=int, default=2013,
                     help="seed of the held-out split, the same for every member so that none of them trains on "
@@ -462,7 +469,8 @@ def export_onnx(nets, path: Path, *, half_weights: bool) -> None:
             return torch.stack([m(x) for m in self.members]).mean(dim=0)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(Mean(nets).eval(), torch.zeros(2, 1, IMAGE, IMAGE), str(path),
+    graph = build_tta(nets[0]) if len(nets) == 1 else Mean(nets)  # one member: the graph fer-v2 shipped with
+    torch.onnx.export(graph.eval(), torch.zeros(2, 1, IMAGE, IMAGE), str(path),
                       input_names=["faces"], output_names=["probabilities"],
                       dynamic_axes={"faces": {0: "n"}, "probabilities": {0: "n"}}, opset_version=17,
                       dynamo=False)
