@@ -59,6 +59,29 @@ def test_sface_as_shipped_fails_in_onnxruntime_and_repaired_runs():
     assert out[0].shape == (3, 128)  # dynamic batch
 
 
+def test_prelu_rewrite_computes_the_same_function():
+    """PRelu(x, a) == a*x + (1-a)*Relu(x) for slopes inside and outside [0, 1], as SFace has."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vultus.models.onnx_tools import prelu_as_relu
+
+    slope = np.array([-0.8, 0.0, 0.25, 1.0, 1.12], np.float32).reshape(5, 1, 1)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "a"], ["y"])], "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 4, 4])],
+        [numpy_helper.from_array(slope, "a")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    x = np.random.default_rng(1).normal(0, 3, (2, 5, 4, 4)).astype(np.float32)
+    assert prelu_as_relu(model) == 1
+    assert "PRelu" not in {n.op_type for n in model.graph.node}
+    onnx.checker.check_model(model)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, np.where(x > 0, x, slope * x), rtol=1e-6, atol=1e-6)
+
+
 @pytest.fixture()
 def model_server(tmp_path, monkeypatch):
     """A local HTTP server over ../shared/data/models/yunet_opencv_zoo, used as the mirror."""
