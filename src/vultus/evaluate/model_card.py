@@ -116,6 +116,10 @@ PUBLISHED = {
         "caveats": ["The project's bar for this model is 70% on the FER2013 test split. These weights reach "
                     "69.96% (5,022 of 7,178), three faces short of it; the previous weights (fer-v1, 0.66M "
                     "parameters, 28 epochs) reached 65.4%. Published single models reach about 73%.",
+                    "Tried and not adopted (2026-11-24): the mean of this network and a second one trained with "
+                    "seed 2014 on the same split. The rule, fixed beforehand, was to ship it only if it beat this "
+                    "network on the held-out part; it scored 71.31% there against 71.41%, so it was not shipped "
+                    "(train/reports/emotion-ensemble-2013-2014.json).",
                     "FER2013 faces are 48x48 grey, mostly frontal and often posed; on real photos vultus aligns "
                     "each face to FER2013's framing, and accuracy there is not measured (no labelled set)."],
     },
