@@ -10,8 +10,8 @@ of the detector's 5 points onto dlib's chip geometry and over the 68-point
 predictor (bench/dlib_alignment.py, bench/results/dlib-alignment.md).
 
 Each face is embedded twice, as cut and mirrored, and the two vectors are
-averaged: on LFW this lifts 10-fold accuracy by about a quarter of a point
-(measured in bench/results/lfw.md) for twice the network time.
+averaged: on LFW this lifted 10-fold accuracy by about a quarter of a point
+(measured with the earlier chip, bench/results/lfw.md) for twice the network time.
 """
 
 from __future__ import annotations
