@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, stamp  # noqa: E402
-from lfw import central_face  # noqa: E402
+from lfw import all_pair_scores, central_face, pair_scores  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 from vultus.evaluate.lfw import read_lfw_pairs  # noqa: E402
 
@@ -97,7 +97,7 @@ def _embed_variant(args) -> np.ndarray:
     import dlib
 
     from vultus.align import similarity_transform
-    from vultus.embed.dlib_resnet import PREDICTOR5, RECOGNISER, hog_like_box
+    from vultus.embed.dlib_resnet import PREDICTOR5, RECOGNISER, dlib_chip
     from vultus.imageio import load_image
     from vultus.models.registry import get_spec
 
@@ -108,13 +108,12 @@ def _embed_variant(args) -> np.ndarray:
     for i, path in enumerate(paths):
         if not found[i]:
             continue
-        image = np.ascontiguousarray(load_image(path))
+        image = load_image(path)
         if variant == "warp5":
             m = similarity_transform(landmarks[i], DLIB_CHIP_150)
             chip = cv2.warpAffine(image, m, (150, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         else:
-            shape = predictor(image, dlib.rectangle(*hog_like_box(landmarks[i])))
-            chip = dlib.get_face_chip(image, shape, size=150, padding=0.25)
+            chip = dlib_chip(predictor, image, landmarks[i])
         both = np.array(net.compute_face_descriptor([chip, np.ascontiguousarray(chip[:, ::-1])]), np.float32)
         both /= np.linalg.norm(both, axis=1, keepdims=True)
         v = both[0] + both[1]
@@ -123,24 +122,16 @@ def _embed_variant(args) -> np.ndarray:
 
 
 def scores_of(vectors, found, index, pairs, identities) -> dict:
-    ia = np.array([index[p.path_a] for p, _ in pairs])
-    ib = np.array([index[p.path_b] for p, _ in pairs])
-    same = np.array([p.same for p, _ in pairs])
     dev_test = np.array([f == "pairsDevTest.txt" for _, f in pairs])
-    s = (vectors[ia] * vectors[ib]).sum(axis=1)
-    failed = ~(found[ia] & found[ib])
-    s[failed & same], s[failed & ~same] = -2.0, 2.0
+    s, same, _, _ = pair_scores(vectors, found, index, [p for p, _ in pairs])
 
-    def accuracy(fit, test):  # threshold chosen on one file, accuracy on the other
+    def accuracy(fit, test):  # threshold chosen on one file, accuracy counted on the other
         best = max(np.unique(s[fit]), key=lambda t: ((s[fit] >= t) == same[fit]).mean())
         return int(((s[test] >= best) == same[test]).sum())
 
     correct = accuracy(~dev_test, dev_test) + accuracy(dev_test, ~dev_test)
-    v, ids = vectors[found], np.asarray(identities)[found]
-    upper = np.triu_indices(len(v), 1)
-    all_scores = (v @ v.T)[upper]
-    genuine_mask = (ids[:, None] == ids[None, :])[upper]
-    genuine, impostor = all_scores[genuine_mask], np.sort(all_scores[~genuine_mask])[::-1]
+    genuine, impostor = all_pair_scores(vectors, found, identities)
+    impostor = np.sort(impostor)[::-1]
     tar = {fmr: float((genuine >= impostor[int(fmr * len(impostor))]).mean()) for fmr in (1e-2, 1e-3, 1e-4)}
     return {"pair_accuracy": correct / len(pairs), "pairs": len(pairs), "tar": tar,
             "genuine": len(genuine), "impostor": len(impostor)}

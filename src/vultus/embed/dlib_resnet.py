@@ -41,6 +41,16 @@ def hog_like_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
     return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
+def dlib_chip(predictor, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """dlib's 150x150 chip (padding 0.25, RGB uint8) of one face: `predictor`
+    (a dlib.shape_predictor) placed on the HOG-like box of the face's 5 landmarks."""
+    import dlib
+
+    image = np.ascontiguousarray(image)
+    shape = predictor(image, dlib.rectangle(*hog_like_box(landmarks)))
+    return dlib.get_face_chip(image, shape, size=150, padding=0.25)
+
+
 class DlibResnetEmbedder(Embedder):
     batch_size = 16
 
@@ -54,19 +64,10 @@ class DlibResnetEmbedder(Embedder):
         paths = self.spec.paths()
         return dlib.shape_predictor(str(paths[PREDICTOR5])), dlib.face_recognition_model_v1(str(paths[RECOGNISER]))
 
-    def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """dlib's 150x150 chip (padding 0.25) of one face, RGB uint8."""
-        import dlib
-
-        predictor, _ = self._models.get()
-        image = np.ascontiguousarray(image)
-        shape = predictor(image, dlib.rectangle(*hog_like_box(landmarks)))
-        return dlib.get_face_chip(image, shape, size=150, padding=0.25)
-
     def _embed(self, items) -> np.ndarray:
-        chips = [self.chip(img, face.landmarks) for img, face in items]
+        predictor, net = self._models.get()
+        chips = [dlib_chip(predictor, img, face.landmarks) for img, face in items]
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in chips]
-        _, net = self._models.get()
         both = np.array(net.compute_face_descriptor(chips + mirrored), dtype=np.float32)
         n = len(chips)
         # Average unit vectors so neither view dominates; Embedder.embed renormalises.
