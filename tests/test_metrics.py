@@ -10,6 +10,7 @@ from vultus.evaluate.metrics import (
     bootstrap_ci,
     eer,
     kfold_accuracy,
+    logistic_fusion_weights,
     roc,
     tar_at_fmr,
     threshold_at_fmr,
@@ -170,3 +171,27 @@ def test_bootstrap_ci_pairs_and_degenerate():
         bootstrap_ci(lambda a, b: 0.0, np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="could be computed"):
         bootstrap_ci(lambda a, b: roc(a, b).auc(), np.array([0.1, 0.2]), np.array([True, True]), n=20)
+
+
+def test_logistic_fusion_weights_favour_the_informative_score():
+    rng = np.random.default_rng(3)
+    same = np.repeat([True, False], 2000)
+    informative = np.where(same, 1.0, 0.0) + rng.normal(0, 0.5, same.size)
+    weaker = np.where(same, 1.0, 0.0) + rng.normal(0, 1.5, same.size)
+    noise = rng.normal(0, 1.0, same.size)
+    w = logistic_fusion_weights(np.column_stack([informative, weaker]), same)
+    assert w.sum() == pytest.approx(1.0) and w[0] > 0.75 > w[1] > 0.0  # ~ 1/var weighting: 0.9 / 0.1
+    w = logistic_fusion_weights(np.column_stack([noise, informative]), same)
+    assert abs(w[0]) < 0.05 and w[1] > 0.95
+    # the same system twice gets equal shares
+    assert logistic_fusion_weights(np.column_stack([informative, informative]), same) == pytest.approx([0.5, 0.5])
+
+
+def test_logistic_fusion_weights_reject_bad_input():
+    with pytest.raises(ValueError, match="at least two systems"):
+        logistic_fusion_weights(np.zeros((4, 1)), [True, False, True, False])
+    with pytest.raises(ValueError, match="no impostor"):
+        logistic_fusion_weights(np.zeros((4, 2)), [True] * 4)
+    with pytest.raises(ValueError, match="do not separate"):
+        x = np.array([[1.0, 1.0], [0.0, 0.0]] * 10)
+        logistic_fusion_weights(x, [False, True] * 10)

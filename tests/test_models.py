@@ -124,3 +124,41 @@ def test_download_missing_file_is_a_clear_error(model_server):
                      "test", InputContract("any", "BGR", "none"), "vultus.detect.yunet:YuNetDetector")
     with pytest.raises(ModelError, match="could not download ghost.onnx"):
         spec.path()
+
+
+def test_dlib_resnet_in_onnxruntime_matches_dlib_on_real_faces(fr_images, engine):
+    """The graph built from dlib's .dat file gives dlib's own descriptors, face by face."""
+    import dlib
+    import onnxruntime as ort
+
+    from vultus.embed.dlib_resnet import PREDICTOR5, RECOGNISER, dlib_chip
+    from vultus.imageio import load_image
+    from vultus.models.dlib_onnx import dlib_resnet_onnx
+
+    files = get_spec("dlib-resnet").paths()
+    predictor = dlib.shape_predictor(str(files[PREDICTOR5]))
+    chips = []
+    for name in ["obama.jpg", "biden.jpg", "two_people.jpg", "alex-lacamoire.png", "lin-manuel-miranda.png"]:
+        image = load_image(fr_images / "examples" / name)
+        chips += [dlib_chip(predictor, image, f.landmarks) for f in engine.detect(image)]
+    theirs = np.array(dlib.face_recognition_model_v1(str(files[RECOGNISER])).compute_face_descriptor(chips))
+    session = ort.InferenceSession(dlib_resnet_onnx(files[RECOGNISER]).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    ours = session.run(None, {"chips": np.stack(chips).astype(np.float32)})[0]
+    assert len(chips) >= 6 and ours.shape == theirs.shape == (len(chips), 128)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_dlib_converter_refuses_a_file_that_is_not_the_network(tmp_path):
+    from vultus.models.dlib_onnx import DlibFormatError, read_dlib_resnet
+
+    with pytest.raises(DlibFormatError, match="expected one input_rgb_image_sized layer, found 0"):
+        read_dlib_resnet(get_spec("dlib-resnet").paths()["shape_predictor_5_face_landmarks.dat"])
+    whole = get_spec("dlib-resnet").paths()["dlib_face_recognition_resnet_model_v1.dat"].read_bytes()
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DlibFormatError, match=r"cut\.dat: file ends at byte \d+, inside a value .*: truncated"):
+        read_dlib_resnet(cut)
+    cut.write_bytes(whole[:whole.index(b"\x01\x04fc_2")])  # ends just before the last layer
+    with pytest.raises(DlibFormatError, match="expected 29 con_, 29 affine_ and 1 fc_ layers, found 29, 29, 0"):
+        read_dlib_resnet(cut)

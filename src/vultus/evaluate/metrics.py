@@ -243,6 +243,43 @@ def kfold_accuracy(scores, same, folds, *, failed=None) -> KFoldAccuracy:
                          thresholds=np.asarray(thresholds))
 
 
+# -- score fusion ----------------------------------------------------------------------------------------------
+
+
+def logistic_fusion_weights(score_columns, same, *, iterations: int = 100) -> np.ndarray:
+    """Weights for a linear fusion of several scores, fitted by linear logistic regression.
+
+    `score_columns` is (comparisons, systems). Logistic regression of `same` on the scores (Newton's
+    method, as the FoCal/BOSARIS tools fuse speaker-recognition systems) uses every comparison, not
+    only those near one threshold, so the weights are far steadier on small sets than picking the
+    weight with the best accuracy. Returned: the coefficients scaled to sum to 1 (the offset is
+    dropped; thresholds are fitted on the fused score afterwards)."""
+    x = np.asarray(score_columns, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError("score_columns must be (comparisons, systems) with at least two systems")
+    s, y = _as_labels(x[:, 0], same)
+    _split(s, y)  # both classes present
+    if np.isnan(x).any():
+        raise ValueError("score_columns contains NaN")
+    design = np.column_stack([x, np.ones(len(x))])
+    target = y.astype(np.float64)
+    coef = np.zeros(design.shape[1])
+    ridge = 1e-6 * np.eye(design.shape[1])  # keeps Newton's step defined when the classes separate
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ coef, -30, 30)))
+        gradient = design.T @ (p - target) + ridge @ coef
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + ridge
+        step = np.linalg.solve(hessian, gradient)
+        coef -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    weights = coef[:-1]
+    if weights.sum() <= 0:
+        raise ValueError("the fitted weights do not sum to a positive number: these scores do not separate "
+                         "genuine from impostor comparisons")
+    return weights / weights.sum()
+
+
 # -- uncertainty -----------------------------------------------------------------------------------------------
 
 

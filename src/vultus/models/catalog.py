@@ -123,7 +123,7 @@ MODELS: list[ModelSpec] = [
                     "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
                _DLIB_SP5),
         license="CC0 (dlib-models)",
-        source="pip: face-recognition-models",
+        source="pip: face-recognition-models (network run in onnxruntime, converted from the .dat at load)",
         input=InputContract("150x150 dlib face chip", "RGB", "none",
                             alignment="dlib.get_face_chip (150 px, padding 0.25) from dlib's 5-point predictor "
                                       "on a HOG-like box from the detector's landmarks; mean of chip and mirror"),
@@ -142,7 +142,7 @@ MODELS: list[ModelSpec] = [
                             alignment="both components' alignments"),
         factory="vultus.embed.fused:FusedEmbedder",
         published="",
-        version="3",
+        version="4",
         dim=256,
         components=("sface-flip", "dlib-resnet"),
     ),
