@@ -204,8 +204,9 @@ def main() -> int:
     print(f"LFW: {len(pairs)} pairs over {len(paths)} images; {workers} worker processes", flush=True)
 
     rows, throughput, cal, emb = [], [], {}, {}
-    fused_parts = get_spec("fused").components  # (sface-flip, dlib-resnet)
-    for name in ["sface", *fused_parts]:
+    fused_parts = get_spec("fused").components  # (sface-flip, dlib-resnet-jitter)
+    embedders = list(dict.fromkeys(["sface", "sface-flip", "dlib-resnet", "dlib-resnet-jitter", *fused_parts]))
+    for name in embedders:
         cached = args.cache / f"{name}.npz"
         spec = get_spec(name)
         contract = f"{spec.name}|{spec.version}|{spec.input.alignment}"  # a new alignment invalidates the cache
@@ -241,7 +242,7 @@ def main() -> int:
     # The fold-fitted z-fusion is the honest 10-fold figure; the shipped weights are refitted on all folds.
     kf_fold_fitted = kfold_accuracy(fused_scores, same, folds)
 
-    for name in ["sface", *fused_parts, "fused"]:
+    for name in [*embedders, "fused"]:
         s, same_, folds_, failed = scored[name]
         kf = kfold_accuracy(s, same_, folds_) if name != "fused" else kf_fold_fitted
         t3 = tar_at_fmr(s, same_, 1e-3)
@@ -261,7 +262,7 @@ def main() -> int:
 
     # Throughput at 1 and 2 processes on a fixed subset.
     subset = paths[: args.throughput_images]
-    for name in [] if args.skip_throughput else ["sface", "dlib-resnet"]:
+    for name in [] if args.skip_throughput else ["sface", "dlib-resnet", "dlib-resnet-jitter"]:
         for n in sorted({1, workers}):
             warm_up(name, n, subset)
             _, _, sec, cpu = embed_paths(subset, name, n)
@@ -296,7 +297,8 @@ def main() -> int:
 
 
 # The issue's bars (#2): accuracy per embedder, SFace images/s with 2 processes.
-BARS = {"sface": 0.993, "dlib-resnet": 0.993, "fused": 0.996}  # sface-flip has no bar of its own
+# The dlib bar is shown for both dlib embedders: the fast one and the jittered one.
+BARS = {"sface": 0.993, "dlib-resnet": 0.993, "dlib-resnet-jitter": 0.993, "fused": 0.996}
 SFACE_IMAGES_PER_S = 100.0
 
 BARS_NOTE = """## Notes on these figures
@@ -307,7 +309,8 @@ BARS_NOTE = """## Notes on these figures
   (bench/results/dlib-alignment.md), over the earlier warp of YuNet's 5 points onto dlib's chip geometry and over
   the 68-point predictor, by a rule fixed before View 2 was scored. On View 2 it reads 99.17% (earlier chip:
   99.15%), and its TAR at FMR 1e-3 rises from 93.15% to 94.17% over all LFW pairs and from 96.83% to 97.60% on
-  pairs.txt: fewer genuine pairs missed at strict thresholds. The 99.3% bar is still not met. Each face is also
+  pairs.txt: fewer genuine pairs missed at strict thresholds. The 99.3% bar is not met, by this fast two-view
+  embedder nor by dlib-resnet-jitter (below). Each face is also
   embedded mirrored and the two vectors averaged (+0.23 points when measured with the earlier chip). Measured
   worse before: dlib's 5-point predictor on YuNet's own box (98.68%; the predictor expects HOG's framing) and
   eyes+nose alignment (98.38%).
@@ -316,18 +319,32 @@ BARS_NOTE = """## Notes on these figures
   accuracy figure is unchanged (99.17%). dlib-bin is built without BLAS and ran the network at about 53 ms per chip,
   one chip at a time: end to end this bench measured 108.8 CPU ms per image, 9.2 images/s with one process and 18.1
   with two, before the change.
+- dlib-resnet-jitter (since 2026-11-24, session 4): the same network averaged over ten fixed dlib-style jitters of
+  the chip (dlib.jitter_image's ranges: up to 2% shift, 3 degrees of rotation, 0-3% zoom) and ten of its mirror
+  image, twenty network runs per face: dlib's own "more accurate, slower" option (num_jitters), made
+  deterministic. Chosen on LFW View 1 by a rule fixed before scoring, one candidate only (beat plain dlib-resnet on
+  every column: pair accuracy 99.24% against 99.02%, TAR at FMR 1e-2 / 1e-3 / 1e-4 over all View 1 pairs 99.16 /
+  95.09 / 84.15% against 99.09 / 94.46 / 82.89%; bench/results/dlib-alignment.md). `dlib-resnet` stays the fast
+  two-view embedder; `fused` takes the jittered one, by a second rule fixed before scoring (on View 1 fused pair
+  accuracy 99.73% against 99.62%, TAR at FMR 1e-3 equal at 98.98%). On View 2 the accuracy gain did not carry
+  over: dlib-resnet-jitter reads 99.02% against 99.17% for plain dlib-resnet (9 pairs of 6,000, inside the fold
+  std of 0.3 points), while its gain at strict thresholds did: TAR at FMR 1e-3 94.94% against 94.17% over all LFW
+  pairs and 98.17% against 97.60% on pairs.txt. vultus's thresholds sit at such false-match rates (FMR 1e-3 by
+  default), which is why we keep it as chosen on View 1 rather than re-choose on View 2. Fused with it reads
+  99.58% (99.57% with plain dlib-resnet in the run before, both with logistic-regression weights): the 99.6% bar
+  is one pair short.
 - fused weights (since 2026-11-24, session 4) are fitted by logistic regression on the two cosines, not by picking
   the z-score weight with the best accuracy on a 0.05 grid. The choice was made on LFW View 1 by a rule fixed
   before View 2 was scored (take logistic regression only if it is at least as good in View 1 pair accuracy and in
   TAR at FMR 1e-3): 99.62% against 99.34% pair accuracy, TAR at FMR 1e-3 98.98% against 97.93%, and the grid weight
-  swung from 0.02 to 0.12 between View 1's two files while logistic regression gave 0.14 and 0.18. On View 2 the
-  fold-fitted figure moves from 99.55% (grid, previous run) to the one in the table above.
+  swung from 0.02 to 0.12 between View 1's two files while logistic regression gave 0.14 and 0.18. On View 2, with
+  plain dlib-resnet, the fold-fitted fused figure moved from 99.55% (grid) to 99.57% (logistic regression).
 - fused with the dlib chip of 2026-11-24 read 99.55% against 99.62% with the earlier chip (grid-fitted weights):
   4 pairs of 6,000, inside the fold std (0.32 points). On View 1 the new chip did better inside fused (pair
   accuracy 99.51% against 99.45%, TAR at FMR 1e-4 98.11% against 97.83%), so we kept the chip chosen there rather
   than the one that read higher on View 2.
-- Tried with the earlier chip (2026-11-24), dlib-jitter-style view averaging: chips zoomed to 0.97, 1.0 and
-  1.03, each also mirrored (six views). The 37 combinations scored 98.80-99.27% for dlib-resnet (all six:
+- Tried with the earlier chip (2026-11-24), hand-picked view averaging scored on View 2: chips zoomed to 0.97, 1.0
+  and 1.03, each also mirrored (six views). The 37 combinations scored 98.80-99.27% for dlib-resnet (all six:
   99.22%) and 99.47-99.65% fused, scattered by a few pairs either way: within fold noise (std 0.38 points), and
   picking the best of 37 would be fitting LFW's test pairs. Not adopted: it costs up to three times the network
   time.

@@ -95,8 +95,8 @@ def test_models_lists_every_model_verified(capsys):
     code, out, _ = run(capsys, "models", "--json")
     models = {m["name"]: m for m in json.loads(out)}
     assert code == 0
-    for name in ["yunet", "dlib-hog", "dlib-mmod", "dlib-68", "sface", "sface-flip", "dlib-resnet", "fused", "age",
-                 "gender", "emotion"]:
+    for name in ["yunet", "dlib-hog", "dlib-mmod", "dlib-68", "sface", "sface-flip", "dlib-resnet",
+                 "dlib-resnet-jitter", "fused", "age", "gender", "emotion"]:
         assert models[name]["verified"], models[name]["status"]
         assert models[name]["license"] and models[name]["source"]
     code, out, _ = run(capsys, "models")

