@@ -298,6 +298,9 @@ def write_report(results, fused, box, n_box, n_images, n_found) -> None:
         "then let fused take jitter10 only if it is at least as good as sp5 on the same two columns (it was: "
         "higher pair accuracy, equal TAR at FMR 1e-3).",
         "",
+        "How these choices fared on View 2 is in bench/results/lfw.md: dlib-resnet-jitter's gain at strict "
+        "thresholds held there, its pair-accuracy gain did not.",
+        "",
         f"HOG-like box from the 5 landmarks (centre offset a, b and side c, in units of the landmarks' RMS spread), "
         f"refitted here on {n_box} faces where HOG and YuNet both fired: {box}; shipped: {HOG_BOX_FROM_LANDMARKS}.",
         "",
