@@ -262,7 +262,7 @@ def main() -> int:
 
     # Throughput at 1 and 2 processes on a fixed subset.
     subset = paths[: args.throughput_images]
-    for name in [] if args.skip_throughput else ["sface", "dlib-resnet", "dlib-resnet-jitter"]:
+    for name in [] if args.skip_throughput else ["sface", "dlib-resnet", "dlib-resnet-jitter", "fused"]:
         for n in sorted({1, workers}):
             warm_up(name, n, subset)
             _, _, sec, cpu = embed_paths(subset, name, n)
