@@ -1,7 +1,7 @@
 """Choices made on LFW View 1, the protocol's development set: dlib-resnet's chip and views, and how
 fused's weights are fitted.
 
-    python bench/dlib_alignment.py        # about 10 minutes; results to bench/results/dlib-alignment.md
+    python bench/dlib_alignment.py        # about 5 minutes; results to bench/results/dlib-alignment.md
 
 LFW's View 2 (pairs.txt) is for reporting; View 1 (pairsDevTrain.txt and
 pairsDevTest.txt) is for choosing a method. This script compares three ways of
@@ -21,11 +21,9 @@ Then fused (sface-flip + a dlib variant) on the same pairs: weights fitted on
 one pairs file and scored on the other, by logistic regression or by the
 earlier best-accuracy weight grid, with sp5 and with jitter10.
 
-The network runs in onnxruntime (vultus.models.dlib_onnx, equal to dlib's own
-output to float rounding), so the figures match what the embedders ship.
-The HOG-like box (HOG_BOX_FROM_LANDMARKS in vultus.embed.dlib_resnet) is
-refitted here from the images where dlib's HOG detector and YuNet both fire,
-and printed, so the shipped constants can be checked.
+Every variant's views and network are the shipped embedders' own
+(DlibResnetEmbedder.embed_chips; only the chip is cut here), so the figures
+match what dlib-resnet and dlib-resnet-jitter ship.
 """
 
 from __future__ import annotations
@@ -102,38 +100,34 @@ def fit_hog_box(landmarks, hog_boxes, found) -> tuple[tuple[float, float, float]
 
 
 def _embed_variant(args) -> np.ndarray:
+    """Unit vectors of every image under one variant: its chip cut here, its views and network
+    those of the shipped embedder (dlib-resnet, or dlib-resnet-jitter for jitter10)."""
     variant, paths, landmarks, found = args
     import cv2
     import dlib
-    import onnxruntime as ort
 
     from vultus.align import similarity_transform
-    from vultus.embed.dlib_resnet import JITTERS, PREDICTOR5, RECOGNISER, dlib_chip, jittered
+    from vultus.embed.base import l2_normalise
+    from vultus.embed.dlib_resnet import PREDICTOR5, dlib_chip
     from vultus.imageio import load_image
-    from vultus.models.dlib_onnx import dlib_resnet_onnx
     from vultus.models.registry import get_spec
 
+    embedder = get_spec("dlib-resnet-jitter" if variant == "jitter10" else "dlib-resnet").load(threads=1)
     files = get_spec("dlib-resnet").paths()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    net = ort.InferenceSession(dlib_resnet_onnx(files[RECOGNISER]).SerializeToString(), options,
-                               providers=["CPUExecutionProvider"])
     predictor = dlib.shape_predictor(str(files[PREDICTOR5] if variant != "sp68" else get_spec("dlib-68").path()))
-    vectors = np.zeros((len(paths), 128), np.float32)
-    for i, path in enumerate(paths):
-        if not found[i]:
-            continue
-        image = load_image(path)
+
+    def chip(i):
+        image = load_image(paths[i])
         if variant == "warp5":
             m = similarity_transform(landmarks[i], DLIB_CHIP_150)
-            chip = cv2.warpAffine(image, m, (150, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        else:
-            chip = dlib_chip(predictor, image, landmarks[i])
-        mirror = np.ascontiguousarray(chip[:, ::-1])
-        views = [chip, mirror] if variant != "jitter10" else [jittered(c, *j) for j in JITTERS for c in (chip, mirror)]
-        out = net.run(None, {"chips": np.stack(views).astype(np.float32)})[0]
-        v = (out / np.linalg.norm(out, axis=1, keepdims=True)).sum(axis=0)
-        vectors[i] = v / np.linalg.norm(v)
+            return cv2.warpAffine(image, m, (150, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return dlib_chip(predictor, image, landmarks[i])
+
+    vectors = np.zeros((len(paths), 128), np.float32)
+    todo = np.flatnonzero(found)
+    for start in range(0, len(todo), embedder.batch_size):
+        batch = todo[start:start + embedder.batch_size]
+        vectors[batch] = l2_normalise(embedder.embed_chips(np.stack([chip(i) for i in batch])))
     return vectors
 
 
@@ -143,11 +137,12 @@ def _embed_sface_flip(paths, found) -> np.ndarray:
 
     engine = Engine(embedder="sface-flip", threads=1)
     vectors = np.zeros((len(paths), 128), np.float32)
-    for i, path in enumerate(paths):
-        if found[i]:
-            image = load_image(path)
-            face = central_face(engine.detector.detect([image])[0], image.shape)
-            vectors[i] = engine.embedder.embed([(image, face)])[0]
+    todo = np.flatnonzero(found)
+    for start in range(0, len(todo), 64):
+        batch = todo[start:start + 64]
+        images = [load_image(paths[i]) for i in batch]
+        faces = [central_face(fs, img.shape) for fs, img in zip(engine.detector.detect(images), images, strict=True)]
+        vectors[batch] = engine.embedder.embed(list(zip(images, faces, strict=True)))
     return vectors
 
 

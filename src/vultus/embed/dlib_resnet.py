@@ -114,12 +114,16 @@ class DlibResnetEmbedder(Embedder):
         """The images the network sees for each chip: the chip and its mirror."""
         return [chips, chips[:, :, ::-1]]
 
-    def _embed(self, items) -> np.ndarray:
-        views = self._views(self._chips(items))
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        """Unnormalised vectors, one per chip, for (N, 150, 150, 3) dlib chips: the sum of the unit
+        vectors of the chip's views (so no view dominates; Embedder.embed renormalises)."""
+        views = self._views(chips)
         out = self._session.run(np.concatenate(views).astype(np.float32))[0]
-        # Average unit vectors so no view dominates; Embedder.embed renormalises.
         out /= np.linalg.norm(out, axis=1, keepdims=True)
-        return out.reshape(len(views), len(items), -1).sum(axis=0)
+        return out.reshape(len(views), len(chips), -1).sum(axis=0)
+
+    def _embed(self, items) -> np.ndarray:
+        return self.embed_chips(self._chips(items))
 
 
 class DlibResnetJitterEmbedder(DlibResnetEmbedder):
