@@ -124,6 +124,23 @@ def fr_embed(paths: list[Path], workers: int, chunk: int = 32):
             time.perf_counter() - t0, sum(p[2] for p in parts))
 
 
+def _contract(name: str) -> str:
+    spec = get_spec(name)
+    return f"{spec.name}|{spec.version}|{spec.input.alignment}"  # a new version or alignment invalidates the cache
+
+
+def cached_embeddings(cache: Path, name: str, paths: list[Path], root: Path):
+    """(vectors, ok) of an earlier run for exactly these images and this model version, or None."""
+    cached = cache / f"{name}.npz"
+    if not cached.is_file():
+        return None
+    data = np.load(cached)
+    if (list(data["paths"]) != [str(p.relative_to(root)) for p in paths]
+            or str(data.get("contract", "")) != _contract(name)):
+        return None
+    return data["V"], data["ok"]
+
+
 # -- scoring -------------------------------------------------------------------
 def pair_scores(vectors, ok, index, pairs):
     ia = np.array([index[p.path_a] for p in pairs])
@@ -207,22 +224,17 @@ def main() -> int:
     fused_parts = get_spec("fused").components  # (sface-flip, dlib-resnet-jitter)
     embedders = list(dict.fromkeys(["sface", "sface-flip", "dlib-resnet", "dlib-resnet-jitter", *fused_parts]))
     for name in embedders:
-        cached = args.cache / f"{name}.npz"
-        spec = get_spec(name)
-        contract = f"{spec.name}|{spec.version}|{spec.input.alignment}"  # a new alignment invalidates the cache
-        if cached.is_file() and not args.no_cache:
-            data = np.load(cached)
-            if (list(data["paths"]) == [str(p.relative_to(root)) for p in paths]
-                    and str(data.get("contract", "")) == contract):
-                emb[name] = (data["V"], data["ok"])
-                print(f"{name}: embeddings from {cached} (use --no-cache to recompute)", flush=True)
-                continue
+        hit = None if args.no_cache else cached_embeddings(args.cache, name, paths, root)
+        if hit is not None:
+            emb[name] = hit
+            print(f"{name}: embeddings from {args.cache / f'{name}.npz'} (use --no-cache to recompute)", flush=True)
+            continue
         warm_up(name, workers, paths)
         vectors, ok, seconds, cpu = embed_paths(paths, name, workers)
         emb[name] = (vectors, ok)
         args.cache.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, V=vectors, ok=ok, paths=np.array([str(p.relative_to(root)) for p in paths]),
-                 contract=np.array(contract))
+        np.savez(args.cache / f"{name}.npz", V=vectors, ok=ok,
+                 paths=np.array([str(p.relative_to(root)) for p in paths]), contract=np.array(_contract(name)))
         print(f"{name}: embedded {len(paths)} images in {seconds:.1f}s ({len(paths) / seconds:.1f} img/s), "
               f"{int((~ok).sum())} without a face", flush=True)
         throughput.append((name, workers, len(paths), seconds, cpu))
@@ -300,6 +312,31 @@ def main() -> int:
 # The dlib bar is shown for both dlib embedders: the fast one and the jittered one.
 BARS = {"sface": 0.993, "dlib-resnet": 0.993, "dlib-resnet-jitter": 0.993, "fused": 0.996}
 SFACE_IMAGES_PER_S = 100.0
+
+# Why the bars that are not met are not met: prose written from measured figures (the runs it cites),
+# kept with the report so that every run of this bench carries it.
+WHY_SHORT = """## Why two bars are short
+
+- **dlib >= 99.3%** (dlib-resnet 99.17%, dlib-resnet-jitter 99.02%). dlib publishes 99.13% for its network with one
+  descriptor per face, 99.3% with 10 jitters and 99.38% with 100. bench/dlib_published.py ran that recipe as dlib
+  documents it (raw descriptors averaged over `dlib.jitter_image`) on these images
+  (bench/results/dlib-published.md): with the 5-point chip dlib documents today, 98.92% with one descriptor, 99.10%
+  with 10 jitters, 99.20% with 100; with the 68-point chip dlib used when it published the figures (February 2017;
+  the 5-point model came with dlib 19.7 in September 2017), 99.07%, 99.25% and 99.30%. On these deep-funneled images
+  the network reaches 99.3% only by dlib's costliest recipe: a chip from the 68-point predictor, whose training data
+  (iBUG 300-W) is licensed for research only, and 100 network runs per face. vultus's fast dlib-resnet (the 5-point
+  chip and its mirror, two network runs) reads 99.17%, above dlib's own one-descriptor recipe on the same chip
+  (98.92%) and two pairs below its 100-jitter one (99.20%). We ship neither a research-only chip in an embedder nor
+  a recipe chosen on View 2 that costs 50 times the network time (the rule, written before that run was scored, is
+  in its report).
+- **fused >= 99.6%** (99.58%: 25 of 6,000 pairs wrong where the bar allows 24). bench/lfw_errors.py lists them
+  (bench/results/lfw-errors.md). Two are the pairs Jim_OBrien_0001 / _0002 and _0001 / _0003, labelled as one
+  person: _0001 shows a different man (two basketball coaches share the name; LFW's errata list Jim_OBrien). Fused
+  rejects both, as the pictures warrant; the protocol counts them wrong and so does this report. With those two
+  labels corrected the same decisions would score 5,977 of 6,000 (99.62%). Of the other 23, 10 are wrong for both
+  networks alone. The 15 rejected same-person pairs are mostly occlusion (sunglasses, caps, a towel), faces turned
+  up or away, and photos taken years apart; the 8 accepted pairs of different people are look-alikes. One pair is
+  well inside the fold std (0.34 points, 20 pairs); the figure stands as measured rather than re-chosen on View 2."""
 
 BARS_NOTE = """## Notes on these figures
 
@@ -416,7 +453,7 @@ def write_report(rows, throughput, weights, n_images, n_pairs) -> None:
     for name, n, count, sec, cpu in throughput:
         ms = cpu / count * 1000
         lines.append(f"| {name} | {n} | {count} | {sec:.1f} | {count / sec:.1f} | {ms:.1f} | {n * 1000 / ms:.0f} |")
-    lines += ["", *bars_section(rows, throughput), BARS_NOTE, ""]
+    lines += ["", *bars_section(rows, throughput), WHY_SHORT, "", BARS_NOTE, ""]
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
 
