@@ -37,7 +37,7 @@ _DLIB_RESNET = ModelSpec(
                         alignment="dlib.get_face_chip (150 px, padding 0.25) from dlib's 5-point predictor "
                                   "on a HOG-like box from the detector's landmarks; mean of chip and mirror"),
     factory="vultus.embed.dlib_resnet:DlibResnetEmbedder",
-    published="LFW 99.38% (dlib)",
+    published="LFW 99.13% with one descriptor per face, 99.38% averaged over 100 jitters (dlib)",
     version="v1",
     dim=128,
 )
@@ -142,6 +142,7 @@ MODELS: list[ModelSpec] = [
         input=replace(_DLIB_RESNET.input, alignment=_DLIB_RESNET.input.alignment.replace(
             "mean of chip and mirror", "mean of 10 fixed dlib-style jitters of the chip and 10 of its mirror")),
         factory="vultus.embed.dlib_resnet:DlibResnetJitterEmbedder",
+        published="LFW 99.3% averaged over 10 random jitters (dlib)",
         version="1",
     ),
     ModelSpec(
