@@ -18,9 +18,10 @@ research only, and 100 jitters cost 50 times dlib-resnet's network time. Scored 
 10-fold accuracy on the Euclidean distance between raw descriptors (threshold from the other nine
 folds) and accuracy at dlib's fixed threshold 0.6.
 
-The network is vultus's onnxruntime graph of dlib's .dat file (equal to dlib's to 3e-7). Each of the
-two worker processes handles a fixed half of the images in order, so dlib's jitter generator (seeded
-the same in every fresh process) draws the same jitters on every run.
+The network is dlib-resnet's own (DlibResnetEmbedder.descriptors: vultus's onnxruntime graph of
+dlib's .dat file, equal to dlib's to 3e-7). Each of the two worker processes handles a fixed half of
+the images in order, so dlib's jitter generator (seeded the same in every fresh process) draws the
+same jitters on every run.
 """
 
 from __future__ import annotations
@@ -52,18 +53,13 @@ def _embed_half(args) -> tuple[np.ndarray, np.ndarray]:
     import dlib
 
     from vultus import Engine
-    from vultus.embed.dlib_resnet import PREDICTOR5, RECOGNISER, dlib_chip
+    from vultus.embed.dlib_resnet import PREDICTOR5, dlib_chip
     from vultus.imageio import load_image
     from vultus.models.registry import get_spec
-    from vultus.models.runtime import LazySession
 
-    spec = get_spec("dlib-resnet")
-    files = spec.paths()
-    predictors = {"sp5": dlib.shape_predictor(str(files[PREDICTOR5])),
+    embedder = get_spec("dlib-resnet").load(threads=1)  # the shipped network; only the views differ here
+    predictors = {"sp5": dlib.shape_predictor(str(get_spec("dlib-resnet").paths()[PREDICTOR5])),
                   "sp68": dlib.shape_predictor(str(get_spec("dlib-68").path()))}
-    from vultus.models.dlib_onnx import dlib_resnet_onnx
-
-    session = LazySession(lambda: dlib_resnet_onnx(files[RECOGNISER]).SerializeToString(), 1)
     engine = Engine(detector="yunet", threads=1)
     out = np.zeros((len(paths), len(CHIPS), len(JITTERS), 128), np.float32)
     ok = np.zeros(len(paths), bool)
@@ -77,7 +73,7 @@ def _embed_half(args) -> tuple[np.ndarray, np.ndarray]:
         for c, name in enumerate(CHIPS):
             chip = dlib_chip(predictors[name], image, face.landmarks)
             views = np.stack([chip, *dlib.jitter_image(chip, num_jitters=max(JITTERS))])
-            raw = session.run(views.astype(np.float32))[0]
+            raw = embedder.descriptors(views)
             for j, n in enumerate(JITTERS):
                 out[i, c, j] = raw[0] if n == 1 else raw[1:n + 1].mean(axis=0)
         if (i + 1) % 250 == 0:

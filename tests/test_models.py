@@ -129,11 +129,9 @@ def test_download_missing_file_is_a_clear_error(model_server):
 def test_dlib_resnet_in_onnxruntime_matches_dlib_on_real_faces(fr_images, engine):
     """The graph built from dlib's .dat file gives dlib's own descriptors, face by face."""
     import dlib
-    import onnxruntime as ort
 
     from vultus.embed.dlib_resnet import PREDICTOR5, RECOGNISER, dlib_chip
     from vultus.imageio import load_image
-    from vultus.models.dlib_onnx import dlib_resnet_onnx
 
     files = get_spec("dlib-resnet").paths()
     predictor = dlib.shape_predictor(str(files[PREDICTOR5]))
@@ -142,9 +140,7 @@ def test_dlib_resnet_in_onnxruntime_matches_dlib_on_real_faces(fr_images, engine
         image = load_image(fr_images / "examples" / name)
         chips += [dlib_chip(predictor, image, f.landmarks) for f in engine.detect(image)]
     theirs = np.array(dlib.face_recognition_model_v1(str(files[RECOGNISER])).compute_face_descriptor(chips))
-    session = ort.InferenceSession(dlib_resnet_onnx(files[RECOGNISER]).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    ours = session.run(None, {"chips": np.stack(chips).astype(np.float32)})[0]
+    ours = get_spec("dlib-resnet").load(threads=1).descriptors(np.stack(chips))
     assert len(chips) >= 6 and ours.shape == theirs.shape == (len(chips), 128)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 

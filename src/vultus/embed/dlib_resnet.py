@@ -114,11 +114,16 @@ class DlibResnetEmbedder(Embedder):
         """The images the network sees for each chip: the chip and its mirror."""
         return [chips, chips[:, :, ::-1]]
 
+    def descriptors(self, chips: np.ndarray) -> np.ndarray:
+        """dlib's raw 128-d descriptors (not normalised, as compute_face_descriptor returns them) of
+        (N, 150, 150, 3) chips, one network run per chip, no extra views."""
+        return self._session.run(np.asarray(chips, dtype=np.float32))[0]
+
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unnormalised vectors, one per chip, for (N, 150, 150, 3) dlib chips: the sum of the unit
         vectors of the chip's views (so no view dominates; Embedder.embed renormalises)."""
         views = self._views(chips)
-        out = self._session.run(np.concatenate(views).astype(np.float32))[0]
+        out = self.descriptors(np.concatenate(views))
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out.reshape(len(views), len(chips), -1).sum(axis=0)
 
