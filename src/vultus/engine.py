@@ -123,10 +123,10 @@ class Engine:
 
 def pick_one(faces: Sequence[Face], *, largest: bool = False, name: str = "image") -> Face:
     if not faces:
-        raise NoFaceError(f"{name}: no face found")
+        raise NoFaceError(f"{name}: no face found", file=name)
     if len(faces) > 1 and not largest:
-        raise ManyFacesError(f"{name}: {len(faces)} faces found where one was expected "
-                             "(use --largest to take the biggest)")
+        raise ManyFacesError(f"{name}: {len(faces)} faces found where one was expected", file=name,
+                             faces=len(faces))
     return max(faces, key=lambda f: f.box.area)
 
 

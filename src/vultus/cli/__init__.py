@@ -2,7 +2,8 @@
 
 Each command group lives in its own module with an `add_commands(subparsers)`
 function; a command is a function taking the parsed args and returning an exit
-code. VultusError becomes one line on stderr and exit code 2.
+code. A VultusError becomes one line on stderr and an exit status, both from
+`cli/errors.py`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except VultusError as exc:
-        print(f"vultus: error: {exc}", file=sys.stderr)
-        return 2
+        from vultus.cli.errors import report
+
+        return report(exc)
     except KeyboardInterrupt:
         print("vultus: interrupted", file=sys.stderr)
         return 130
