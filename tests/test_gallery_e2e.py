@@ -105,18 +105,20 @@ def test_manage_people(capsys, knn_gallery):
 def test_forget_proves_the_person_is_gone(capsys, knn_gallery):
     g = ("--gallery", knn_gallery)
     report = run_json(capsys, "gallery", "forget", "obama", *g)
-    assert report["verified"] is True and report["still_matching"] == []
+    proof = report["proof"]
+    assert report["verified"] is True and proof["person_still_returned"] is False and proof["lookalikes"] == []
+    assert (proof["checked_faces"], proof["rows_remaining"], proof["index_entries_remaining"]) == (2, 0, 0)
     assert (report["faces_removed"], report["embeddings_removed"], report["crops_removed"],
             report["index_entries_removed"]) == (2, 2, 2, 2)
-    assert report["best_remaining_similarity"] < report["threshold"]
+    assert proof["best_remaining_similarity"] < report["threshold"]
     image = need_data(*KNN, "test", "obama_and_biden.jpg")
     after = run_json(capsys, "gallery", "identify", image, *g)[0]
     assert people_left_to_right(after) == ["biden", "unknown", "unknown"]
     with sqlite3.connect(knn_gallery) as c:
         assert c.execute("SELECT count(*) FROM faces WHERE image_path LIKE '%/obama/%'").fetchone()[0] == 0
         detail = json.loads(c.execute("SELECT detail FROM audit WHERE action = 'forget'").fetchone()[0])
-    assert detail == {"person": "obama", "person_id": detail["person_id"], "faces": 2, "images": 2,
-                      "embeddings": 2, "crops": 2}
+    assert detail == {"person_id": detail["person_id"], "faces": 2, "images": 2, "embeddings": 2, "crops": 2}
+    assert detail["person_id"].startswith("forgotten-")
     code, _, err = run(capsys, "gallery", "forget", "obama", *g)
     assert code == 2 and "no person 'obama'" in err
 

@@ -158,8 +158,11 @@ def test_forget_leaves_no_vector_and_one_audit_record(tmp_path):
         assert all(i.person == "p002" for i in before)
         report = g.forget("p002")
         assert (report.faces_removed, report.embeddings_removed, report.index_entries_removed) == (3, 3, 3)
-        assert report.verified and not report.still_matching
-        assert report.best_remaining_similarity < 0.5
+        proof = report.proof
+        assert report.verified and not proof.person_still_returned and not proof.lookalikes
+        assert (proof.checked_faces, proof.rows_remaining, proof.index_entries_remaining, proof.search_hits) == \
+            (3, 0, 0, 0)
+        assert proof.best_remaining_similarity < 0.5
         assert all(i.unknown for i in g.identify_vectors(faces[2], top_k=1))
         with pytest.raises(NotFoundError):
             g.person("p002")
@@ -168,7 +171,8 @@ def test_forget_leaves_no_vector_and_one_audit_record(tmp_path):
         log = g.audit_log()
     forget = [r for r in log if r.action == "forget"]
     assert len(forget) == 1
-    assert set(forget[0].detail) == {"person", "person_id", "faces", "images", "embeddings", "crops"}
+    assert set(forget[0].detail) == {"person_id", "faces", "images", "embeddings", "crops"}
+    assert forget[0].detail["person_id"].startswith("forgotten-")
     assert forget[0].detail["faces"] == 3
     # No trace of the vectors in the database file, its log, or the index file.
     patterns = [v.astype(np.float32).tobytes() for v in faces[2]]
@@ -187,8 +191,11 @@ def test_forget_reports_the_same_face_under_another_name(gallery):
     gallery.set_threshold("default", 0.5, 1e-3, "test")
     gallery.store.add_faces(coll.id, coll.contract.key, [new_face("alias", "x", faces[1, 0])])
     report = gallery.forget("p001")
-    assert not report.verified
-    assert {p for _, p, _ in report.still_matching} == {"alias"}
+    # The erasure is complete; the alias is a lookalike to look at, not a failure.
+    assert report.verified and not report.proof.person_still_returned
+    assert [(x.person, x.faces) for x in report.proof.lookalikes] == [("alias", 2)]  # the re-enrolled face and its neighbour
+    assert report.proof.lookalikes[0].similarity > 0.999
+    assert report.proof.fmr == 1e-3 and report.proof.strict_threshold == 0.5  # the override is the only threshold
 
 
 def test_rename_merge_move_delete(gallery):

@@ -41,8 +41,13 @@ def _default(o):
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence], file=None) -> None:
+    """Aligned columns for people. Every cell is escaped (`safe_text`): names and
+    file names come from users and files, and a control character in one could
+    clear the screen, retitle the window or forge a row."""
+    from vultus.textsafe import safe_text
+
     file = file or sys.stdout
-    cells = [[str(h) for h in headers]] + [[_cell(c) for c in r] for r in rows]
+    cells = [[safe_text(h) for h in headers]] + [[safe_text(_cell(c)) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for k, r in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)

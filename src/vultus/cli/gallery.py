@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vultus.cli.common import add_json_option, print_json, print_table, progress
 from vultus.errors import VultusError
+from vultus.textsafe import safe_text
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
           "reembed | threshold | stats | audit"
@@ -129,8 +130,14 @@ def _open(args, *, create: bool = False):
     return Gallery(args.gallery, create=create)
 
 
+def _say(text: str, file=None) -> None:
+    """Print one human-readable line with every control character escaped: it
+    may hold person, collection or file names from users and files."""
+    print(safe_text(text), file=file or sys.stdout)
+
+
 def _print_error(message: str) -> None:
-    print(f"vultus: error: {message}", file=sys.stderr)
+    _say(f"vultus: error: {message}", file=sys.stderr)
 
 
 # -- create / enroll -----------------------------------------------------------
@@ -141,7 +148,7 @@ def cmd_create(args) -> int:
         if args.json:
             print_json(coll.to_dict() | {"gallery": g.location})
         else:
-            print(f"created collection {coll.name!r} in {g.location}: {coll.contract.describe()}, detector "
+            _say(f"created collection {coll.name!r} in {g.location}: {coll.contract.describe()}, detector "
                   f"{coll.detector}, target false-match rate {coll.target_fmr:g}, "
                   f"crops {'kept' if coll.keep_crops else 'not kept'}")
     return 0
@@ -196,11 +203,11 @@ def cmd_enroll(args) -> int:
         else:
             for o in report.outcomes:
                 if o.status in ("refused", "error"):
-                    print(f"{o.status}: {o.path} ({o.person}): {o.reason}", file=sys.stderr)
+                    _say(f"{o.status}: {o.path} ({o.person}): {o.reason}", file=sys.stderr)
             for w in report.warnings:
-                print(f"warning: {w.message()}", file=sys.stderr)
+                _say(f"warning: {w.message()}", file=sys.stderr)
             d = report.to_dict()
-            print(f"{d['enrolled']} faces enrolled into {report.collection!r} ({g.location}); "
+            _say(f"{d['enrolled']} faces enrolled into {report.collection!r} ({g.location}); "
                   f"{d['duplicates']} already there, {d['refused']} refused, {d['errors']} unreadable; "
                   f"{report.seconds:.1f} s")
     bad = report.count("refused") + report.count("error")
@@ -263,7 +270,7 @@ def cmd_identify(args) -> int:
             print_table(["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity", "next best"], rows)
             if results:
                 d = results[0].decision
-                print(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
+                _say(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
                       f"measured on {d.source}); an unenrolled face would match someone about "
                       f"{100 * d.expected_fpir:.2g}% of the time in this collection")
     return 2 if failures else 0
@@ -312,7 +319,7 @@ def cmd_show(args) -> int:
         if args.json:
             print_json(person.to_dict() | {"face_records": [f.to_dict() for f in faces]})
         else:
-            print(f"{person.name}: {person.face_count} faces, enrolled {person.created_at[:19]}"
+            _say(f"{person.name}: {person.face_count} faces, enrolled {person.created_at[:19]}"
                   + (f", metadata {person.metadata}" if person.metadata else ""))
             print_table(["face id", "image", "box", "quality", "size px", "sharpness", "yaw", "crop"],
                         [(f.id, f.image_path or f.image_sha256[:12], ",".join(f"{v:.0f}" for v in f.box.as_tuple()),
@@ -325,7 +332,7 @@ def _done(args, payload: dict, text: str) -> int:
     if args.json:
         print_json(payload)
     else:
-        print(text)
+        _say(text)
     return 0
 
 
@@ -358,21 +365,31 @@ def cmd_delete(args) -> int:
 def cmd_forget(args) -> int:
     with _open(args) as g:
         r = g.forget(args.person, args.collection)
+        p = r.proof
         if args.json:
             print_json(r.to_dict())
         else:
-            print(f"forgot {r.person!r}: {r.faces_removed} faces, {r.embeddings_removed} embeddings, "
-                  f"{r.crops_removed} crops, {r.index_entries_removed} index entries removed")
-            best = "none left to compare" if r.best_remaining_similarity is None else \
-                f"best remaining similarity {r.best_remaining_similarity:.3f}"
+            _say(f"forgot {r.person!r}: {r.faces_removed} faces, {r.embeddings_removed} embeddings, "
+                 f"{r.crops_removed} crops, {r.index_entries_removed} index entries removed")
             if r.verified:
-                thr = f" (threshold {r.threshold:.3f})" if r.threshold is not None else ""
-                print(f"proof: the {r.embeddings_removed} forgotten embeddings were identified again before being "
-                      f"dropped from memory: none matches anyone{thr}; {best}")
+                best = "" if p.best_remaining_similarity is None else \
+                    f"; their best match among those left: {p.best_remaining_similarity:.3f}"
+                _say(f"proof: no row of the database and no index entry refers to them, and their "
+                     f"{p.checked_faces} faces, identified again before being dropped from memory, never return "
+                     f"them{best}")
             else:
-                for i, who, sim in r.still_matching:
-                    print(f"WARNING: forgotten face {i} still matches {who!r} at {sim:.3f}: is the same person "
-                          "enrolled under another name?", file=sys.stderr)
+                what = [f"{n} {w}" for n, w in ((p.rows_remaining, "database rows"),
+                                                (p.index_entries_remaining, "index entries"),
+                                                (p.search_hits, "searches that still return them")) if n]
+                if not p.index_file_clean:
+                    what.append("the index file still holds their vectors' bytes")
+                _say(f"vultus: error: forget did not complete: {', '.join(what)}; `vultus gallery reindex` "
+                     "rebuilds the index from the database", file=sys.stderr)
+            for x in p.lookalikes:
+                _say(f"vultus: warning: {x.faces} of the forgotten faces still match {x.person!r} at "
+                     f"{x.similarity:.3f} (strict threshold {p.strict_threshold:.3f}, false-match rate {p.fmr:g}): "
+                     "the same person enrolled under another name?", file=sys.stderr)
+    # A lookalike is a warning about someone else; only a failed erasure fails the command.
     return 0 if r.verified else 1
 
 
@@ -438,7 +455,7 @@ def cmd_stats(args) -> int:
             rows.append(("decision", f"not available: {s.decision_error}"))
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
-            print(f"{k.ljust(width)}  {v}")
+            _say(f"{k.ljust(width)}  {v}")
     return 0
 
 

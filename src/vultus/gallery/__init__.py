@@ -8,6 +8,7 @@ from vultus.gallery.api import DEFAULT_COLLECTION, Gallery, csv_items, default_g
 from vultus.gallery.errors import GalleryError, NotFoundError
 from vultus.gallery.gate import GateMeasures, GateThresholds
 from vultus.gallery.inference import EnrollOptions
+from vultus.gallery.names import MAX_NAME_LENGTH, check_name
 from vultus.gallery.types import (
     Collection,
     CollectionStats,
@@ -18,10 +19,12 @@ from vultus.gallery.types import (
     EnrollReport,
     EnrollWarning,
     FaceRecord,
+    ForgetProof,
     ForgetReport,
     Identification,
     ImageIdentification,
     IndexReport,
+    Lookalike,
     Match,
     Person,
     ReembedReport,
@@ -39,6 +42,7 @@ __all__ = [
     "EnrollReport",
     "EnrollWarning",
     "FaceRecord",
+    "ForgetProof",
     "ForgetReport",
     "Gallery",
     "GalleryError",
@@ -47,10 +51,13 @@ __all__ = [
     "Identification",
     "ImageIdentification",
     "IndexReport",
+    "Lookalike",
     "Match",
     "NotFoundError",
     "Person",
     "ReembedReport",
+    "MAX_NAME_LENGTH",
+    "check_name",
     "csv_items",
     "default_gallery_path",
     "folder_items",

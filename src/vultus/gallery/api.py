@@ -38,6 +38,7 @@ from vultus.gallery.inference import (
     run_in_workers,
     sha256_file,
 )
+from vultus.gallery.names import check_name
 from vultus.gallery.storage import open_store
 from vultus.gallery.storage.base import GalleryStore
 from vultus.gallery.types import (
@@ -52,10 +53,12 @@ from vultus.gallery.types import (
     EnrollReport,
     EnrollWarning,
     FaceRecord,
+    ForgetProof,
     ForgetReport,
     Identification,
     ImageIdentification,
     IndexReport,
+    Lookalike,
     Match,
     Person,
     ReembedReport,
@@ -80,6 +83,13 @@ MIN_CANDIDATES = 64
 EXHAUSTIVE_UP_TO = 1_000_000
 SEARCH_MODES = ("auto", "exact", "graph")
 IDENTIFY_BATCH = 8  # images detected and embedded together
+# forget's proof names other people a forgotten face still matches only at this
+# false-match rate: at the collection's rate (1e-3 by default) a stranger matches
+# somebody in a gallery of a thousand faces most of the time, which says nothing
+# about the erasure; at 1e-5 a match is worth a look (the same person enrolled
+# under another name).
+FORGET_STRICT_FMR = 1e-5
+FORGET_TOP_K = 3  # people looked at per forgotten face
 
 Progress = Callable[[int], None]
 
@@ -109,12 +119,8 @@ def contract_of(embedder: str) -> EmbedderContract:
 
 
 def _check_name(name: str, what: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise GalleryError(f"a {what} name cannot be empty")
-    if len(name) > 200:
-        raise GalleryError(f"{what} name too long ({len(name)} characters; at most 200)")
-    return name
+    # One check for every way a name enters (vultus.gallery.names); the store repeats it.
+    return check_name(name, what)
 
 
 def _check_fmr(fmr: float) -> float:
@@ -276,6 +282,7 @@ class Gallery:
         bytes) are skipped; faces failing the gate are refused with the reason;
         each chunk of images is committed in one transaction as it finishes."""
         t0 = time.perf_counter()
+        items = _named_items(items)
         options = options or EnrollOptions()
         coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
                                       keep_crops=options.keep_crops)
@@ -527,11 +534,14 @@ class Gallery:
 
         Every row (person, faces, image hashes and paths, embeddings of every
         embedder, crops) goes in one transaction that also writes one audit
-        record (who, when, how many; nothing biometric). The index drops the
-        entries, overwrites their slots and is saved; the saved file is checked
-        for the forgotten vectors' bytes. Then the forgotten embeddings, still in
-        memory, are identified against what remains: none may match anyone at the
-        collection's threshold. Only then are they dropped."""
+        record (who, when, how many; nothing biometric) and redacts the person
+        from earlier audit records. The index drops the entries, overwrites their
+        slots and is saved; the saved file is checked for the forgotten vectors'
+        bytes. Then the proof (`ForgetProof`): no row and no index entry refers to
+        the person, and their own embeddings, still in memory, identified again,
+        never return them. Faces of theirs that match someone else at a strict
+        threshold are reported as lookalikes (a warning, not a failure). Only
+        then are the embeddings dropped."""
         coll = self.collection(collection)
         key = coll.contract.key
         self.indexes.get(coll)  # in step with the store first, so the count of entries removed is right
@@ -545,31 +555,86 @@ class Gallery:
             threshold = self.decision(coll).threshold
         except ModelError:
             threshold = None
-        still: list[tuple[int, str, float]] = []
-        best_remaining = None
-        identical = np.zeros(len(mine), bool)
-        for i, matches in enumerate(self.match_vectors(coll, mine, top_k=1) if len(mine) else []):
-            if not matches:
-                continue
-            m = matches[0]
-            best_remaining = m.similarity if best_remaining is None else max(best_remaining, m.similarity)
-            identical[i] = m.similarity >= 1.0 - 1e-6  # the very same vector, enrolled again under another name
-            if m.person_id == data.person_id or (threshold is not None and m.similarity >= threshold):
-                still.append((i, m.person, m.similarity))
+        found = self.match_vectors(coll, mine, top_k=FORGET_TOP_K) if len(mine) else []
+        # the very same vector, enrolled again under another name
+        identical = np.array([bool(m) and m[0].similarity >= 1.0 - 1e-6 for m in found], bool)
         # Bytes of a vector that is still enrolled (under another name) are rightly in the
         # index; every other forgotten vector must be absent from the saved file.
-        if not self.indexes.prove_absent(coll, key, mine[~identical]):
-            still.append((-1, "(index file)", 1.0))
+        index_file_clean = self.indexes.prove_absent(coll, key, mine[~identical] if len(mine) else mine)
         checkpoint = getattr(self.store, "checkpoint", None)
         if checkpoint:
             checkpoint()
+        proof = self._forget_proof(coll, data, mine, found, index_file_clean)
         report = ForgetReport(collection=coll.name, person=person, faces_removed=data.faces,
                               embeddings_removed=sum(len(v) for v in data.embedding_ids.values()),
-                              crops_removed=data.crops, index_entries_removed=removed,
-                              still_matching=tuple(still), best_remaining_similarity=best_remaining,
+                              crops_removed=data.crops, index_entries_removed=removed, proof=proof,
                               threshold=threshold)
-        del data, mine
+        del data, mine, found
         return report
+
+    def _forget_proof(self, coll: Collection, data, mine: np.ndarray, found: list[tuple[Match, ...]],
+                      index_file_clean: bool) -> ForgetProof:
+        """Test what forget claims, after the removal: the person is gone from
+        every row and index, and their own faces never return them; separately,
+        which other people their faces still match at a strict threshold."""
+        forgotten_ids = np.concatenate([np.asarray(v, np.int64) for v in data.embedding_ids.values()] or
+                                       [np.zeros(0, np.int64)])
+        rows = self.store.references(coll.id, data.person_id, forgotten_ids.tolist(), data.face_ids.tolist())
+        index = self.indexes.get(coll)
+        in_index = int(np.isin(index.keys(), forgotten_ids).sum()) if forgotten_ids.size else 0
+        hits = np.zeros(len(mine), bool)
+        if len(mine) and len(index):
+            # the index's own answer (before the exact re-ranking) holds no forgotten id
+            cand, _ = index.search(mine, min(len(index), FORGET_TOP_K * 4), exact=True)
+            hits |= np.isin(cand, forgotten_ids).any(axis=1)
+            fresh = self.match_vectors(coll, mine, top_k=FORGET_TOP_K)
+        else:
+            fresh = [() for _ in range(len(mine))]
+        for results in (found, fresh):  # before and after the index file was rewritten
+            for i, matches in enumerate(results):
+                hits[i] |= any(m.person_id == data.person_id for m in matches)
+        strict, strict_fmr = self._strict_threshold(coll)
+        best = None
+        per_person: dict[int, list] = {}
+        for matches in fresh:
+            if not matches:
+                continue
+            top = matches[0]
+            best = top.similarity if best is None else max(best, top.similarity)
+            if strict is None:
+                continue
+            for m in matches:
+                if m.similarity >= strict and m.person_id != data.person_id:
+                    entry = per_person.setdefault(m.person_id, [m.person, m.similarity, 0])
+                    entry[1] = max(entry[1], m.similarity)
+                    entry[2] += 1
+        lookalikes = tuple(sorted((Lookalike(person=name, person_id=pid, similarity=sim, faces=n)
+                                   for pid, (name, sim, n) in per_person.items()),
+                                  key=lambda x: -x.similarity))
+        rows_remaining = sum(rows.values())
+        search_hits = int(hits.sum())
+        return ForgetProof(checked_faces=len(mine),
+                           person_still_returned=bool(rows_remaining or in_index or search_hits),
+                           rows_remaining=rows_remaining, index_entries_remaining=in_index, search_hits=search_hits,
+                           index_file_clean=bool(index_file_clean), lookalikes=lookalikes, strict_threshold=strict,
+                           fmr=strict_fmr, best_remaining_similarity=best)
+
+    def _strict_threshold(self, coll: Collection) -> tuple[float | None, float | None]:
+        """The threshold at FORGET_STRICT_FMR from the embedder's calibration, or the
+        collection's own threshold when that is stricter (or the only one there is)."""
+        try:
+            point = operating_point(coll.contract.name, FORGET_STRICT_FMR)
+        except ModelError:
+            point = None
+        try:
+            decision = self.decision(coll)
+        except ModelError:
+            decision = None
+        if point is None:
+            return (decision.threshold, decision.fmr) if decision else (None, None)
+        if decision is not None and decision.threshold > point.threshold:
+            return decision.threshold, decision.fmr
+        return point.threshold, point.fmr
 
     # -- maintenance -------------------------------------------------------
     def reindex(self, collection: str = DEFAULT_COLLECTION, *, check_only: bool = False) -> IndexReport:
@@ -652,6 +717,20 @@ class Gallery:
 
     def audit_log(self, collection: str | None = None, limit: int = 100) -> list[AuditRecord]:
         return self.store.audit_log(collection, limit)
+
+
+def _named_items(items: Sequence[EnrollItem]) -> list[EnrollItem]:
+    """Every item's person name checked (and trimmed) before any work starts, so a
+    bad name anywhere refuses the whole input, as a folder or a CSV does."""
+    out = []
+    for item in items:
+        try:
+            name = check_name(item.person, "person")
+        except GalleryError as exc:
+            raise GalleryError(f"{item.path}: {exc.message}", code=exc.code, file=str(item.path),
+                               **exc.data) from None
+        out.append(item if name == item.person else replace(item, person=name))
+    return out
 
 
 def _workers(requested: int | None, n_images: int) -> int:

@@ -274,10 +274,63 @@ class EnrollReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookalike:
+    """Someone else in the collection whom a forgotten face still matches at the
+    strict threshold: the same person enrolled under another name, or a twin."""
+
+    person: str
+    person_id: int
+    similarity: float  # the best of the forgotten faces against this person
+    faces: int  # how many forgotten faces have this person as their best match
+
+    def to_dict(self) -> dict:
+        return {"person": self.person, "person_id": self.person_id, "similarity": round(self.similarity, 4),
+                "faces": self.faces}
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetProof:
+    """What forget checked after the removal, with the forgotten person's own
+    embeddings (captured before deletion, dropped right after the check).
+
+    The claim is "this person is gone": no row of the store and no entry of the
+    index refers to them any more, and their own faces, identified again, never
+    come back as them (`person_still_returned`). A match with someone else is
+    not a failure of the erasure: in a large collection a stranger matches
+    somebody at the collection's threshold most of the time. So other people are
+    only reported as `lookalikes` when a forgotten face matches them at a strict
+    threshold (false-match rate `fmr`, 1e-5 by default): that is worth a look
+    (the same person enrolled under another name), but the erasure stands."""
+
+    checked_faces: int  # forgotten embeddings identified again
+    person_still_returned: bool  # any check below found the person
+    rows_remaining: int  # rows of the store that still refer to the person or their faces
+    index_entries_remaining: int  # forgotten embedding ids still held by the index
+    search_hits: int  # searches that returned a forgotten embedding id or the person's id
+    index_file_clean: bool  # the saved index file holds none of the forgotten vectors' bytes
+    lookalikes: tuple[Lookalike, ...]
+    strict_threshold: float | None  # None when no calibration or threshold was available
+    fmr: float | None  # the false-match rate of strict_threshold
+    best_remaining_similarity: float | None  # the forgotten faces' best match among those left
+
+    @property
+    def verified(self) -> bool:
+        return not self.person_still_returned and self.index_file_clean
+
+    def to_dict(self) -> dict:
+        return {"verified": self.verified, "checked_faces": self.checked_faces,
+                "person_still_returned": self.person_still_returned, "rows_remaining": self.rows_remaining,
+                "index_entries_remaining": self.index_entries_remaining, "search_hits": self.search_hits,
+                "index_file_clean": self.index_file_clean, "strict_threshold": (
+                    None if self.strict_threshold is None else round(self.strict_threshold, 4)),
+                "false_match_rate": self.fmr, "lookalikes": [x.to_dict() for x in self.lookalikes],
+                "best_remaining_similarity": (None if self.best_remaining_similarity is None
+                                              else round(self.best_remaining_similarity, 4))}
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetReport:
-    """Proof that a person is gone: what was removed, and the re-identification of
-    the forgotten faces' embeddings after removal (none may come back as anyone
-    above the threshold; if one does, `still_matching` names who)."""
+    """What forget removed, and the proof that the person is gone (`proof`)."""
 
     collection: str
     person: str
@@ -285,23 +338,18 @@ class ForgetReport:
     embeddings_removed: int
     crops_removed: int
     index_entries_removed: int
-    still_matching: tuple[tuple[int, str, float], ...]  # (n-th forgotten face, person, similarity)
-    best_remaining_similarity: float | None
-    threshold: float | None
+    proof: ForgetProof
+    threshold: float | None  # the collection's decision threshold, for reference
 
     @property
     def verified(self) -> bool:
-        return not self.still_matching
+        return self.proof.verified
 
     def to_dict(self) -> dict:
         return {"collection": self.collection, "person": self.person, "faces_removed": self.faces_removed,
                 "embeddings_removed": self.embeddings_removed, "crops_removed": self.crops_removed,
                 "index_entries_removed": self.index_entries_removed, "verified": self.verified,
-                "threshold": self.threshold,
-                "best_remaining_similarity": (None if self.best_remaining_similarity is None
-                                              else round(self.best_remaining_similarity, 4)),
-                "still_matching": [{"face": i, "person": p, "similarity": round(s, 4)}
-                                   for i, p, s in self.still_matching]}
+                "threshold": self.threshold, "proof": self.proof.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)

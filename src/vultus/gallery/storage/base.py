@@ -83,6 +83,8 @@ class ForgottenData:
     images: int
     embedding_ids: dict[str, np.ndarray] = field(repr=False)  # per embedder
     vectors: dict[str, np.ndarray] = field(repr=False)  # per embedder, rows as embedding_ids
+    face_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    audit_token: str = ""  # the opaque id that replaced the person's name and id in the audit log
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,16 @@ class GalleryStore(ABC):
     @abstractmethod
     def forget_person(self, collection_id: int, name: str) -> ForgottenData:
         """Delete a person and every row that derives from them (faces, images,
-        embeddings, crops), leaving one audit record without biometric data."""
+        embeddings, crops), leaving one audit record without biometric data, and
+        redact the person from every earlier audit record: their names (also
+        former names and people merged into them) and ids become one opaque
+        token, in the same transaction."""
+
+    @abstractmethod
+    def references(self, collection_id: int, person_id: int, embedding_ids: Sequence[int],
+                   face_ids: Sequence[int]) -> dict[str, int]:
+        """Rows that still refer to a person, their faces or embeddings, per table
+        (all zero after a complete forget): forget's proof reads this."""
 
     # -- faces -------------------------------------------------------------
     @abstractmethod

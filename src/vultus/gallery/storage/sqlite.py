@@ -17,6 +17,7 @@ import contextlib
 import getpass
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vultus.gallery.errors import GalleryError, NotFoundError
+from vultus.gallery.names import MAX_NAME_LENGTH, check_name
 from vultus.gallery.storage.base import (
     ID_HASH_MOD,
     ID_HASH_MUL,
@@ -135,6 +137,12 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 """
+
+# How an audit record refers to a person: (name key, id key). forget rewrites
+# the records of a forgotten person (see _redact_person); a new kind of record
+# that names a person must use these keys so that it is redacted too.
+_AUDIT_PERSON_KEYS = (("person", "person_id"), ("from", "from_id"), ("into", "into_id"), ("to", "to_id"))
+REDACTED = "[forgotten]"
 
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
                     "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at")
@@ -248,6 +256,59 @@ class SQLiteStore(GalleryStore):
         conn.execute("INSERT INTO audit (at, actor, action, collection, detail) VALUES (?, ?, ?, ?, ?)",
                      (now(), self.actor, action, collection, json.dumps(detail, sort_keys=True)))
 
+    def _redact_person(self, conn, collection: str, person_id: int, name: str) -> str:
+        """Rewrite every earlier audit record of the collection that names or
+        identifies a person being forgotten; returns the opaque token (random, so
+        it cannot be turned back into the name or the id) that replaces them.
+
+        A record refers to a person through an id key (person_id, from_id, into_id,
+        to_id) and the name key beside it (person, from, into, to; a rename's from
+        and to). People merged into the person are the same person: their ids
+        and names go too, as do the person's former names. A name recorded
+        without its id is redacted by value. Counts, times and actors stay."""
+        token = f"forgotten-{secrets.token_hex(8)}"
+        rows = conn.execute("SELECT id, action, detail FROM audit WHERE collection = ? ORDER BY id",
+                            (collection,)).fetchall()
+        records = []
+        for rid, action, text in rows:
+            try:
+                detail = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(detail, dict):
+                records.append((rid, action, detail))
+        ids, names = {person_id}, {name}
+        grown = True
+        while grown:  # people merged into the person (and into those), transitively
+            grown = False
+            for _, action, d in records:
+                if action == "merge" and d.get("into_id") in ids and d.get("from_id") not in ids:
+                    ids.add(d["from_id"])
+                    grown = True
+        for _, action, d in records:
+            if action == "rename" and d.get("person_id") in ids:
+                names.update(v for v in (d.get("from"), d.get("to")) if isinstance(v, str))
+            if action == "merge":
+                for id_key, name_key in (("from_id", "from"), ("into_id", "into")):
+                    if d.get(id_key) in ids and isinstance(d.get(name_key), str):
+                        names.add(d[name_key])
+        for rid, action, d in records:
+            new = dict(d)
+            for name_key, id_key in _AUDIT_PERSON_KEYS:
+                if id_key in new and new[id_key] in ids:
+                    new[id_key] = token
+                    if name_key in new:
+                        new[name_key] = REDACTED
+            if action == "rename" and new.get("person_id") == token:
+                new.update({k: REDACTED for k in ("from", "to") if k in new})
+            if action != "rename":  # a rename's names belong to its person_id, decided above
+                for key, value in d.items():
+                    if isinstance(value, str) and value in names and f"{key}_id" not in d:
+                        new[key] = REDACTED
+            if new != d:
+                conn.execute("UPDATE audit SET detail = ? WHERE id = ?", (json.dumps(new, sort_keys=True), rid))
+        return token
+
     def _bump(self, conn, collection_id: int) -> None:
         conn.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,))
 
@@ -261,6 +322,7 @@ class SQLiteStore(GalleryStore):
                           generation=gen, threshold_override=override)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation) -> Collection:
+        name = check_name(name, "collection")
         with self._write() as w:
             try:
                 w.execute(
@@ -355,8 +417,7 @@ class SQLiteStore(GalleryStore):
         return conn.execute("SELECT name FROM collections WHERE id = ?", (collection_id,)).fetchone()[0]
 
     def rename_person(self, collection_id, old, new) -> Person:
-        if not new.strip():
-            raise GalleryError("a person's new name cannot be empty")
+        new = check_name(new, "person")
         with self._write() as w:
             p = self._person_row(w, collection_id, old)
             try:
@@ -397,6 +458,7 @@ class SQLiteStore(GalleryStore):
             for emb, eid, blob in rows:
                 ids.setdefault(emb, []).append(eid)
                 vecs.setdefault(emb, []).append(_f32(blob))
+            face_ids = [r[0] for r in w.execute("SELECT id FROM faces WHERE person_id = ? ORDER BY id", (p.id,))]
             crops = w.execute("DELETE FROM crops WHERE face_id IN (SELECT id FROM faces WHERE person_id = ?)",
                               (p.id,)).rowcount
             w.execute("DELETE FROM embeddings WHERE face_id IN (SELECT id FROM faces WHERE person_id = ?)", (p.id,))
@@ -404,14 +466,40 @@ class SQLiteStore(GalleryStore):
             images = w.execute("DELETE FROM images WHERE person_id = ?", (p.id,)).rowcount
             w.execute("DELETE FROM people WHERE id = ?", (p.id,))
             self._bump(w, collection_id)
-            # The one record that stays: who, when, how much; no vectors, crops or image paths.
-            self._audit(w, "forget", self._cname(w, collection_id),
-                        {"person": name, "person_id": p.id, "faces": faces, "images": images,
-                         "embeddings": len(rows), "crops": crops})
+            cname = self._cname(w, collection_id)
+            token = self._redact_person(w, cname, p.id, p.name)
+            # The one record that stays: who, when, how much, and the opaque token that
+            # replaced the person in earlier records; no name, vectors, crops or paths.
+            self._audit(w, "forget", cname, {"person_id": token, "faces": faces, "images": images,
+                                             "embeddings": len(rows), "crops": crops})
         return ForgottenData(
             person_id=p.id, faces=faces, crops=crops, images=images,
             embedding_ids={k: np.asarray(v, dtype=np.int64) for k, v in ids.items()},
-            vectors={k: np.stack(v) for k, v in vecs.items()})
+            vectors={k: np.stack(v) for k, v in vecs.items()},
+            face_ids=np.asarray(face_ids, dtype=np.int64), audit_token=token)
+
+    def references(self, collection_id, person_id, embedding_ids, face_ids) -> dict[str, int]:
+        emb = [int(i) for i in embedding_ids]
+        fids = [int(i) for i in face_ids]
+        found_faces: set[int] = set()
+        found_emb: set[int] = set()
+        crops = 0
+        with self._read() as r:
+            people = r.execute("SELECT count(*) FROM people WHERE id = ?", (person_id,)).fetchone()[0]
+            images = r.execute("SELECT count(*) FROM images WHERE person_id = ?", (person_id,)).fetchone()[0]
+            found_faces.update(x[0] for x in r.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,)))
+            for i in range(0, len(emb), 900):
+                chunk = emb[i:i + 900]
+                found_emb.update(x[0] for x in r.execute(
+                    f"SELECT id FROM embeddings WHERE id IN ({_in_list(len(chunk))})", chunk))
+            for i in range(0, len(fids), 900):
+                chunk = fids[i:i + 900]
+                n = _in_list(len(chunk))
+                found_faces.update(x[0] for x in r.execute(f"SELECT id FROM faces WHERE id IN ({n})", chunk))
+                found_emb.update(x[0] for x in r.execute(f"SELECT id FROM embeddings WHERE face_id IN ({n})", chunk))
+                crops += r.execute(f"SELECT count(*) FROM crops WHERE face_id IN ({n})", chunk).fetchone()[0]
+        return {"people": people, "faces": len(found_faces), "images": images, "embeddings": len(found_emb),
+                "crops": crops}
 
     def checkpoint(self) -> bool:
         """Fold the WAL into the database and truncate it, so deleted rows do not
@@ -437,6 +525,11 @@ class SQLiteStore(GalleryStore):
             return []
         out: list[tuple[int, int] | None] = []
         stamp = now()
+        for nf in faces:
+            if check_name(nf.person, "person") != nf.person:
+                raise GalleryError(f"person name {nf.person.strip()!r} has surrounding whitespace",
+                                   code="invalid_name", kind="person", reason="whitespace",
+                                   length=len(nf.person), limit=MAX_NAME_LENGTH)
         with self._write() as w:
             person_ids: dict[str, int] = {}
             for nf in faces:
