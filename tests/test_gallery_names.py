@@ -160,6 +160,16 @@ def test_cli_refuses_bad_names_in_one_line_and_stores_nothing(capsys, tmp_path):
 
 
 # -- output ---------------------------------------------------------------------
+def test_error_lines_escape_file_names(capsys, tmp_path):
+    bad = tmp_path / "notes\x1b]0;title\x07.jpg"
+    bad.write_text("not an image")
+    for command in ("detect", "analyze"):
+        code, out, err = run(capsys, command, bad)
+        assert code == 2 and "not an image" in err, err
+        assert_no_raw_controls(out + err)
+        assert "notes\\x1b]0;title\\x07.jpg" in err
+
+
 def test_print_table_escapes_every_cell(capsys):
     print_table(["name\x1b[31m", "n"], [("bob\x1b[2J", 1), ("eve\nmallory", 2.5), ("x\u202egnp", None)])
     out = capsys.readouterr().out
@@ -235,6 +245,14 @@ def test_identify_and_detect_escape_names_and_file_names(capsys, tmp_path):
     assert code == 0, err
     assert_no_raw_controls(out + err)
     assert "group\\x1b]0;title\\x07\\x0a.jpg" in out
+    # a threshold's source is free text, shown by `gallery threshold` and `verify`
+    code, out, err = run(capsys, "gallery", "threshold", "--threshold", "0.5", "--fmr", "1e-3", "--source",
+                         "lab\x1b[2J", *g)
+    assert code == 0 and "lab\\x1b[2J" in out, err
+    obama = need_data(*KNN, "train", "obama", "obama.jpg")
+    code, out, err = run(capsys, "verify", obama, photo, "--collection", "default", "--largest", *g)
+    assert code == 0 and "lab\\x1b[2J" in out, err
+    assert_no_raw_controls(out + err)
     # enroll's report lines name the file (a refusal: no face in a blank image)
     blank = tmp_path / "blank\x1b[2J.png"
     from PIL import Image

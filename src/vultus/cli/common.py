@@ -81,6 +81,8 @@ def per_image(paths, desc: str, work):
             img = load_image(path)
             results.append((path, img, work(img)))
         except VultusError as exc:
-            print(f"vultus: error: {exc}", file=sys.stderr)
+            from vultus.cli.errors import error_line
+
+            print(error_line(exc), file=sys.stderr)  # escaped: the message may hold a hostile file name
             failures += 1
     return results, failures

@@ -14,7 +14,9 @@ from vultus.cli.common import (
     print_table,
     progress,
 )
+from vultus.cli.errors import error_line
 from vultus.errors import VultusError
+from vultus.textsafe import safe_text
 
 
 def add_commands(sub) -> None:
@@ -153,11 +155,11 @@ def cmd_embed(args) -> int:
         try:
             faces = engine.embed(load_image(path))
         except VultusError as exc:
-            print(f"vultus: error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             failures += 1
             continue
         if not faces:
-            print(f"vultus: error: {path}: no face found", file=sys.stderr)
+            print(safe_text(f"vultus: error: {path}: no face found"), file=sys.stderr)
             failures += 1
         for i, f in enumerate(faces):
             vectors.append(f.embedding.vector)
@@ -174,8 +176,8 @@ def cmd_embed(args) -> int:
     if args.json:
         print_json({"out": str(out), "model": engine.embedder_name, "shape": list(arr.shape), "rows": index})
     else:
-        print(f"{arr.shape[0]} embeddings ({engine.embedder_name}, {arr.shape[1]}-d) written to {out}; "
-              f"rows described in {out.with_suffix('.json')}")
+        print(safe_text(f"{arr.shape[0]} embeddings ({engine.embedder_name}, {arr.shape[1]}-d) written to {out}; "
+                        f"rows described in {out.with_suffix('.json')}"))
     return 2 if failures else 0
 
 
@@ -202,8 +204,8 @@ def cmd_verify(args) -> int:
     else:
         verdict = "SAME person" if result.same else "DIFFERENT people"
         source = point.source if point else "LFW"
-        print(f"{verdict}: similarity {result.similarity:.3f} vs threshold {result.threshold:.3f} "
-              f"({result.model}, false-match rate {result.fmr:g} on {source})")
+        print(safe_text(f"{verdict}: similarity {result.similarity:.3f} vs threshold {result.threshold:.3f} "
+                        f"({result.model}, false-match rate {result.fmr:g} on {source})"))  # source: user text
     return 0
 
 
