@@ -40,7 +40,7 @@ from vultus.gallery.inference import (
 )
 from vultus.gallery.names import check_name
 from vultus.gallery.storage import open_store
-from vultus.gallery.storage.base import GalleryStore
+from vultus.gallery.storage.base import ForgottenData, GalleryStore
 from vultus.gallery.types import (
     AGGREGATIONS,
     AuditRecord,
@@ -560,7 +560,7 @@ class Gallery:
         identical = np.array([bool(m) and m[0].similarity >= 1.0 - 1e-6 for m in found], bool)
         # Bytes of a vector that is still enrolled (under another name) are rightly in the
         # index; every other forgotten vector must be absent from the saved file.
-        index_file_clean = self.indexes.prove_absent(coll, key, mine[~identical] if len(mine) else mine)
+        index_file_clean = self.indexes.prove_absent(coll, key, mine[~identical])
         checkpoint = getattr(self.store, "checkpoint", None)
         if checkpoint:
             checkpoint()
@@ -572,7 +572,7 @@ class Gallery:
         del data, mine, found
         return report
 
-    def _forget_proof(self, coll: Collection, data, mine: np.ndarray, found: list[tuple[Match, ...]],
+    def _forget_proof(self, coll: Collection, data: ForgottenData, mine: np.ndarray, found: list[tuple[Match, ...]],
                       index_file_clean: bool) -> ForgetProof:
         """Test what forget claims, after the removal: the person is gone from
         every row and index, and their own faces never return them; separately,
