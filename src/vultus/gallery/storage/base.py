@@ -113,6 +113,30 @@ class GalleryStore(ABC):
     #: where derived index files are kept (next to the database)
     index_dir: Path
     location: str
+    #: why this process cannot write the gallery (None when it can); reads keep working
+    read_only: str | None = None
+    #: what a check or a query found damaged (None when nothing was); writes are refused
+    damaged: str | None = None
+
+    def require_writable(self) -> None:
+        """Raise ReadOnlyError or GalleryDamagedError before a change starts."""
+        return None
+
+    def checkpoint(self) -> bool:
+        """Make deletions final in the files (True when done); backends without a log return True."""
+        return True
+
+    def referenced_index_files(self) -> set[str]:
+        """Index file names that index_state records."""
+        return set()
+
+    def trashed_index_files(self) -> set[str]:
+        """Index file names a committed change superseded: delete them."""
+        return set()
+
+    def untrash_index_files(self, files) -> None:
+        """Drop these names from the trash list once their files are gone."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...
@@ -120,7 +144,9 @@ class GalleryStore(ABC):
     # -- collections -------------------------------------------------------
     @abstractmethod
     def create_collection(self, name: str, contract: EmbedderContract, detector: str, target_fmr: float,
-                          keep_crops: bool, aggregation: str) -> Collection: ...
+                          keep_crops: bool, aggregation: str, *, exist_ok: bool = False) -> Collection:
+        """A new collection; ConflictError if the name is taken, unless exist_ok (then the
+        existing one is returned, decided inside the write transaction: race-free)."""
 
     @abstractmethod
     def collection(self, name: str) -> Collection:
