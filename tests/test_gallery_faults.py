@@ -229,7 +229,7 @@ def test_processes_creating_one_new_gallery_at_once(tmp_path):
         procs = [subprocess.Popen([sys.executable, str(script), str(db), str(start)], env=env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         outs = [p.communicate(timeout=120) for p in procs]
-        for p, (out, err) in zip(procs, outs, strict=True):
+        for p, (_out, err) in zip(procs, outs, strict=True):
             assert p.returncode == 0, err
         assert {out.strip() for out, _ in outs} == {"1"}
         with contextlib.closing(sqlite3.connect(db)) as c:
@@ -318,11 +318,11 @@ def test_a_corrupted_gallery_refuses_writes_and_reads_say_so(tmp_path):
                      lambda: g.reindex(check_only=True), g.audit_log]:
             with contextlib.suppress(GalleryDamagedError):  # a read either works or says the file is damaged
                 read()
-    for args in (["stats"], ["list"], ["forget", "p001"], ["reindex"], ["audit"], ["rename", "p001", "x"],
-                 ["threshold", "--fmr", "1e-4"]):
+    # The command line: one line, no traceback (the API calls above cover every command).
+    for args in (["stats"], ["forget", "p001"]):
         done = cli("gallery", *args, "--gallery", db)
         assert done.returncode in (0, 2), done.stderr
-        if args[0] in ("forget", "reindex", "rename", "threshold"):
+        if args[0] == "forget":
             assert done.returncode == 2 and "damaged" in done.stderr and ".recover" in done.stderr
 
 
@@ -432,8 +432,7 @@ def test_read_only_mount(tmp_path):
         os.unlink(db.with_name("g.db.index") / recorded_index_file(db))  # reads must rebuild, and not save
         remount_ro(mnt)
         check_read_only(db, faces)
-        for args in (["forget", "p001"], ["rename", "p001", "x"], ["create", "--collection", "c2"],
-                     ["threshold", "--fmr", "1e-4"], ["reindex"]):
+        for args in (["forget", "p001"], ["reindex"]):  # the API calls above cover every write
             done = cli("gallery", *args, "--gallery", db)
             assert done.returncode == 2 and "read-only" in done.stderr, (args, done.stderr)
         done = cli("gallery", "stats", "--gallery", db)
@@ -586,3 +585,21 @@ def test_forget_is_not_complete_while_a_reader_blocks_the_checkpoint(tmp_path):
             g.forget("p002")
         assert exc.value.data["clean"] is True
         assert files_holding(tmp_path, patterns(faces[2])) == []
+
+
+def test_an_index_built_before_a_forget_elsewhere_is_never_recorded(tmp_path):
+    """Process A holds an index loaded before process B forgot someone; A's next
+    save must not bring the forgotten vectors back into a recorded file."""
+    db = tmp_path / "g.db"
+    faces = make_gallery(db)
+    with Gallery(db) as a, Gallery(db) as b:
+        coll = a.collection()
+        assert len(a.indexes.get(coll)) == 30  # A's index, in memory, holds p002
+        b.forget("p002")
+        a.indexes.save(coll.id, force=True)  # e.g. the end of an enroll in A
+        assert files_holding(tmp_path, patterns(faces[2])) == []
+        assert len(a.indexes.get(a.collection())) == 27  # A catches up on its next look
+        a.indexes.save(coll.id, force=True)
+    assert files_holding(tmp_path, patterns(faces[2])) == []
+    with Gallery(db) as g:
+        assert g.indexes.report(g.collection()).action == "loaded"

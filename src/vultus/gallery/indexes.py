@@ -182,7 +182,9 @@ class IndexManager:
     def rebuild(self, coll: Collection, key: str | None = None, reason: str = "rebuild requested") -> IndexReport:
         key = key or coll.contract.key
         with self._lock:
-            self._entries[(coll.id, key)] = self._build(coll, key, reason)
+            gen = self.store.generation(coll.id)  # before reading the vectors
+            e = self._entries[(coll.id, key)] = self._build(coll, key, reason)
+            e.generation = gen
             self.save(coll.id, key)
         return self.report(coll, key)
 
@@ -202,8 +204,9 @@ class IndexManager:
             self.save(coll.id, key, force=True)
             proven = self._file_lacks(e, vectors)
             if not proven:
+                gen = self.store.generation(coll.id)
                 e = self._build(coll, key, "rebuilt after forget so no trace remains")
-                e.generation = self.store.generation(coll.id)
+                e.generation = gen
                 self._entries[(coll.id, key)] = e
                 self.save(coll.id, key, force=True)
                 proven = self._file_lacks(e, vectors, rebuilt=True)
@@ -395,8 +398,9 @@ class IndexManager:
             size, crc = os.stat(tmp).st_size, file_crc32(tmp)
             os.replace(tmp, final)
             _fsync_dir(d)
-            self.store.set_index_state(IndexState(collection_id, key, self.kind, name, e.ids, size, crc, now()))
-            recorded = True
+            recorded = self.store.set_index_state(
+                IndexState(collection_id, key, self.kind, name, e.ids, size, crc, now()),
+                snapshot_generation=e.generation)
         except OSError as exc:
             raise _os_error(exc, d, "saving the index") from exc
         finally:
@@ -405,6 +409,11 @@ class IndexManager:
                     with contextlib.suppress(OSError):
                         p.unlink()
             os.close(fd)  # releases the lock, after the record is committed
+        if not recorded:
+            # Another process erased vectors after this index was built: it may hold them.
+            # Not saved; the next look at the store removes them (and a later save records it).
+            e.generation = -1
+            return
         e.file, e.dirty = name, False
         self.purge_trash()
 

@@ -246,7 +246,9 @@ class GalleryStore(ABC):
     def index_state(self, collection_id: int, embedder: str) -> IndexState | None: ...
 
     @abstractmethod
-    def set_index_state(self, state: IndexState) -> None: ...
+    def set_index_state(self, state: IndexState, *, snapshot_generation: int | None = None) -> bool:
+        """Record an index file (the old one goes to the trash list); refused (False) when
+        vectors were erased after the generation the index was built at."""
 
     @abstractmethod
     def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None: ...

@@ -147,6 +147,13 @@ CREATE TABLE IF NOT EXISTS index_trash (
     file TEXT PRIMARY KEY,
     since TEXT NOT NULL
 );
+-- Per collection, the generation of the last change that erased vectors (forget, a
+-- deleted face). An index built from an older snapshot may hold them, so it is never
+-- recorded (a writer racing a forget in another process cannot bring them back).
+CREATE TABLE IF NOT EXISTS erasures (
+    collection_id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -402,7 +409,7 @@ class SQLiteStore(GalleryStore):
         answers for the real user and also sees a read-only mount (even for root,
         who ignores file modes)."""
         if not os.access(self.path, os.W_OK):
-            return "the file is read-only (its permissions or its file system)"
+            return "its file or file system does not allow writing"
         folder = self.path.parent
         if not os.access(folder, os.W_OK | os.X_OK):
             # SQLite keeps its log (-wal) and shared memory (-shm) beside the file.
@@ -448,7 +455,7 @@ class SQLiteStore(GalleryStore):
             raise GalleryError(f"{self.path}: gallery schema version {version} is newer than this vultus "
                                f"understands ({SCHEMA_VERSION}); upgrade vultus", code="not_a_gallery",
                                path=str(self.path))
-        if not names or "index_trash" not in names:
+        if not names or not {"index_trash", "erasures"} <= names:
             # An empty SQLite file (made by someone else) becomes a gallery, and a gallery
             # made before index_trash existed gains it; IF NOT EXISTS settles races.
             if self.read_only:
@@ -458,8 +465,8 @@ class SQLiteStore(GalleryStore):
             else:
                 with self._lock:
                     self._create_schema(c)
-                names.add("index_trash")
-        self._has_trash = "index_trash" in names  # a read-only gallery made before it existed has none
+                names |= {"index_trash", "erasures"}
+        self._has_trash = {"index_trash", "erasures"} <= names  # a read-only gallery made before it existed has none
 
     def _quick_check(self) -> str | None:
         rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
@@ -547,6 +554,11 @@ class SQLiteStore(GalleryStore):
 
     def _bump(self, conn, collection_id: int) -> None:
         conn.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (collection_id,))
+
+    def _erased(self, conn, collection_id: int) -> None:
+        """Mark this change (after its _bump) as one that erased vectors."""
+        conn.execute("INSERT OR REPLACE INTO erasures (collection_id, generation) "
+                     "SELECT id, generation FROM collections WHERE id = ?", (collection_id,))
 
     # -- collections -------------------------------------------------------
     @staticmethod
@@ -710,6 +722,7 @@ class SQLiteStore(GalleryStore):
             # them (the next open deletes them and rebuilds from these rows).
             self._trash_index_state(w, collection_id)
             self._bump(w, collection_id)
+            self._erased(w, collection_id)
             # The one record that stays: who, when, how much; no vectors, crops or image paths.
             self._audit(w, "forget", self._cname(w, collection_id),
                         {"person": name, "person_id": p.id, "faces": faces, "images": images,
@@ -838,6 +851,7 @@ class SQLiteStore(GalleryStore):
                       "(SELECT 1 FROM faces WHERE collection_id = ? AND image_sha256 = ?)",
                       (collection_id, sha, collection_id, sha))
             self._bump(w, collection_id)
+            self._erased(w, collection_id)
             self._audit(w, "delete_face", self._cname(w, collection_id), {"face_id": face_id, "person_id": pid})
         out: dict[str, list[int]] = {}
         for emb, eid in rows:
@@ -949,10 +963,16 @@ class SQLiteStore(GalleryStore):
         r = rows[0]
         return IndexState(r[0], r[1], r[2], r[3], IdFingerprint(r[4], r[5], r[6]), r[7], r[8], r[9])
 
-    def set_index_state(self, state: IndexState) -> None:
+    def set_index_state(self, state: IndexState, *, snapshot_generation: int | None = None) -> bool:
         """Record a new index file; the file it replaces goes to the trash list in the
-        same transaction (delete it with purge_trash)."""
+        same transaction (delete it with purge_trash). Refused (False) when vectors were
+        erased after `snapshot_generation`, the store generation the index was built at."""
         with self._write() as w:
+            if snapshot_generation is not None and self._has_trash:
+                erased = w.execute("SELECT generation FROM erasures WHERE collection_id = ?",
+                                   (state.collection_id,)).fetchone()
+                if erased and erased[0] > snapshot_generation:
+                    return False
             old = w.execute("SELECT file FROM index_state WHERE collection_id = ? AND embedder = ?",
                             (state.collection_id, state.embedder)).fetchone()
             if old and old[0] != state.file:
@@ -962,6 +982,7 @@ class SQLiteStore(GalleryStore):
                       "id_hash, file_size, file_crc32, built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (state.collection_id, state.embedder, state.kind, state.file, state.ids.count,
                        state.ids.max_id, state.ids.id_hash, state.file_size, state.file_crc32, state.built_at))
+        return True
 
     def clear_index_state(self, collection_id, embedder=None) -> None:
         with self._write() as w:
