@@ -603,3 +603,36 @@ def test_an_index_built_before_a_forget_elsewhere_is_never_recorded(tmp_path):
     assert files_holding(tmp_path, patterns(faces[2])) == []
     with Gallery(db) as g:
         assert g.indexes.report(g.collection()).action == "loaded"
+
+
+def test_read_commands_never_write(tmp_path):
+    db = tmp_path / "g.db"
+    faces = make_gallery(db)
+    os.unlink(db.with_name("g.db.index") / recorded_index_file(db))  # a read must rebuild it, in memory only
+    before = snapshot(tmp_path)
+    with Gallery(db) as g:
+        assert g.stats().index.action == "rebuilt"
+        assert g.identify_vectors(faces[1], top_k=1)[0].person == "p001"
+        g.people()
+        g.faces(person="p001")
+        g.audit_log()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    (5, "database is locked", "busy"),
+    (6, "database table is locked", "busy"),
+    (8, "attempt to write a readonly database", "read_only"),
+    (13, "database or disk is full", "disk_full"),
+    (11, "database disk image is malformed", "gallery_damaged"),
+    (26, "file is not a database", "gallery_damaged"),
+    (1, "no such table: faces", "gallery_damaged"),
+    (7, "out of memory", "database_error"),
+    (9, "interrupted", "database_error"),
+])
+def test_sqlite_failures_are_named_for_what_they_are(tmp_path, code, message, expected):
+    from vultus.gallery.storage.sqlite import translate_error
+
+    exc = sqlite3.OperationalError(message)
+    exc.sqlite_errorcode = code
+    assert translate_error(exc, tmp_path / "g.db").code == expected

@@ -209,8 +209,10 @@ def _fsync_dir(d: Path) -> None:
 
 
 # SQLite's primary result codes (the low byte of an exception's sqlite_errorcode).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
-_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+_SQLITE_ERROR, _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 1, 3, 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_FORMAT, _SQLITE_NOTADB = 11, 13, 14, 24, 26
+# What a damaged or foreign schema makes a query say (SQLITE_ERROR is also a bad query: not damage).
+_SCHEMA_DAMAGE = ("no such table", "no such column", "malformed")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # `PRAGMA quick_check` reads every page: 0.10 s for a 210 MB file (10,000 faces with
@@ -243,7 +245,7 @@ def translate_error(exc: sqlite3.Error, path: Path) -> GalleryError:
     if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in low or "is busy" in low:
         return GalleryError(f"{path}: the gallery is locked by another process and stayed locked past the "
                             "busy timeout; try again when it has finished", code="busy", path=str(path))
-    if primary == _SQLITE_READONLY or "readonly database" in low:
+    if primary in (_SQLITE_READONLY, _SQLITE_PERM) or "readonly database" in low:
         return ReadOnlyError(f"{path}: the gallery is read-only; nothing was changed", path=str(path))
     if primary == _SQLITE_FULL or "disk is full" in low:
         return DiskFullError(f"{path}: the disk is full; the change was rolled back and everything committed "
@@ -257,9 +259,11 @@ def translate_error(exc: sqlite3.Error, path: Path) -> GalleryError:
         return GalleryError(f"{path}: cannot open the gallery file ({text})", code="cannot_open", path=str(path))
     if isinstance(exc, sqlite3.IntegrityError):
         return ConflictError(f"{path}: {text}", path=str(path))
-    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or isinstance(exc, sqlite3.DatabaseError):
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB, _SQLITE_FORMAT) or "malformed" in low or (
+            primary in (_SQLITE_ERROR, 0) and any(m in low for m in _SCHEMA_DAMAGE)):
         return damaged_error(path, text)
-    return GalleryError(f"{path}: {text}", path=str(path))
+    # Anything else (out of memory, interrupted, a protocol error) is not damage.
+    return GalleryError(f"{path}: {text}", code="database_error", path=str(path))
 
 
 def _disk_nearly_full(path: Path) -> bool:
@@ -504,6 +508,8 @@ class SQLiteStore(GalleryStore):
             err = translate_error(exc, self.path)
             if isinstance(err, GalleryDamagedError):
                 self.damaged = self.damaged or str(exc)
+            elif isinstance(err, ReadOnlyError):
+                self.read_only = self.read_only or "SQLite cannot write it"
             raise err from exc
 
     @contextlib.contextmanager
