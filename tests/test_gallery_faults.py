@@ -281,6 +281,14 @@ def test_an_empty_file_is_not_taken_for_a_new_gallery(tmp_path):
     assert db.stat().st_size == 0
 
 
+def test_a_fifo_is_not_a_gallery(tmp_path):
+    fifo = tmp_path / "g.db"
+    os.mkfifo(fifo)
+    with pytest.raises(GalleryError, match="not a regular file") as exc:
+        Gallery(fifo)  # returns at once (it used to wait for a writer forever)
+    assert exc.value.code == "not_a_gallery"
+
+
 def test_an_unwritable_gallery_path_is_one_line(tmp_path):
     with pytest.raises(OutputError, match="cannot create the gallery"):
         Gallery("/proc/x/g.db")
@@ -539,14 +547,15 @@ def test_enroll_on_a_full_disk_stops_cleanly(tmp_path):
 
 
 # -- 10: a hostile index record ----------------------------------------------------
-@pytest.mark.parametrize("name", ["VICTIM", "../../victim.usearch", "c1-sface_2021dec-0123abcd.usearch/../../victim"])
+@pytest.mark.parametrize("name", ["VICTIM", "../../victim.usearch", "c1-sface_2021dec-0123abcd.usearch/../../victim",
+                                  12345])
 def test_a_hostile_index_record_cannot_delete_or_read_anything(tmp_path, name):
     db = tmp_path / "g" / "g.db"
     db.parent.mkdir()
     make_gallery(db)
     victim = tmp_path / "victim.usearch"
     victim.write_text("precious")
-    name = str(victim) if name == "VICTIM" else name
+    name = str(victim) if name == "VICTIM" else name  # or not even text
     with contextlib.closing(sqlite3.connect(db)) as c:
         c.execute("UPDATE index_state SET file = ?", (name,))
         if c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'index_trash'").fetchone()[0]:

@@ -78,12 +78,13 @@ def _slug(text: str) -> str:
 def expected_name(name: str, collection_id: int, key: str, suffix: str) -> bool:
     """Whether `name` (from the store) is a file name this module would have written
     for this collection, embedder and index kind: a plain name, no folder part."""
-    return bool(re.fullmatch(rf"c{collection_id}-{re.escape(_slug(key))}-[0-9a-f]{{8}}{re.escape(suffix)}", name))
+    return isinstance(name, str) and bool(
+        re.fullmatch(rf"c{collection_id}-{re.escape(_slug(key))}-[0-9a-f]{{8}}{re.escape(suffix)}", name))
 
 
 def ours(name: str) -> bool:
     """Whether `name` has the form of an index file of ours (any collection)."""
-    return bool(INDEX_NAME.fullmatch(name))
+    return isinstance(name, str) and bool(INDEX_NAME.fullmatch(name))
 
 
 def _regular(path: Path) -> os.stat_result | None:
@@ -315,7 +316,7 @@ class IndexManager:
             return self._build(coll, key, f"index kind changed from {state.kind} to {self.kind}")
         if not expected_name(state.file, coll.id, key, self.cls.suffix):
             return self._build(coll, key, "the gallery records an index file name of the wrong form "
-                                          f"({state.file[:80]!r}); ignored")
+                                          f"({str(state.file)[:80]!r}); ignored")
         d = self.store.index_dir
         if d.exists() and not d.is_dir():
             return self._build(coll, key, f"{d} should be the index folder but is a file")

@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -345,6 +346,14 @@ class SQLiteStore(GalleryStore):
         """A new gallery appears complete (see _create_file), so an empty file at the
         path is not one being created: it is a truncated gallery or someone else's
         file. Making a new gallery in it would hide the loss."""
+        try:
+            mode = self.path.stat().st_mode
+        except OSError as exc:
+            raise GalleryError(f"{self.path}: cannot open the gallery file ({exc.strerror or exc})",
+                               code="cannot_open", path=str(self.path)) from exc
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+            raise GalleryError(f"{self.path}: not a regular file, so not a gallery", code="not_a_gallery",
+                               path=str(self.path))
         wal = self.path.with_name(self.path.name + "-wal")
         if self._size() == 0 and not (wal.exists() and wal.stat().st_size > 0):
             raise GalleryError(f"{self.path}: an empty file (0 bytes), not a gallery; if it was one, restore it "
