@@ -147,14 +147,12 @@ class Gallery:
         return self.store.location
 
     def close(self) -> None:
-        """Save any index this process changed, then close the store."""
+        """Close the store. Indexes are saved by the changes that make them (enroll,
+        forget, reindex...), never here: a read-only command must not write."""
         if self.store is None:
             return
-        try:
-            self.indexes.save()
-        finally:
-            self.store.close()
-            self.store = None
+        self.store.close()
+        self.store = None
 
     def __enter__(self) -> Gallery:
         return self
@@ -187,8 +185,13 @@ class Gallery:
         try:
             coll = self.store.collection(name)
         except NotFoundError:
-            return self.create_collection(name, embedder=embedder or "sface", detector=detector or "yunet",
-                                          keep_crops=True if keep_crops is None else keep_crops)
+            # Another process may create it at the same moment: the store settles that
+            # inside its write transaction (exist_ok), and the contract is checked below.
+            name = _check_name(name, "collection")
+            get_spec(detector or "yunet", task="detect")
+            coll = self.store.create_collection(name, contract_of(embedder or "sface"), detector or "yunet",
+                                                DEFAULT_FMR, True if keep_crops is None else keep_crops,
+                                                "max", exist_ok=True)
         if embedder is not None:
             self.check_contract(coll, embedder)
         return coll
@@ -282,6 +285,7 @@ class Gallery:
         bytes) are skipped; faces failing the gate are refused with the reason;
         each chunk of images is committed in one transaction as it finishes."""
         t0 = time.perf_counter()
+        self.store.require_writable()  # before any image is read
         items = _named_items(items)
         options = options or EnrollOptions()
         coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
@@ -544,8 +548,13 @@ class Gallery:
         then are the embeddings dropped."""
         coll = self.collection(collection)
         key = coll.contract.key
+        self.store.require_writable()
         self.indexes.get(coll)  # in step with the store first, so the count of entries removed is right
-        data = self.store.forget_person(coll.id, person)
+        try:
+            data = self.store.forget_person(coll.id, person)
+        except NotFoundError as exc:
+            raise self._already_forgotten(coll, person, exc) from exc
+        self.indexes.purge_trash()  # the saved files holding the vectors, listed by that commit
         removed = self.indexes.catch_up(coll)
         for other in data.vectors:
             if other != key:  # leftovers of an unfinished migration: their index is simply deleted
@@ -561,9 +570,7 @@ class Gallery:
         # Bytes of a vector that is still enrolled (under another name) are rightly in the
         # index; every other forgotten vector must be absent from the saved file.
         index_file_clean = self.indexes.prove_absent(coll, key, mine[~identical])
-        checkpoint = getattr(self.store, "checkpoint", None)
-        if checkpoint:
-            checkpoint()
+        self._checkpoint_erasure(coll, person, faces=data.faces)
         proof = self._forget_proof(coll, data, mine, found, index_file_clean)
         report = ForgetReport(collection=coll.name, person=person, faces_removed=data.faces,
                               embeddings_removed=sum(len(v) for v in data.embedding_ids.values()),
@@ -636,14 +643,41 @@ class Gallery:
             return decision.threshold, decision.fmr
         return point.threshold, point.fmr
 
+    def _checkpoint_erasure(self, coll: Collection, person: str, **counts) -> None:
+        """The erasure is complete only once the WAL is checkpointed and truncated:
+        until then the database file keeps the deleted rows' old pages and the log
+        the replaced ones. A reader holding an older snapshot blocks that; after the
+        store's retries, say what remains instead of reporting success."""
+        if self.store.checkpoint():
+            return
+        raise GalleryError(
+            f"{person!r} was deleted from every table of collection {coll.name!r} and from its index, but "
+            f"another process is reading {self.location} and holds an older snapshot, so the deleted rows are "
+            "still in the database file and its write-ahead log until a checkpoint; forget the same name again "
+            "once that process has finished to complete the erasure",
+            code="erasure_incomplete", person=person, collection=coll.name, path=self.location, **counts)
+
+    def _already_forgotten(self, coll: Collection, person: str, exc: NotFoundError) -> NotFoundError:
+        """Forget of a name that is not (or no longer) there: finish whatever an earlier,
+        interrupted forget left (index files its commit listed, strays, the WAL) and
+        say that nothing of theirs remains, rather than only "no person"."""
+        self.store.require_writable()
+        self.indexes.clean_strays()
+        self._checkpoint_erasure(coll, person)
+        return NotFoundError(f"{exc}: nothing of theirs is stored (if they were forgotten before, the erasure "
+                             "is complete: no index file or log holds their data)", code="not_found",
+                             kind="person", person=person, collection=coll.name, clean=True)
+
     # -- maintenance -------------------------------------------------------
     def reindex(self, collection: str = DEFAULT_COLLECTION, *, check_only: bool = False) -> IndexReport:
         """Rebuild the collection's index from the store (or only check it)."""
         coll = self.collection(collection)
         if check_only:
             self.indexes.get(coll)
-            self.indexes.save(coll.id)
+            if not self.store.read_only and not self.store.damaged:
+                self.indexes.save(coll.id)  # keep a repaired index; a read-only gallery is only checked
             return self.indexes.report(coll)
+        self.store.require_writable()
         return self.indexes.rebuild(coll)
 
     def reembed(self, collection: str, embedder: str, *, batch: int = 32, threads: int | None = None,
@@ -702,9 +736,7 @@ class Gallery:
     def stats(self, collection: str = DEFAULT_COLLECTION) -> CollectionStats:
         coll = self.collection(collection)
         counts = self.store.counts(coll.id)
-        self.indexes.get(coll)
-        self.indexes.save(coll.id)
-        index = self.indexes.report(coll)
+        index = self.indexes.report(coll)  # checked and rebuilt in memory if need be; a read never writes
         decision, why = None, None
         try:
             decision = self.decision(coll)

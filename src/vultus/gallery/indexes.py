@@ -11,15 +11,28 @@ and removing the difference, which is what happens after another process
 enrolled, or after a crash between committing rows and saving the index.
 
 Files are written under a fresh name and only then recorded in the store, so
-a crash at any point leaves either the old record and file or the new ones;
-stray files are deleted later.
+a crash at any point leaves either the old record and file or the new ones.
+The record that replaces a file also lists the old one in the store's trash,
+in the same transaction (so does a forget, for every file of the collection):
+whatever was listed is deleted at once, and again at every open in case a
+crash came first. A file being written is locked (flock) until it is recorded;
+any other file of ours that no record names and no writer holds is a stray
+from a crash and is deleted at the next open, whatever its age.
+
+Names read from the store are never trusted as paths: a name must have the
+exact form this module writes (`c<collection>-<embedder>-<8 hex><suffix>`),
+so a hostile gallery file cannot make vultus read or delete anything else.
+Read-only commands never write: only changes (enroll, forget, reindex...)
+save an index.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import stat
 import threading
 import time
 import zlib
@@ -31,12 +44,20 @@ import numpy as np
 from vultus.gallery.errors import GalleryError
 from vultus.gallery.search import IndexFileError, VectorIndex, index_class
 from vultus.gallery.storage.base import GalleryStore, IdFingerprint, IndexState
-from vultus.gallery.storage.sqlite import now
+from vultus.gallery.storage.sqlite import _fsync_dir, _os_error, now
+
+try:  # POSIX: a writer locks its file until it is recorded, so a cleaner can tell a live writer from a crash
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: fall back to an age rule
+    fcntl = None
 from vultus.gallery.types import Collection, IndexReport
 
-# A stray index file (from a crash, or from a writer that lost a race) is deleted
-# once it is this old; younger ones may belong to a writer about to record them.
+# Without flock (Windows) a stray index file is deleted once it is this old; a younger
+# one may belong to a writer about to record it.
 STRAY_AGE_S = 3600
+# The only names an index file of ours can have (suffixes of the index kinds); the
+# optional `.tmp-` prefix marks one still being written.
+INDEX_NAME = re.compile(r"(?:\.tmp-)?c\d+-[A-Za-z0-9_.-]+-[0-9a-f]{8}\.(?:usearch|npz)\Z")
 # When a loaded index misses more than this share of the store's ids, rebuilding
 # is faster than adding them one batch at a time.
 REBUILD_SHARE = 0.5
@@ -52,6 +73,57 @@ def file_crc32(path: Path) -> int:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def expected_name(name: str, collection_id: int, key: str, suffix: str) -> bool:
+    """Whether `name` (from the store) is a file name this module would have written
+    for this collection, embedder and index kind: a plain name, no folder part."""
+    return isinstance(name, str) and bool(
+        re.fullmatch(rf"c{collection_id}-{re.escape(_slug(key))}-[0-9a-f]{{8}}{re.escape(suffix)}", name))
+
+
+def ours(name: str) -> bool:
+    """Whether `name` has the form of an index file of ours (any collection)."""
+    return isinstance(name, str) and bool(INDEX_NAME.fullmatch(name))
+
+
+def _regular(path: Path) -> os.stat_result | None:
+    """lstat of `path` if it is a regular file (not a folder, link or device), else None."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _remove_stray(path: Path, still_stray) -> bool:
+    """Delete `path` if no live writer holds it (see IndexManager._write) and
+    `still_stray()` says, with that known, that no record names it. The unlink
+    happens while holding the lock, so a writer that opened the name a moment
+    earlier sees it vanish when it gets its lock, and starts over."""
+    if _regular(path) is None:
+        return False
+    if fcntl is None:
+        st = _regular(path)
+        if st is None or st.st_mtime > time.time() - STRAY_AGE_S or not still_stray():
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a writer holds it
+        if not still_stray():
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -111,7 +183,9 @@ class IndexManager:
     def rebuild(self, coll: Collection, key: str | None = None, reason: str = "rebuild requested") -> IndexReport:
         key = key or coll.contract.key
         with self._lock:
-            self._entries[(coll.id, key)] = self._build(coll, key, reason)
+            gen = self.store.generation(coll.id)  # before reading the vectors
+            e = self._entries[(coll.id, key)] = self._build(coll, key, reason)
+            e.generation = gen
             self.save(coll.id, key)
         return self.report(coll, key)
 
@@ -131,8 +205,9 @@ class IndexManager:
             self.save(coll.id, key, force=True)
             proven = self._file_lacks(e, vectors)
             if not proven:
+                gen = self.store.generation(coll.id)
                 e = self._build(coll, key, "rebuilt after forget so no trace remains")
-                e.generation = self.store.generation(coll.id)
+                e.generation = gen
                 self._entries[(coll.id, key)] = e
                 self.save(coll.id, key, force=True)
                 proven = self._file_lacks(e, vectors, rebuilt=True)
@@ -157,36 +232,62 @@ class IndexManager:
         d = self.store.index_dir
         if not d.is_dir():
             return 0
-        return sum(p.stat().st_size for p in d.glob(f"c{collection_id}-*") if p.is_file())
+        total = 0
+        for p in d.glob(f"c{collection_id}-*"):
+            st = _regular(p)
+            total += st.st_size if st and ours(p.name) else 0
+        return total
 
-    def clean_strays(self, *, max_age_s: float = STRAY_AGE_S, collection_id: int | None = None) -> int:
+    def purge_trash(self) -> int:
+        """Delete the index files that committed changes superseded (listed in the
+        store's trash); returns how many were deleted."""
         d = self.store.index_dir
-        if not d.is_dir():
-            return 0
-        referenced = self._referenced()
-        prefix = f"c{collection_id}-" if collection_id is not None else "c"
-        cutoff = time.time() - max_age_s
-        removed = 0
-        for p in d.iterdir():
-            name = p.name.removeprefix(".tmp-")
-            if not name.startswith(prefix) or p.name in referenced:
-                continue
+        trash = {f for f in self._trashed() if ours(f)}  # a hostile name is never a path
+        gone, removed = [], 0
+        for name in trash:
+            path = d / name
             try:
-                if p.stat().st_mtime <= cutoff:
-                    p.unlink()
+                if _regular(path) is not None:
+                    path.unlink()
                     removed += 1
+                gone.append(name)
             except FileNotFoundError:
-                pass
+                gone.append(name)
+            except OSError:
+                continue  # read-only: it stays listed, and the next writable open deletes it
+        if gone:
+            self.store.untrash_index_files(gone)
         return removed
 
+    def clean_strays(self, *, collection_id: int | None = None) -> int:
+        """Delete superseded files (the trash) and every file of ours that no record
+        names and no live writer holds: temporary files and files from a crash,
+        whatever their age. Never raises: cleaning is best effort."""
+        d = self.store.index_dir
+        try:
+            if not d.is_dir():
+                return 0
+            removed = self.purge_trash()
+            prefix = f"c{collection_id}-" if collection_id is not None else "c"
+            referenced = self._referenced()
+            for p in d.iterdir():
+                if not ours(p.name) or not p.name.removeprefix(".tmp-").startswith(prefix) or p.name in referenced:
+                    continue
+                removed += _remove_stray(p, lambda p=p: p.name not in self._referenced())
+            return removed
+        except (OSError, GalleryError):
+            return 0
+
     def purge_unreferenced(self, collection_id: int) -> int:
-        """Delete every unreferenced file of a collection now, whatever its age."""
-        return self.clean_strays(max_age_s=-1, collection_id=collection_id)
+        """Delete every unreferenced file of a collection that no writer holds."""
+        return self.clean_strays(collection_id=collection_id)
 
     # -- internals ---------------------------------------------------------
     def _referenced(self) -> set[str]:
-        refs = getattr(self.store, "referenced_index_files", None)
-        return refs() if refs else set()
+        return self.store.referenced_index_files()
+
+    def _trashed(self) -> set[str]:
+        return self.store.trashed_index_files()
 
     def _dim(self, coll: Collection, key: str) -> int:
         if key == coll.contract.key:
@@ -213,20 +314,32 @@ class IndexManager:
             return self._build(coll, key, "no index file yet")
         if state.kind != self.kind:
             return self._build(coll, key, f"index kind changed from {state.kind} to {self.kind}")
-        path = self.store.index_dir / state.file
+        if not expected_name(state.file, coll.id, key, self.cls.suffix):
+            return self._build(coll, key, "the gallery records an index file name of the wrong form "
+                                          f"({str(state.file)[:80]!r}); ignored")
+        d = self.store.index_dir
+        if d.exists() and not d.is_dir():
+            return self._build(coll, key, f"{d} should be the index folder but is a file")
+        path = d / state.file
         try:
-            size = path.stat().st_size
-        except FileNotFoundError:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
             return self._build(coll, key, f"index file {state.file} is missing")
-        if size != state.file_size:
-            return self._build(coll, key, f"index file {state.file} has {size} bytes, its record says "
+        except OSError as exc:
+            return self._build(coll, key, f"index file {state.file} cannot be read ({exc.strerror})")
+        if not stat.S_ISREG(st.st_mode):
+            return self._build(coll, key, f"index file {state.file} is not a regular file (a folder or a link)")
+        if st.st_size != state.file_size:
+            return self._build(coll, key, f"index file {state.file} has {st.st_size} bytes, its record says "
                                           f"{state.file_size} (truncated or replaced)")
-        if file_crc32(path) != state.file_crc32:
-            return self._build(coll, key, f"index file {state.file} fails its checksum (corrupt)")
         try:
+            if file_crc32(path) != state.file_crc32:
+                return self._build(coll, key, f"index file {state.file} fails its checksum (corrupt)")
             index = self.cls.load(path, self._dim(coll, key), **self.options)
         except IndexFileError as exc:
             return self._build(coll, key, f"index file {state.file} cannot be read ({exc})")
+        except OSError as exc:  # replaced or removed by another process meanwhile, or unreadable
+            return self._build(coll, key, f"index file {state.file} cannot be read ({exc.strerror or exc})")
         held = IdFingerprint.of(index.keys())
         if held != state.ids:
             return self._build(coll, key, f"index file {state.file} does not hold what its record says")
@@ -265,25 +378,67 @@ class IndexManager:
         e.reason = f"{missing.size} added and {extra.size} removed to match the store"
 
     def _write(self, collection_id: int, key: str, e: _Entry) -> None:
+        """Save `e` under a fresh name, record it, delete what it replaced. The file is
+        flock'ed from creation until it is recorded, so a cleaner in another process
+        leaves it alone; on any failure the new file is removed and nothing changes."""
+        self.store.require_writable()
         d = self.store.index_dir
-        d.mkdir(parents=True, exist_ok=True)
-        name = f"c{collection_id}-{_slug(key)}-{secrets.token_hex(4)}{self.cls.suffix}"
-        tmp = d / (".tmp-" + name)
+        if d.exists() and not d.is_dir():
+            raise GalleryError(f"{d}: should be the gallery's index folder but is a file; move it away (the "
+                               "index is rebuilt from the gallery)", code="index_path_blocked", path=str(d))
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(exc, d, "creating the index folder") from exc
+        fd, name = self._create_locked(d, collection_id, key)
+        tmp, final = d / (".tmp-" + name), d / name
+        recorded = False
         try:
             e.index.save(tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            size, crc = tmp.stat().st_size, file_crc32(tmp)
-            os.replace(tmp, d / name)
+            os.fsync(fd)  # usearch and numpy write in place: same file as fd
+            size, crc = os.stat(tmp).st_size, file_crc32(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(d)
+            recorded = self.store.set_index_state(
+                IndexState(collection_id, key, self.kind, name, e.ids, size, crc, now()),
+                snapshot_generation=e.generation)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise GalleryError(f"cannot write the index file in {d}: {exc}") from exc
-        _fsync_dir(d)
-        old = self.store.index_state(collection_id, key)
-        self.store.set_index_state(IndexState(collection_id, key, self.kind, name, e.ids, size, crc, now()))
-        for stale in {e.file, old.file if old else None} - {None, name}:
-            (d / stale).unlink(missing_ok=True)
+            raise _os_error(exc, d, "saving the index") from exc
+        finally:
+            if not recorded:
+                for p in (tmp, final):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+            os.close(fd)  # releases the lock, after the record is committed
+        if not recorded:
+            # Another process erased vectors after this index was built: it may hold them.
+            # Not saved; the next look at the store removes them (and a later save records it).
+            e.generation = -1
+            return
         e.file, e.dirty = name, False
+        self.purge_trash()
+
+    def _create_locked(self, d: Path, collection_id: int, key: str) -> tuple[int, str]:
+        """A new, empty, locked `.tmp-` file; returns its fd and final name."""
+        for _ in range(8):
+            name = f"c{collection_id}-{_slug(key)}-{secrets.token_hex(4)}{self.cls.suffix}"
+            tmp = d / (".tmp-" + name)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _os_error(exc, d, "saving the index") from exc
+            if fcntl is None:
+                return fd, name
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                    return fd, name
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # a cleaner removed it before we held the lock: take another name
+        raise GalleryError(f"{d}: cannot create an index file", code="io_error", path=str(d))
 
     def _file_lacks(self, e: _Entry, vectors: np.ndarray, *, rebuilt: bool = False) -> bool:
         if vectors.size == 0:
@@ -291,23 +446,13 @@ class IndexManager:
         patterns = e.index.stored_bytes(vectors)
         if patterns is None:
             return rebuilt  # cannot inspect the bytes; a rebuild from the store is the proof
-        data = (self.store.index_dir / e.file).read_bytes()
+        try:
+            data = (self.store.index_dir / e.file).read_bytes()
+        except OSError:
+            return False
         return not any(p in data for p in patterns)
 
 
 def _extend(fp: IdFingerprint, ids: np.ndarray) -> IdFingerprint:
     add = IdFingerprint.of(ids)
     return IdFingerprint(fp.count + add.count, max(fp.max_id, add.max_id), fp.id_hash + add.id_hash)
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -115,6 +115,30 @@ class GalleryStore(ABC):
     #: where derived index files are kept (next to the database)
     index_dir: Path
     location: str
+    #: why this process cannot write the gallery (None when it can); reads keep working
+    read_only: str | None = None
+    #: what a check or a query found damaged (None when nothing was); writes are refused
+    damaged: str | None = None
+
+    def require_writable(self) -> None:
+        """Raise ReadOnlyError or GalleryDamagedError before a change starts."""
+        return None
+
+    def checkpoint(self) -> bool:
+        """Make deletions final in the files (True when done); backends without a log return True."""
+        return True
+
+    def referenced_index_files(self) -> set[str]:
+        """Index file names that index_state records."""
+        return set()
+
+    def trashed_index_files(self) -> set[str]:
+        """Index file names a committed change superseded: delete them."""
+        return set()
+
+    def untrash_index_files(self, files) -> None:
+        """Drop these names from the trash list once their files are gone."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...
@@ -122,7 +146,9 @@ class GalleryStore(ABC):
     # -- collections -------------------------------------------------------
     @abstractmethod
     def create_collection(self, name: str, contract: EmbedderContract, detector: str, target_fmr: float,
-                          keep_crops: bool, aggregation: str) -> Collection: ...
+                          keep_crops: bool, aggregation: str, *, exist_ok: bool = False) -> Collection:
+        """A new collection; ConflictError if the name is taken, unless exist_ok (then the
+        existing one is returned, decided inside the write transaction: race-free)."""
 
     @abstractmethod
     def collection(self, name: str) -> Collection:
@@ -231,7 +257,9 @@ class GalleryStore(ABC):
     def index_state(self, collection_id: int, embedder: str) -> IndexState | None: ...
 
     @abstractmethod
-    def set_index_state(self, state: IndexState) -> None: ...
+    def set_index_state(self, state: IndexState, *, snapshot_generation: int | None = None) -> bool:
+        """Record an index file (the old one goes to the trash list); refused (False) when
+        vectors were erased after the generation the index was built at."""
 
     @abstractmethod
     def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None: ...
