@@ -333,15 +333,18 @@ def test_enroll_csv_rows_naming_a_fifo_or_dev_zero_do_not_hang(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == f"vultus: error: {fifo}: is a FIFO (named pipe), not an image file"
 
 
-def test_enroll_library_refuses_a_fifo_item_without_reading(tmp_path):
+def test_enroll_library_refuses_a_fifo_item_or_csv_without_reading(tmp_path):
+    from vultus.gallery import csv_items
     from vultus.gallery.inference import sha256_file
 
     fifo = tmp_path / "pipe.jpg"
-    os.mkfifo(fifo)
-    unblock_fifo_later(fifo)
-    with pytest.raises(ImageError) as err:
-        sha256_file(fifo)
-    assert err.value.code == "not_a_regular_file"
+    sheet = tmp_path / "people.csv"
+    for path, read in ((fifo, sha256_file), (sheet, csv_items)):
+        os.mkfifo(path)
+        unblock_fifo_later(path)
+        with pytest.raises(ImageError) as err:
+            read(path)
+        assert err.value.code == "not_a_regular_file", path
     # A regression would hash /dev/zero forever at 100% CPU: in a child with a timeout.
     r = python("from vultus.gallery.inference import sha256_file\n"
                "from vultus.errors import ImageError\n"
@@ -385,17 +388,6 @@ def test_csv_paths_outside_its_folder_are_refused_unless_allowed(tmp_path):
         assert len(scan_enroll_csv(sheet, allow_outside=True).items) == 2
     sheet.write_text(f"path,person\nsub/a.jpg,Ann\n{inside / 'sub' / 'a.jpg'},Ann\n")
     assert [i.path for i in csv_items(sheet)] == [inside / "sub" / "a.jpg"] * 2
-
-
-def test_csv_that_is_a_fifo_is_refused(tmp_path):
-    from vultus.gallery import csv_items
-
-    fifo = tmp_path / "people.csv"
-    os.mkfifo(fifo)
-    unblock_fifo_later(fifo)
-    with pytest.raises(ImageError) as err:
-        csv_items(fifo)
-    assert err.value.code == "not_a_regular_file"
 
 
 def test_evaluation_skips_a_fifo_or_device_in_its_image_list(tmp_path, engine):
