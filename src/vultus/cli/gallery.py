@@ -188,7 +188,7 @@ def _enroll_source(args):
 MAX_SKIPPED_LINES = 20
 
 
-def _say(kind: str, text: str) -> None:
+def _enroll_line(kind: str, text: str) -> None:
     from vultus.textsafe import safe_text
 
     print(f"vultus: {kind}: {safe_text(text)}", file=sys.stderr)
@@ -206,9 +206,9 @@ def cmd_enroll(args) -> int:
         raise VultusError("--person cannot be empty")
     if not args.json:
         for entry in source.skipped[:MAX_SKIPPED_LINES]:
-            _say("skipped", entry.message())
+            _enroll_line("skipped", entry.message())
         if len(source.skipped) > MAX_SKIPPED_LINES:
-            _say("skipped", f"{len(source.skipped) - MAX_SKIPPED_LINES} more entries (--json lists them all)")
+            _enroll_line("skipped", f"{len(source.skipped) - MAX_SKIPPED_LINES} more entries (--json lists them all)")
     options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, pick=args.pick)
     with _open(args, create=True) as g:
         bar = progress(total=len(items), desc="enroll", unit="img")
@@ -223,9 +223,9 @@ def cmd_enroll(args) -> int:
         else:
             for o in report.outcomes:
                 if o.status in ("refused", "error"):
-                    _say(o.status, f"{o.path} ({o.person}): {o.reason}")
+                    _enroll_line(o.status, f"{o.path} ({o.person}): {o.reason}")
             for w in report.warnings:
-                _say("warning", w.message())
+                _enroll_line("warning", w.message())
             d = report.to_dict()
             skipped = f", {len(source.skipped)} skipped" if source.skipped else ""
             print(f"{d['enrolled']} faces enrolled into {report.collection!r} ({g.location}); "
