@@ -745,16 +745,16 @@ def scan_enroll_csv(csv_path: str | Path, *, allow_outside: bool = False) -> Enr
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise GalleryError(f"{path}, line {line}: expected `path,person`, got {','.join(row)!r}",
                                code="bad_csv", file=str(path), line=line)
-        p = Path(row[0].strip())
-        image = p if p.is_absolute() else path.parent / p
-        if not allow_outside and not Path(os.path.realpath(image)).is_relative_to(base):
-            raise GalleryError(f"{path}, line {line}: {image} is outside the CSV's folder ({base})",
-                               code="path_outside", file=str(path), line=line, path=str(image), folder=str(base))
         try:
             person = _check_name(row[1], "person")
         except GalleryError as exc:
             raise GalleryError(f"{path}, line {line}: {exc.message}", code=exc.code,
                                **(exc.data | {"file": str(path), "line": line})) from exc
+        p = Path(row[0].strip())
+        image = p if p.is_absolute() else path.parent / p
+        if not allow_outside and not Path(os.path.realpath(image)).is_relative_to(base):
+            raise GalleryError(f"{path}, line {line}: {image} is outside the CSV's folder ({base})",
+                               code="path_outside", file=str(path), line=line, path=str(image), folder=str(base))
         items.append(EnrollItem(image, person))
     if not items:
         raise GalleryError(f"{path}: no rows (expected `path,person` per line)", code="bad_csv", file=str(path))
