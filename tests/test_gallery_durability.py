@@ -120,7 +120,7 @@ def test_sigkill_mid_enroll_then_resume(tmp_path):
     assert report["errors"] == 0, done.stderr
     assert report["duplicates"] == killed_at
     assert report["enrolled"] + report["duplicates"] + report["refused"] == len(links)
-    assert done.returncode == (1 if report["refused"] else 0)
+    assert done.returncode == (2 if report["refused"] else 0)
     final = consistent(db)
     assert final["faces"] == killed_at + report["enrolled"]
     refused = {i["path"] for i in report["images"] if i["status"] == "refused"}

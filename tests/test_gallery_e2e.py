@@ -182,7 +182,7 @@ def test_bad_inputs_give_one_line_and_lose_nothing(capsys, knn_gallery, tmp_path
     assert code == 2 and "not an image" in err
     assert [r["image"].rsplit("/", 1)[-1] for r in json.loads(out)] == ["obama1.jpg"]
     refused = run_json_any(capsys, "gallery", "enroll", notes, "--person", "x", *g)
-    assert refused[0] == 1 and refused[1]["errors"] == 1
+    assert refused[0] == 2 and refused[1]["errors"] == 1  # bad input exits 2, as the README says
     stats = run_json(capsys, "gallery", "stats", *g)
     assert (stats["people"], stats["faces"], stats["index"]["indexed"]) == (5, 9, 9)
 
@@ -212,7 +212,9 @@ def test_csv_enroll_and_the_label_warning(capsys, tmp_path):
     sheet.write_text(f"path,person\n{train / 'obama' / 'obama.jpg'},Barack Obama\n"
                      f"{train / 'biden' / 'biden.jpg'},Joe Biden\n")
     db = tmp_path / "g.db"
-    report = run_json(capsys, "gallery", "enroll", sheet, "--gallery", db)
+    code, _, err = run(capsys, "gallery", "enroll", sheet, "--gallery", db)
+    assert code == 2 and "outside the CSV's folder" in err and "--allow-outside" in err
+    report = run_json(capsys, "gallery", "enroll", sheet, "--gallery", db, "--allow-outside")
     assert report["enrolled"] == 2 and report["warnings"] == []
     # A photo of Obama labelled as Biden: stored as asked, with a warning that says so.
     code, out, err = run(capsys, "gallery", "enroll", test / "obama1.jpg", "--person", "Joe Biden", "--gallery", db)

@@ -94,9 +94,10 @@ def test_not_an_image_empty_missing_folder(tmp_path):
 def test_huge_image_is_refused_before_decoding(tmp_path):
     side = int(MAX_PIXELS**0.5) + 100
     p = tmp_path / "huge.png"
-    Image.new("1", (side, side)).save(p)  # a few KB on disk, >120 MP decoded
-    with pytest.raises(ImageError, match="too large"):
+    Image.new("1", (side, side)).save(p)  # a few KB on disk, over the pixel limit decoded
+    with pytest.raises(ImageError, match="too large") as err:
         load_image(p)
+    assert err.value.code == "image_too_large" and err.value.data["pixels"] == side * side
 
 
 def test_list_images(tmp_path):

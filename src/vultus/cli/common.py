@@ -86,3 +86,23 @@ def per_image(paths, desc: str, work):
             print(error_line(exc), file=sys.stderr)  # escaped: the message may hold a hostile file name
             failures += 1
     return results, failures
+
+
+def image_paths(paths) -> list:
+    """The images the command-line arguments name: files as given, folders
+    scanned for every file Pillow reads. Entries skipped in a folder (other
+    file types, FIFOs, loops, folders named like images) are said on stderr."""
+    from vultus.errors import VultusError
+    from vultus.imageio import scan_images
+    from vultus.textsafe import safe_text
+
+    out = []
+    for p in paths:
+        scan = scan_images(p)
+        for entry in scan.skipped:
+            print(f"vultus: skipped: {safe_text(entry.message())}", file=sys.stderr)
+        if not scan.images:
+            raise VultusError(f"{p}: no images in this folder", code="no_images", file=str(p),
+                              skipped=len(scan.skipped))
+        out.extend(scan.images)
+    return out

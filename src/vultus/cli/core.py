@@ -91,15 +91,9 @@ def cmd_models_pull(args) -> int:
 
 
 def _images_arg(paths: list[str]) -> list[Path]:
-    from vultus.imageio import list_images
+    from vultus.cli.common import image_paths
 
-    out: list[Path] = []
-    for p in paths:
-        found = list_images(p)
-        if not found:
-            raise VultusError(f"{p}: no images in this folder")
-        out.extend(found)
-    return out
+    return image_paths(paths)
 
 
 def cmd_detect(args) -> int:

@@ -19,6 +19,7 @@ DEFAULT_EXIT_STATUS = 2
 #: A hint with the flag that fixes it, per error code.
 HINTS: dict[str, str] = {
     "many_faces": "use --largest to take the biggest",
+    "path_outside": "pass --allow-outside to enroll images outside the CSV's folder",
     "read_only": "reads still work; copy the gallery somewhere writable to change it",
 }
 

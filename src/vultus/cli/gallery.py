@@ -43,6 +43,8 @@ def add_commands(sub) -> None:
                cmd_enroll)
     a.add_argument("source", metavar="SOURCE", help="an image, a folder of per-person folders, or a .csv")
     a.add_argument("--person", help="who the single image shows")
+    a.add_argument("--allow-outside", action="store_true",
+                   help="a CSV may name images outside its own folder (refused by default)")
     a.add_argument("--embedder", default=None,
                    help="embedder for a new collection; an existing collection refuses any other")
     a.add_argument("--detector", default=None, help="detector (default: the collection's, yunet)")
@@ -165,31 +167,55 @@ def _gate(args):
     return replace(limits, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _enroll_items(args):
-    from vultus.gallery import EnrollItem, csv_items, folder_items
+def _enroll_source(args):
+    import os
+
+    from vultus.gallery import EnrollItem
+    from vultus.gallery.api import EnrollSource, scan_enroll_csv, scan_enroll_folder
+    from vultus.imageio import check_regular_file
 
     src = Path(args.source)
-    if not src.exists():
-        raise VultusError(f"{src}: no such file or folder")
+    if not os.path.lexists(src):
+        raise VultusError(f"{src}: no such file or folder", code="file_not_found", file=str(src))
     if src.is_dir():
         if args.person:
             raise VultusError("--person is for one image; a folder takes its people from its sub-folders")
-        return folder_items(src)
+        return scan_enroll_folder(src)
+    check_regular_file(src)  # a FIFO, a device or a symbolic link loop: one line, nothing opened
     if src.suffix.lower() == ".csv":
         if args.person:
             raise VultusError("--person is for one image; a CSV names the person on each row")
-        return csv_items(src)
+        return scan_enroll_csv(src, allow_outside=args.allow_outside)
     if not args.person:
         raise VultusError(f"{src}: say who this is with --person NAME (or enroll a folder or a CSV)")
-    return [EnrollItem(src, args.person.strip())]
+    return EnrollSource([EnrollItem(src, args.person.strip())])
+
+
+# Lines listing skipped folder entries; --json lists them all.
+MAX_SKIPPED_LINES = 20
+
+
+def _enroll_line(kind: str, text: str) -> None:
+    from vultus.textsafe import safe_text
+
+    print(f"vultus: {kind}: {safe_text(text)}", file=sys.stderr)
 
 
 def cmd_enroll(args) -> int:
+    """Exit 0 when every image was enrolled or was already there; 2 (bad input, as
+    the README promises) when an image was refused or unreadable, or when an entry
+    named like an image was skipped (a FIFO, a loop, a folder)."""
     from vultus.gallery import EnrollOptions
 
-    items = _enroll_items(args)
+    source = _enroll_source(args)
+    items = source.items
     if args.person is not None and not args.person.strip():
         raise VultusError("--person cannot be empty")
+    if not args.json:
+        for entry in source.skipped[:MAX_SKIPPED_LINES]:
+            _enroll_line("skipped", entry.message())
+        if len(source.skipped) > MAX_SKIPPED_LINES:
+            _enroll_line("skipped", f"{len(source.skipped) - MAX_SKIPPED_LINES} more entries (--json lists them all)")
     options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, pick=args.pick)
     with _open(args, create=True) as g:
         bar = progress(total=len(items), desc="enroll", unit="img")
@@ -199,19 +225,21 @@ def cmd_enroll(args) -> int:
         finally:
             bar.close()
         if args.json:
-            print_json(report.to_dict() | {"gallery": g.location})
+            print_json(report.to_dict() | {"gallery": g.location,
+                                           "skipped": [e.to_dict() for e in source.skipped]})
         else:
             for o in report.outcomes:
                 if o.status in ("refused", "error"):
-                    _say(f"{o.status}: {o.path} ({o.person}): {o.reason}", file=sys.stderr)
+                    _enroll_line(o.status, f"{o.path} ({o.person}): {o.reason}")
             for w in report.warnings:
-                _say(f"warning: {w.message()}", file=sys.stderr)
+                _enroll_line("warning", w.message())
             d = report.to_dict()
+            skipped = f", {len(source.skipped)} skipped" if source.skipped else ""
             _say(f"{d['enrolled']} faces enrolled into {report.collection!r} ({g.location}); "
-                  f"{d['duplicates']} already there, {d['refused']} refused, {d['errors']} unreadable; "
-                  f"{report.seconds:.1f} s")
-    bad = report.count("refused") + report.count("error")
-    return 1 if bad else 0
+                 f"{d['duplicates']} already there, {d['refused']} refused, {d['errors']} unreadable{skipped}; "
+                 f"{report.seconds:.1f} s")
+    bad = report.count("refused") + report.count("error") + sum(e.named_like_image for e in source.skipped)
+    return 2 if bad else 0
 
 
 # -- identify ------------------------------------------------------------------
@@ -225,14 +253,9 @@ def _where(box, width: int, height: int) -> str:
 
 
 def cmd_identify(args) -> int:
-    from vultus.imageio import list_images
+    from vultus.cli.common import image_paths
 
-    paths: list[Path] = []
-    for p in args.images:
-        found = list_images(p)
-        if not found:
-            raise VultusError(f"{p}: no images in this folder")
-        paths.extend(found)
+    paths: list[Path] = image_paths(args.images)
     from vultus.errors import ImageError
 
     with _open(args) as g:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vultus.errors import VultusError
+from vultus.errors import ImageError, VultusError
 from vultus.evaluate.cache import CachedImage, EmbeddingCache, engine_cache_path, sha256_bytes
+from vultus.imageio import read_file_bytes
 from vultus.types import Box, Embedding, Face
 
 PICKS = ("center", "largest")
@@ -111,14 +112,10 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
     errors: dict[Path, str] = {}
     hashes: dict[Path, str] = {}
     for p in progress(unique, desc="hash", unit="img") if show_progress else unique:
-        try:
-            hashes[p] = sha256_bytes(p.read_bytes())
-        except FileNotFoundError:
-            errors[p] = "no such file"
-        except IsADirectoryError:
-            errors[p] = "is a folder, not an image"
-        except OSError as exc:
-            errors[p] = f"cannot read ({exc.strerror or exc})"
+        try:  # only regular files under the size cap are read: a FIFO or a device never hangs this
+            hashes[p] = sha256_bytes(read_file_bytes(p))
+        except ImageError as exc:
+            errors[p] = str(exc).removeprefix(f"{p}: ")
     entries: dict[str, CachedImage] = cache.get_many(list(hashes.values())) if cache else {}
     hits = 0
     chosen: dict[Path, int] = {}

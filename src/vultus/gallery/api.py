@@ -16,16 +16,17 @@ truth (SQLite by default).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from vultus.errors import ModelError, ModelMismatchError
+from vultus.errors import ImageError, ModelError, ModelMismatchError
 from vultus.gallery.errors import GalleryError, NotFoundError
 from vultus.gallery.indexes import IndexManager
 from vultus.gallery.inference import (
@@ -33,6 +34,7 @@ from vultus.gallery.inference import (
     Processed,
     chunks,
     decode_crop,
+    error_reason,
     process_items,
     run_in_process,
     run_in_workers,
@@ -64,7 +66,7 @@ from vultus.gallery.types import (
     ReembedReport,
     ThresholdOverride,
 )
-from vultus.imageio import list_images, load_image
+from vultus.imageio import SkippedFile, iter_scan, load_image, read_file_bytes
 from vultus.models.calibration import DEFAULT_FMR, operating_point
 from vultus.models.registry import get_spec
 
@@ -299,9 +301,8 @@ class Gallery:
         for pos, item in enumerate(items):
             try:
                 hashes[pos] = sha256_file(item.path)
-            except OSError as exc:
-                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "error",
-                                              f"cannot read ({exc.strerror or exc})")
+            except ImageError as exc:  # missing, a FIFO or device, too large: never opened or read
+                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "error", error_reason(exc, item.path))
         known = self.store.known_images(coll.id, list(hashes.values()))
         first_seen: dict[str, str] = {}
         for pos, item in enumerate(items):
@@ -400,9 +401,11 @@ class Gallery:
         """Enroll a folder with one sub-folder per person (the sub-folder's name)."""
         return self.enroll(folder_items(folder), collection, **kwargs)
 
-    def enroll_csv(self, csv_path: str | Path, collection: str = DEFAULT_COLLECTION, **kwargs) -> EnrollReport:
-        """Enroll the (path, person) rows of a CSV; relative paths are taken from the CSV's folder."""
-        return self.enroll(csv_items(csv_path), collection, **kwargs)
+    def enroll_csv(self, csv_path: str | Path, collection: str = DEFAULT_COLLECTION, *, allow_outside: bool = False,
+                   **kwargs) -> EnrollReport:
+        """Enroll the (path, person) rows of a CSV; relative paths are taken from the CSV's folder,
+        and paths outside that folder are refused unless `allow_outside`."""
+        return self.enroll(csv_items(csv_path, allow_outside=allow_outside), collection, **kwargs)
 
     # -- identify ----------------------------------------------------------
     def identify(self, images: Iterable, collection: str = DEFAULT_COLLECTION, *, top_k: int = 5,
@@ -776,51 +779,104 @@ def _workers(requested: int | None, n_images: int) -> int:
     return min(cores, 8) if cores >= 4 and n_images >= 64 else 0
 
 
-def folder_items(folder: str | Path) -> list[EnrollItem]:
+@dataclass(frozen=True, slots=True)
+class EnrollSource:
+    """What a folder or a CSV gives to enroll: the (image, person) items, and the
+    entries skipped with why (a FIFO, a symbolic link loop, a folder named like
+    an image, a file of a type Pillow does not read)."""
+
+    items: list[EnrollItem]
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def scan_enroll_folder(folder: str | Path) -> EnrollSource:
+    """The images of a folder with one sub-folder per person (named after them)."""
     root = Path(folder)
     if not root.is_dir():
-        raise GalleryError(f"{root}: not a folder (enroll a folder with one sub-folder per person)")
-    items, loose = [], []
-    for path in list_images(root):
-        rel = path.relative_to(root)
-        if len(rel.parts) < 2:
-            loose.append(path)
+        raise GalleryError(f"{root}: not a folder (enroll a folder with one sub-folder per person)",
+                           code="not_a_folder", file=str(root))
+    items, loose, skipped = [], [], []
+    for found in iter_scan(root):
+        if isinstance(found, SkippedFile):
+            skipped.append(found)
             continue
-        items.append(EnrollItem(path, _check_name(rel.parts[0], "person")))
+        rel = found.relative_to(root)
+        if len(rel.parts) < 2:
+            loose.append(found)
+            continue
+        items.append(EnrollItem(found, _check_name(rel.parts[0], "person")))
     if loose and not items:
         raise GalleryError(f"{root}: images are not in per-person sub-folders (e.g. {loose[0].name}); put each "
-                           "person's photos in a folder named after them, or enroll one image with --person")
+                           "person's photos in a folder named after them", code="no_person_folders",
+                           file=str(root), loose=len(loose))
     if not items:
-        raise GalleryError(f"{root}: no images found")
+        seen = f" ({len(skipped)} entries skipped, e.g. {skipped[0].message()})" if skipped else ""
+        raise GalleryError(f"{root}: no images found{seen}", code="no_images", file=str(root), skipped=len(skipped))
     if loose:
         raise GalleryError(f"{root}: {len(loose)} images lie outside any person's sub-folder "
-                           f"(e.g. {loose[0].name}); move them into one, so no face gets the wrong name")
-    return items
+                           f"(e.g. {loose[0].name}); move them into one, so no face gets the wrong name",
+                           code="no_person_folders", file=str(root), loose=len(loose))
+    return EnrollSource(items, skipped)
 
 
-def csv_items(csv_path: str | Path) -> list[EnrollItem]:
+def folder_items(folder: str | Path) -> list[EnrollItem]:
+    """The (image, person) items of a folder with one sub-folder per person."""
+    return scan_enroll_folder(folder).items
+
+
+# The largest CSV read: 16 MiB is some 100,000 rows of long paths.
+MAX_CSV_BYTES = 16 * 1024 * 1024
+
+
+def scan_enroll_csv(csv_path: str | Path, *, allow_outside: bool = False) -> EnrollSource:
+    """The (path, person) rows of a CSV file. An optional `path,person` header,
+    blank lines and lines starting with `#` are ignored; errors name the file's
+    line number. Relative paths are taken from the CSV's folder; a path that
+    resolves (following symbolic links) outside that folder is refused unless
+    `allow_outside`, so a CSV cannot make enroll read files elsewhere."""
     path = Path(csv_path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise GalleryError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:  # a FIFO, a device or a file over the cap is refused (ImageError) before it is read
+        text = read_file_bytes(path, max_bytes=MAX_CSV_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise GalleryError(f"{path}: not a UTF-8 text file") from exc
-    rows = list(csv.reader(text.splitlines()))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "person"]:
-        rows = rows[1:]
-    items = []
-    for n, row in enumerate(rows, start=1):
-        if not row or all(not c.strip() for c in row):
+        raise GalleryError(f"{path}: not a UTF-8 text file", code="bad_csv", file=str(path)) from exc
+    base = Path(os.path.realpath(path.parent))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    items: list[EnrollItem] = []
+    header_possible = True
+    last_line = 0
+    for row in reader:
+        line = last_line + 1  # the row's first line in the file (a quoted field may span several)
+        last_line = reader.line_num
+        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
+        if header_possible and [c.strip().lower() for c in row[:2]] == ["path", "person"]:
+            header_possible = False
+            continue
+        header_possible = False
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise GalleryError(f"{path}, row {n}: expected `path,person`, got {','.join(row)!r}")
+            raise GalleryError(f"{path}, line {line}: expected `path,person`, got {','.join(row)!r}",
+                               code="bad_csv", file=str(path), line=line)
+        try:
+            person = _check_name(row[1], "person")
+        except GalleryError as exc:
+            raise GalleryError(f"{path}, line {line}: {exc.message}", code=exc.code,
+                               **(exc.data | {"file": str(path), "line": line})) from exc
         p = Path(row[0].strip())
-        items.append(EnrollItem(p if p.is_absolute() else path.parent / p, _check_name(row[1], "person")))
+        image = p if p.is_absolute() else path.parent / p
+        if not allow_outside and not Path(os.path.realpath(image)).is_relative_to(base):
+            raise GalleryError(f"{path}, line {line}: {image} is outside the CSV's folder ({base})",
+                               code="path_outside", file=str(path), line=line, path=str(image), folder=str(base))
+        items.append(EnrollItem(image, person))
     if not items:
-        raise GalleryError(f"{path}: no rows (expected `path,person` per line)")
-    return items
+        raise GalleryError(f"{path}: no rows (expected `path,person` per line)", code="bad_csv", file=str(path))
+    return EnrollSource(items)
+
+
+def csv_items(csv_path: str | Path, *, allow_outside: bool = False) -> list[EnrollItem]:
+    """The (path, person) items of a CSV (see scan_enroll_csv)."""
+    return scan_enroll_csv(csv_path, allow_outside=allow_outside).items
 
 
 # process_items is part of the public surface for callers that run their own pool.
-__all__ = ["DEFAULT_COLLECTION", "Gallery", "csv_items", "default_gallery_path", "folder_items", "process_items"]
+__all__ = ["DEFAULT_COLLECTION", "EnrollSource", "Gallery", "csv_items", "default_gallery_path", "folder_items",
+           "process_items", "scan_enroll_csv", "scan_enroll_folder"]

@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -26,7 +27,7 @@ from vultus.align import canonical_crop
 from vultus.errors import ImageError, VultusError
 from vultus.gallery import gate
 from vultus.gallery.types import EnrollItem, NewFace
-from vultus.imageio import load_image
+from vultus.imageio import load_image, read_file_bytes
 from vultus.types import Embedding, Face
 
 CROP_JPEG_QUALITY = 95
@@ -64,11 +65,13 @@ class Processed:
 
 
 def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 of a regular file (ImageError for a FIFO, a device, a file over the size cap)."""
+    return hashlib.sha256(read_file_bytes(path)).hexdigest()
+
+
+def error_reason(exc: ImageError, path) -> str:
+    """An ImageError's message without the file name it starts with (the outcome names the file)."""
+    return re.sub(r"^<\d+ bytes>: ", "", str(exc).removeprefix(f"{path}: "))
 
 
 def encode_crop(crop_rgb: np.ndarray) -> bytes:
@@ -107,14 +110,10 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
     loaded: list[tuple[int, EnrollItem, str, np.ndarray]] = []
     for pos, item in items:
         try:
-            data = item.path.read_bytes()
-        except OSError as exc:
-            out[pos] = Processed(pos, str(item.path), item.person, "error", f"cannot read ({exc.strerror or exc})")
-            continue
-        try:
+            data = read_file_bytes(item.path)
             img = load_image(data)
         except ImageError as exc:
-            out[pos] = Processed(pos, str(item.path), item.person, "error", str(exc).split(": ", 1)[-1])
+            out[pos] = Processed(pos, str(item.path), item.person, "error", error_reason(exc, item.path))
             continue
         loaded.append((pos, item, hashlib.sha256(data).hexdigest(), img))
     detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
