@@ -703,9 +703,10 @@ FACTORS = {
 
 
 def build_card(name: str, data: Path, *, quick: bool = False, threads: int | None = None) -> Card:
-    from vultus.models.registry import check, get_spec
+    from vultus.models.registry import check, effective_license, get_spec
 
     spec = get_spec(name)
+    eff = effective_license(spec)
     card = Card(name=name, task=spec.task)
     pub = PUBLISHED.get(name, {})
     files = "\n".join(f"  - `{f.filename}` sha256 `{f.sha256}`" for f in spec.files) or "  - none of its own"
@@ -714,7 +715,9 @@ def build_card(name: str, data: Path, *, quick: bool = False, threads: int | Non
         f"- **Developed by**: {pub.get('developers', 'see source')}",
         f"- **Model type**: {pub.get('model_type', spec.factory)}",
         f"- **Source**: {spec.source}",
-        f"- **Licence**: {spec.license}",
+        f"- **Licence**: {spec.license}"
+        + (f"; what runs is bound by {eff.license} ({eff.terms}, through {', '.join(eff.models)})"
+           if eff.models != (spec.name,) else ""),
         f"- **Input**: {spec.input.size}, {spec.input.colour}, {spec.input.normalisation}"
         + (f"; alignment: {spec.input.alignment}" if spec.input.alignment else ""),
         f"- **Published accuracy**: {spec.published or 'none stated'}",
