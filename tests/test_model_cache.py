@@ -165,6 +165,12 @@ def test_a_run_leaves_the_home_folder_empty_and_prints_nothing(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
     assert r.stderr == ""
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+    # Without VULTUS_CACHE, vultus's own cache dir (remembered model digests) is all a run leaves there.
+    env = {"HOME": str(home), "VULTUS_CACHE": ""}
+    r = _run_python(f"from vultus import Engine; print(len(Engine().embed({str(image)!r})))", env, tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
+    files = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert files == [".cache/vultus/verified.json", ".cache/vultus/verified.key"]
 
 
 def test_a_user_choice_of_telemetry_is_respected(tmp_path):
