@@ -68,7 +68,7 @@ def test_chip_matches_dlibs_own_chip(engine):
 
     image = load_image(need_data(*FR, "obama.jpg"))
     face = engine.detect(image)[0]
-    predictor = dlib.shape_predictor(str(get_spec("dlib-hog").paths()["shape_predictor_5_face_landmarks.dat"]))
+    predictor = dlib.shape_predictor(str(get_spec("dlib-resnet").paths()["shape_predictor_5_face_landmarks.dat"]))
     shape = predictor(image, dlib_rect(face.box))
     for size in (32, 64):
         theirs = np.asarray(dlib.extract_image_chip(image, dlib.get_face_chip_details(shape, size, 0.2)), np.float64)

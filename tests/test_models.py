@@ -158,3 +158,171 @@ def test_dlib_converter_refuses_a_file_that_is_not_the_network(tmp_path):
     cut.write_bytes(whole[:whole.index(b"\x01\x04fc_2")])  # ends just before the last layer
     with pytest.raises(DlibFormatError, match="expected 29 con_, 29 affine_ and 1 fc_ layers, found 29, 29, 0"):
         read_dlib_resnet(cut)
+
+
+# -- the sha256 cache (verified.json) -------------------------------------------------------------
+
+YUNET_2026 = ("models", "yunet_opencv_zoo", "face_detection_yunet_2026may.onnx")
+
+
+@pytest.fixture()
+def cached_model(tmp_path, monkeypatch):
+    """A copy of a real model file in a fresh VULTUS_CACHE, where the registry looks for
+    URL models: (the registry's ModelFile for it, its path). The copy is made, then left
+    to settle, so its digest may be remembered."""
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    monkeypatch.setenv("VULTUS_CACHE", str(cache))
+    monkeypatch.setattr(reg, "SETTLED_SECONDS", 0.2, raising=False)
+    f = get_spec("yunet-2026may").files[0]
+    path = cache / "models" / f.filename
+    path.write_bytes(need_data(*YUNET_2026).read_bytes())
+    import time
+
+    time.sleep(0.3)
+    return f, path
+
+
+def _tamper_keeping_size_and_mtime(path):
+    """Change one byte in place and set the mtime (and atime) back, as `touch -r` would."""
+    import os
+    import time
+
+    time.sleep(0.05)  # a later clock tick than the copy's, as any real edit is
+    st = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_hash_cache_refuses_a_same_size_change_with_the_mtime_restored(cached_model):
+    f, path = cached_model
+    assert resolve_file(f, fetch=False) == path  # hashed, remembered in memory and in verified.json
+    _tamper_keeping_size_and_mtime(path)
+    with pytest.raises(ModelError, match="expected " + f.sha256):
+        resolve_file(f, fetch=False)  # in the same process
+    reg._VERIFIED.clear()  # as a new process would start
+    with pytest.raises(ModelError, match="expected " + f.sha256):
+        resolve_file(f, fetch=False)
+
+
+def test_hand_edited_hash_cache_entries_vouch_for_nothing(cached_model):
+    import json
+    import time
+
+    f, path = cached_model
+    cache_file = reg.cache_dir() / "verified.json"
+    # A good file whose remembered digest was edited to garbage: re-hashed, still accepted.
+    resolve_file(f, fetch=False)
+    cache_file.write_text(cache_file.read_text().replace(f.sha256, "0" * 64))
+    reg._VERIFIED.clear()
+    assert resolve_file(f, fetch=False) == path
+    # A tampered file whose remembered digest was edited to the expected one: re-hashed, refused.
+    _tamper_keeping_size_and_mtime(path)
+    time.sleep(0.3)  # settled, so its digest is remembered
+    bad = reg.file_sha256(path)
+    assert bad != f.sha256 and bad in cache_file.read_text()
+    cache_file.write_text(cache_file.read_text().replace(bad, f.sha256))
+    reg._VERIFIED.clear()
+    with pytest.raises(ModelError, match=f"has sha256 {bad}, expected {f.sha256}"):
+        resolve_file(f, fetch=False)
+    # The keyed digest's secret is this install's own, readable by its owner only.
+    key = reg.cache_dir() / "verified.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert json.loads(cache_file.read_text())["version"] == reg.HASH_CACHE_VERSION
+
+
+def test_models_verify_rehashes_what_the_cache_remembers(cached_model, capsys):
+    """An entry forged with the install's own key (someone who can read the key file) is
+    trusted by a plain `vultus models`; `vultus models --verify` hashes again and refuses."""
+    import json
+    import os
+
+    from vultus.cli import main
+
+    f, path = cached_model
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["yunet-2026may"]["verified"] is True
+    _tamper_keeping_size_and_mtime(path)
+    identity = reg._identity(path, os.stat(path))
+    secret = (reg.cache_dir() / "verified.key").read_bytes()
+    cache_file = reg.cache_dir() / "verified.json"
+    data = json.loads(cache_file.read_text())
+    data["entries"][str(path)] = {"identity": list(identity), "sha256": f.sha256,
+                                  "mac": reg._entry_mac(secret, identity, f.sha256)}
+    cache_file.write_text(json.dumps(data))
+    reg._VERIFIED.clear()
+    assert main(["models", "--json"]) == 0  # the forged entry is what a plain listing trusts
+    capsys.readouterr()
+    code = main(["models", "--verify", "--json"])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert code == 1 and rows["yunet-2026may"]["verified"] is False
+    assert "expected " + f.sha256 in rows["yunet-2026may"]["status"]
+
+
+# -- licences: what a model loads, and the most restrictive licence over it ------------------------
+
+def test_dlib_detectors_carry_the_68_point_predictors_research_terms():
+    from vultus.models.registry import effective_license
+
+    for name in ("dlib-hog", "dlib-mmod"):
+        spec = get_spec(name)
+        assert "dlib-68" in spec.components
+        eff = effective_license(spec)
+        assert eff.terms == "research only" and eff.models == ("dlib-68",)
+        assert eff.license == get_spec("dlib-68").license
+        assert eff.short(name) == "iBUG 300-W terms: research use (via dlib-68)"
+    fused = effective_license(get_spec("fused"))
+    assert fused.terms == "permissive" and set(fused.models) == {"sface-flip", "dlib-resnet-jitter"}
+    assert effective_license(get_spec("emotion")).terms == "check the training data"
+    assert effective_license(get_spec("sface")).short("sface") == "Apache-2.0"
+
+
+@pytest.mark.slow
+def test_every_model_loads_only_files_its_registry_entry_declares(monkeypatch):
+    """Load every packaged model afresh and record each weight file it resolves: all of them
+    must belong to the model or to a component it declares (dlib-hog used to load dlib-68's
+    file while declaring only dlib's 5-point predictor)."""
+    from vultus.models import cache
+    from vultus.models.registry import with_components
+
+    seen: list[str] = []
+    original = reg.file_sha256
+
+    def recording(path, **kw):
+        seen.append(path.name)
+        return original(path, **kw)
+
+    monkeypatch.setattr(reg, "file_sha256", recording)
+    for spec in reg.registry().values():
+        if not spec.files and not spec.components or any(not f.package for f in spec.files):
+            continue  # URL models are covered by the download tests
+        cache.clear()
+        seen.clear()
+        cache.get_model(spec.name)
+        declared = {f.filename for s in with_components(spec) for f in s.files}
+        assert seen and set(seen) <= declared, f"{spec.name} loaded {set(seen) - declared} undeclared"
+    cache.clear()
+
+
+def test_readme_models_table_shows_the_licence_that_binds():
+    """The README's licence column says "research only" exactly for the models whose effective
+    licence (their own or a component's) is research-only."""
+    from pathlib import Path
+
+    from vultus.models.registry import effective_license
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| name | task | from | licence of what you run |"):].split("\n\n")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    seen = set()
+    for cells in rows:
+        for name in cells[0].strip().split(", "):
+            seen.add(name)
+            research = effective_license(get_spec(name)).terms == "research only"
+            assert ("research only" in cells[3]) == research, f"{name}: {cells[3].strip()}"
+    assert seen >= {"dlib-hog", "dlib-mmod", "dlib-68", "sface", "fused", "yunet"}

@@ -4,12 +4,18 @@
     Engine().verify("a.jpg", "b.jpg")
 """
 
+import logging
+
 from vultus.engine import Engine
 from vultus.errors import ImageError, ManyFacesError, ModelError, NoFaceError, VultusError
 from vultus.imageio import load_image
 from vultus.types import Box, Embedding, Face, OperatingPoint, Verification
 
 __version__ = "0.1.0"
+
+# The library logs (logger "vultus" and its children, e.g. "vultus.models" for model loads) but
+# prints nothing unless the application configures logging.
+logging.getLogger("vultus").addHandler(logging.NullHandler())
 
 __all__ = [
     "Box",

@@ -4,7 +4,9 @@
     faces = engine.embed("group.jpg")      # every face, with its embedding
     result = engine.verify("a.jpg", "b.jpg")
 
-Models are loaded on first use, once, and may be shared between threads.
+Models are loaded on first use through the process's one model cache
+(vultus.models.cache), so Engines built with the same names share them, and
+an Engine may be shared between threads.
 Every *_batch method takes a list and runs the models batched; the plain
 methods are the one-image conveniences.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from vultus.errors import ManyFacesError, NoFaceError
 from vultus.imageio import decode_image, load_image
+from vultus.models.cache import get_model
 from vultus.models.calibration import operating_point
 from vultus.models.registry import get_spec
 from vultus.models.runtime import Lazy
@@ -30,10 +33,12 @@ class Engine:
         # Look the names up now so a typo fails here, not at the first image.
         self.detector_spec = get_spec(detector, task="detect")
         self.embedder_spec = get_spec(embedder, task="embed")
-        det_options = {"threads": threads} | ({"max_side": max_side} if max_side else {})
-        self._detector = Lazy(lambda: self.detector_spec.load(**det_options))
-        self._embedder = Lazy(lambda: self.embedder_spec.load(threads=threads))
-        self._landmarks68 = Lazy(lambda: get_spec("dlib-68", task="landmarks").load())
+        det_options = {"threads": threads, "max_side": max_side or None}
+        # Nothing loads here: each Lazy fetches its model from the model cache on first use
+        # and keeps the reference, so later calls cost an attribute read.
+        self._detector = Lazy(lambda: get_model(detector, task="detect", **det_options))
+        self._embedder = Lazy(lambda: get_model(embedder, task="embed", threads=threads))
+        self._landmarks68 = Lazy(lambda: get_model("dlib-68", task="landmarks"))
 
     @property
     def detector(self):

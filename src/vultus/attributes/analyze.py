@@ -4,14 +4,13 @@
         print(fa.age.years, fa.gender.label, fa.emotion.label, fa.pose.yaw, fa.quality.score)
 
 All attribute models run batched over every face of every image at once. They
-are loaded on first use, once per process, and shared by every Engine (they
-hold no per-engine state; onnxruntime sessions are safe to share between
-threads).
+are loaded on first use through the process's model cache and shared by every
+Engine (they hold no per-engine state; onnxruntime sessions are safe to share
+between threads).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from vultus.attributes.age_gender import Age, Gender
 from vultus.attributes.emotion import Emotion
 from vultus.attributes.pose import HeadPose, estimate_pose
 from vultus.imageio import load_image
-from vultus.models.registry import get_spec
+from vultus.models.cache import get_model
 from vultus.quality import Quality, assess_quality
 from vultus.types import Face
 
@@ -70,20 +69,9 @@ class FaceAnalysis:
         return " ".join(parts)
 
 
-_MODELS: dict[tuple[str, str, int | None], object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def attribute_model(name: str, task: str, threads: int | None = None):
-    """The loaded model `name` (lazy, once per process)."""
-    key = (name, task, threads)
-    model = _MODELS.get(key)
-    if model is None:
-        with _MODELS_LOCK:
-            model = _MODELS.get(key)
-            if model is None:
-                model = _MODELS[key] = get_spec(name, task=task).load(threads=threads)
-    return model
+    """The loaded model `name`, from the process's model cache."""
+    return get_model(name, task=task, threads=threads)
 
 
 def emotion_available() -> bool:

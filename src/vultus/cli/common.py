@@ -12,7 +12,7 @@ def add_engine_options(p: argparse.ArgumentParser, *, embedder: bool = True) -> 
     p.add_argument("--detector", default="yunet", help="detector model (see `vultus models`; default yunet)")
     if embedder:
         p.add_argument("--embedder", default="sface", help="embedder model (sface, dlib-resnet, fused)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per model (default: 1)")
 
 
 def add_json_option(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,8 @@ from vultus.textsafe import safe_text
 
 def add_commands(sub) -> None:
     p = sub.add_parser("models", help="list the model registry and verify every file's checksum")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every file again instead of trusting the digests remembered in the cache dir")
     add_json_option(p)
     p.set_defaults(func=cmd_models)
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
@@ -59,23 +61,27 @@ def add_commands(sub) -> None:
 
 
 def cmd_models(args) -> int:
-    from vultus.models.registry import check, registry
+    from vultus.models.registry import check, effective_license, registry
 
     rows, out = [], []
     for spec in registry().values():
-        ok, msg = check(spec)
-        out.append({"name": spec.name, "task": spec.task, "license": spec.license, "source": spec.source,
+        ok, msg = check(spec, rehash=args.verify)
+        eff = effective_license(spec)
+        out.append({"name": spec.name, "task": spec.task, "license": spec.license,
+                    "effective_license": {"license": eff.license, "terms": eff.terms, "models": list(eff.models)},
+                    "components": list(spec.components), "source": spec.source,
                     "version": spec.version, "verified": ok, "status": msg,
                     "files": [{"file": f.filename, "sha256": f.sha256} for f in spec.files],
                     "input": {"size": spec.input.size, "colour": spec.input.colour,
                               "normalisation": spec.input.normalisation, "alignment": spec.input.alignment},
                     "published": spec.published})
-        rows.append((spec.name, spec.task, spec.license.split(" (")[0], spec.source.split(" (")[0],
+        rows.append((spec.name, spec.task, eff.short(spec.name), eff.terms, spec.source.split(" (")[0],
                      "yes" if ok else "NO: " + msg))
     if args.json:
         print_json(out)
     else:
-        print_table(["name", "task", "license", "source", "verified"], rows)
+        # The licence shown is the most restrictive over the model and every model it loads.
+        print_table(["name", "task", "license (with what it loads)", "use", "source", "verified"], rows)
     missing = [o for o in out if not o["verified"] and "not downloaded" not in o["status"]]
     return 1 if missing else 0
 

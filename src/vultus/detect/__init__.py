@@ -4,9 +4,10 @@ from vultus.detect.base import Detector
 
 
 def load_detector(name: str = "yunet", **options) -> Detector:
-    from vultus.models.registry import get_spec
+    """The shared instance from the model cache (vultus.models.cache.get_model)."""
+    from vultus.models.cache import get_model
 
-    return get_spec(name, task="detect").load(**options)
+    return get_model(name, task="detect", **options)
 
 
 __all__ = ["Detector", "load_detector"]

@@ -1,18 +1,25 @@
 """dlib's HOG (fast, frontal only) and MMOD CNN (slow on CPU, robust) detectors.
 
 Neither gives 5 alignment points, so each face gets dlib's 68 landmarks and
-the 5 points are derived from them (eye centres, nose tip, mouth corners).
+the 5 points are derived from them (eye centres, nose tip, mouth corners): both
+therefore run the dlib-68 predictor, a component the registry declares (its
+licence, iBUG 300-W terms, is research use only).
+
+dlib's object detectors keep scratch state in the object, so one instance must
+not run in two threads at once (dlib's documentation); each detector here holds
+a lock around its dlib call, since the model cache shares it between threads.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from vultus.detect.base import Detector
-from vultus.landmarks import Landmarks68, five_from_68
-from vultus.models.registry import get_spec
+from vultus.landmarks import five_from_68
+from vultus.models.cache import get_model
 from vultus.models.runtime import Lazy
 from vultus.types import Box, Face
 
@@ -28,7 +35,8 @@ class _DlibDetector(Detector):
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
         self._detector = Lazy(self._load)
-        self._landmarks = Landmarks68(get_spec("dlib-68"))
+        self._detector_lock = threading.Lock()
+        self._landmarks = Lazy(lambda: get_model("dlib-68", task="landmarks"))
 
     def _load(self):
         raise NotImplementedError
@@ -43,7 +51,7 @@ class _DlibDetector(Detector):
             found = [(r, s) for r, s in self._rects(img, UPSAMPLE) if s >= self.min_score]
             boxes = [Box(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1))
                      for r, _ in found]
-            pts68 = self._landmarks.predict(img, boxes)
+            pts68 = self._landmarks.get().predict(img, boxes)
             out.append([Face(box=b, score=float(s), landmarks=five_from_68(p), detector=self.name, landmarks68=p)
                         for b, (_, s), p in zip(boxes, found, pts68, strict=True)])
         return out
@@ -56,7 +64,8 @@ class HogDetector(_DlibDetector):
         return dlib.get_frontal_face_detector()
 
     def _rects(self, image, upsample):
-        rects, scores, _ = self._detector.get().run(image, upsample, self.min_score)
+        with self._detector_lock:
+            rects, scores, _ = self._detector.get().run(image, upsample, self.min_score)
         return list(zip(rects, scores, strict=True))
 
 
@@ -69,4 +78,6 @@ class MmodDetector(_DlibDetector):
         return dlib.cnn_face_detection_model_v1(str(self.spec.paths()["mmod_human_face_detector.dat"]))
 
     def _rects(self, image, upsample):
-        return [(d.rect, d.confidence) for d in self._detector.get()(image, upsample)]
+        with self._detector_lock:
+            found = self._detector.get()(image, upsample)
+        return [(d.rect, d.confidence) for d in found]

