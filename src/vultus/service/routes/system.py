@@ -21,9 +21,9 @@ async def health() -> dict:
 @router.get("/ready", response_model=Ready, responses=SYSTEM_ERRORS,
             summary="Models loaded and gallery open (readiness); 503 until then")
 async def ready(request: Request):
-    st = state(request)
+    st = request.app.state.vultus
     lib = st.library
-    if not lib.ready or st.startup_error:
+    if lib is None or not lib.ready or st.startup_error:
         why = st.startup_error or "models are loading"
         return JSONResponse(error_body("not_ready", f"not ready: {why}", {}), status_code=503,
                             headers={"Retry-After": "5"})
