@@ -44,6 +44,7 @@ HTTP_STATUS: dict[str, int] = {
     "no_face": 422,
     "many_faces": 422,
     "too_many_faces": 422,
+    "nothing_enrolled": 422,
     "file_too_large": 413,
     "image_too_large": 413,
     "payload_too_large": 413,

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from vultus.gallery.errors import NotFoundError
 from vultus.service.auth import AnyKey, ManageKey, visible_collection
+from vultus.service.errors import ServiceError
 from vultus.service.routes.collections import CollectionName
 from vultus.service.routes.common import (
     READ_ERRORS,
@@ -80,7 +81,13 @@ async def create_person(request: Request, key: ManageKey, collection: Collection
         visible_collection(key, collection, lib)
         return lib.enroll(key.actor, collection, uploads, person=name.strip(), pick=pick)
 
-    return enroll_response(*await st.run(run))
+    report, person = await st.run(run)
+    answer = enroll_response(report, person)
+    if person is None:
+        # Nothing passed: no person was created. Each image's verdict is in the details.
+        raise ServiceError(f"no image of {name.strip()!r} could be enrolled", code="nothing_enrolled",
+                           person=name.strip(), images=answer["images"])
+    return answer
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, responses=READ_ERRORS,
@@ -136,7 +143,7 @@ async def forget_person(request: Request, key: ManageKey, collection: Collection
     return forget_proof(*await state(request).run(run))
 
 
-@router.post("/people/{person_id}/faces", response_model=EnrollResponse, status_code=201, responses=UPLOAD_ERRORS,
+@router.post("/people/{person_id}/faces", response_model=EnrollResponse, responses=UPLOAD_ERRORS,
              dependencies=[Depends(multipart_body)], summary="Enroll more photos of a person (manage)")
 async def enroll_faces(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId,
                        images: Images,
