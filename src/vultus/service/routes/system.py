@@ -27,7 +27,8 @@ async def ready(request: Request):
         why = st.startup_error or "models are loading"
         return JSONResponse(error_body("not_ready", f"not ready: {why}", {}), status_code=503,
                             headers={"Retry-After": "5"})
-    return {"ready": True, "gallery": lib.gallery.location, "models": [lib.detector, lib.embedder],
+    # No paths or names here: readiness is answered without a key.
+    return {"ready": True, "gallery_open": lib.gallery.store is not None, "models": [lib.detector, lib.embedder],
             "inference": {"threads": st.pool.threads, "capacity": st.pool.capacity, "admitted": st.pool.admitted,
                           "running": st.pool.running}}
 
