@@ -34,6 +34,8 @@ def add_commands(sub) -> None:
     p.add_argument("--no-auth", action="store_true", help="no API keys (refused unless --host is a loopback address)")
     p.add_argument("--threads", type=int, metavar="N", help="inference threads per worker (default 2)")
     p.add_argument("--queue", type=int, metavar="N", help="requests waiting per worker before 429 (default 32)")
+    p.add_argument("--model-threads", type=int, metavar="N",
+                   help="onnxruntime threads per model (default: the cores divided among the inference threads)")
     p.add_argument("--max-image-mb", type=float, metavar="MB", help="largest upload per image (default 10)")
     p.add_argument("--max-request-mb", type=float, metavar="MB", help="largest request body (default 64)")
     p.add_argument("--max-megapixels", type=float, metavar="MP", help="largest decoded image (default 40)")
@@ -133,7 +135,8 @@ def cmd_serve(args) -> int:
     for flag, field, scale in (("threads", "inference_threads", None), ("queue", "queue_size", None),
                                ("max_image_mb", "max_image_bytes", mib), ("max_request_mb", "max_request_bytes", mib),
                                ("max_megapixels", "max_pixels", 1_000_000), ("max_images", "max_images", None),
-                               ("max_faces", "max_faces", None), ("timeout", "request_timeout", None)):
+                               ("max_faces", "max_faces", None), ("timeout", "request_timeout", None),
+                               ("model_threads", "model_threads", None)):
         value = getattr(args, flag)
         if value is not None:
             changes[field] = int(value * scale) if scale else value
