@@ -25,6 +25,20 @@ def state(request: Request):
     return st
 
 
+async def in_collection(request: Request, key, collection: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on the inference pool, once the key may see `collection`
+    (else the same 404 as a collection that does not exist)."""
+    from vultus.service.auth import visible_collection
+
+    st = state(request)
+
+    def run():
+        visible_collection(key, collection, st.library)
+        return fn(*args, **kwargs)
+
+    return await st.run(run)
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
