@@ -182,41 +182,44 @@ def test_key_changes_are_audited(svc):
     assert r.json()["key"] not in str(records)
 
 
-def test_no_auth_only_on_loopback(tmp_path):
+def test_no_auth_only_on_loopback(tmp_path, capsys, monkeypatch):
     from vultus.errors import InvalidArgumentError
     from vultus.service.settings import Settings
 
     with pytest.raises(InvalidArgumentError) as err:
         Settings(gallery=str(tmp_path / "g.db"), host="0.0.0.0", auth=False)
     assert err.value.code == "auth_required"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    out = subprocess.run([sys.executable, "-m", "vultus", "serve", "--no-auth", "--host", "0.0.0.0",
-                          "--gallery", str(tmp_path / "g.db")], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 2 and "loopback" in out.stderr
+    import uvicorn
+
+    from vultus.cli import main
+
+    def started(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+    assert main(["serve", "--no-auth", "--host", "0.0.0.0", "--gallery", str(tmp_path / "g.db")]) == 2
+    assert "loopback" in capsys.readouterr().err
     app, _ = make_app(tmp_path, auth=False, preload=False)
     with client(app) as c:
         assert c.get("/v1/collections").status_code == 200
         assert c.get("/v1/keys/me").json()["role"] == "admin"
 
 
-def test_keys_cli_create_list_revoke(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+def test_keys_cli_create_list_revoke(tmp_path, capsys):
+    from vultus.cli import main
+
     g = str(tmp_path / "g.db")
-
-    def vultus(*args):
-        return subprocess.run([sys.executable, "-m", "vultus", *args], capture_output=True, text=True, env=env,
-                              timeout=120)
-
-    out = vultus("keys", "create", "--role", "manage", "--collection", "a", "--collection", "b", "--name", "ops",
-                 "--gallery", g)
-    assert out.returncode == 0, out.stderr
-    token = out.stdout.strip().splitlines()[-1]
+    assert main(["keys", "create", "--role", "manage", "--collection", "a", "--collection", "b", "--name", "ops",
+                 "--gallery", g]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("vk_")
-    listed = vultus("keys", "list", "--gallery", g)
-    assert "ops" in listed.stdout and "a, b" in listed.stdout and token not in listed.stdout
+    assert main(["keys", "list", "--gallery", g]) == 0
+    listed = capsys.readouterr().out
+    assert "ops" in listed and "a, b" in listed and token not in listed
     kid = token.split("_")[1]
-    assert vultus("keys", "revoke", kid, "--gallery", g).returncode == 0
-    assert vultus("keys", "revoke", "0123456789", "--gallery", g).returncode == 2
+    assert main(["keys", "revoke", kid, "--gallery", g]) == 0
+    assert main(["keys", "revoke", "0123456789", "--gallery", g]) == 2
+    assert "no key" in capsys.readouterr().err
     from vultus.service.keys import KeyStore
 
     assert KeyStore(Path(g + ".keys")).get(kid).revoked_at is not None
