@@ -164,6 +164,11 @@ def test_missing_and_invalid_fields(svc):
     assert_error(r, 422, "invalid_request")
     r = c.post("/v1/collections", headers=admin, json={"name": "x", "embedder": "no-such-model"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "model_error"
+    r = c.post("/v1/collections", headers=admin, json={"name": "x", "target_fmr": 0.9})  # beyond the calibration
+    assert r.status_code == 422 and r.json()["error"]["code"] == "model_error"
+    assert c.get("/v1/collections/x", headers=admin).status_code == 404  # nothing half-made
+    r = c.post("/v1/verify?fmr=0.9", headers=admin, files=[upload(good(), "image_a"), upload(good(), "image_b")])
+    assert r.status_code == 422
     r = c.post("/v1/collections/default/identify?top_k=0", headers=admin, files=[upload(good())])
     assert_error(r, 422, "invalid_request")
     r = c.get("/v1/collections/default/people?cursor=not-a-cursor", headers=admin)

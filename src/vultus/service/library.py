@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vultus.engine import Engine, pick_one
-from vultus.errors import InvalidArgumentError
+from vultus.errors import InvalidArgumentError, ModelError
 from vultus.gallery import Gallery
 from vultus.gallery.errors import ConflictError, NotFoundError
 from vultus.gallery.inference import EnrollOptions
 from vultus.gallery.types import EnrollItem, EnrollReport, Person
 from vultus.imageio import load_image
-from vultus.models.calibration import operating_point
+from vultus.models.calibration import calibration_for, operating_point
 from vultus.service.errors import ServiceError
 from vultus.service.uploads import Upload, decode
 from vultus.types import OperatingPoint, Verification
@@ -229,6 +229,14 @@ class Library:
         with self.acting_as(actor) as g:
             if any(c.name == name for c in g.collections()):
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
+            embedder, fmr = options.get("embedder", "sface"), options.get("target_fmr")
+            if fmr is not None:
+                try:
+                    calibration_for(embedder)
+                except ModelError:
+                    pass  # no calibration at all: the collection needs a pinned threshold, as in the CLI
+                else:
+                    operating_point(embedder, fmr)  # refuse a rate its calibration did not measure
             return g.create_collection(name, **options)
 
     def set_target_fmr(self, actor: str, name: str, fmr: float):
