@@ -322,12 +322,19 @@ class Library:
         g = self.gallery
         coll = g.collection(collection)  # 404 before any work
         engine = self.engine(coll.detector, coll.contract.name)
-        tmp = Path(tempfile.mkdtemp(prefix="vultus-upload-"))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix="vultus-upload-"))
+        except OSError as exc:
+            raise ServiceError(f"cannot stage the uploads ({exc.strerror or exc})", code="disk_full") from exc
         try:
             items = []
             for u in uploads:
                 path = tmp / f"{u.index}-{u.name}"
-                path.write_bytes(u.data)
+                try:
+                    path.write_bytes(u.data)
+                except OSError as exc:  # a full temporary disk is the server's trouble, not the client's
+                    raise ServiceError(f"cannot stage the uploads ({exc.strerror or exc})",
+                                       code="disk_full") from exc
                 items.append((u, path))
             with self.acting_as(actor):
                 if person_id is not None:
