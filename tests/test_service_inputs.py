@@ -300,3 +300,26 @@ def test_no_server_path_is_ever_read(svc, tmp_path):
         assert_error(r, 415, "not_an_image")
         r = c.post("/v1/detect", headers=admin, data={"images": text}, files=[("x", ("x", b"x", "image/jpeg"))])
         assert_error(r, 422, "invalid_request")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="mounting a tiny tmpfs needs root")
+def test_full_temporary_disk_is_503_not_500(svc, tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    c, admin, _ = svc
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        r = c.post("/v1/collections/default/people", headers=admin, data={"name": "full disk"},
+                   files=[upload(knn_dir() / "train" / "obama" / "obama.jpg")])
+        err = assert_error(r, 503, "disk_full")
+        assert str(small) not in err["message"]
+    finally:
+        monkeypatch.undo()
+        subprocess.run(["umount", str(small)])
+    still_answers(c, admin)
