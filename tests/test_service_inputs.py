@@ -158,6 +158,10 @@ def test_missing_and_invalid_fields(svc):
     assert err["details"]["problems"][0]["field"] == "images"
     r = c.post("/v1/collections/default/people", headers=admin, files=[upload(good())])
     assert assert_error(r, 422, "invalid_request")["details"]["problems"][0]["field"] == "name"
+    for name in ("   ", "tab\tname", "bidi\u202eeman"):
+        r = c.post("/v1/collections/default/people", headers=admin, data={"name": name}, files=[upload(good())])
+        assert r.status_code == 422, name
+        assert r.json()["error"]["code"] in ("invalid_name", "invalid_request")
     r = c.post("/v1/verify", headers=admin, files=[upload(good(), "image_a")])
     assert_error(r, 422, "invalid_request")
     r = c.post("/v1/collections", headers=admin, json={"name": "bad/name"})

@@ -29,6 +29,7 @@ from vultus.imageio import load_image
 from vultus.models.calibration import calibration_for, operating_point
 from vultus.service.errors import ServiceError
 from vultus.service.uploads import Upload, decode
+from vultus.textsafe import has_control
 from vultus.types import OperatingPoint, Verification
 
 
@@ -340,7 +341,12 @@ class Library:
                 if person_id is not None:
                     name = self.person(collection, person_id).name
                 else:
-                    name = person
+                    # The library's name rules (length, no control characters) apply in
+                    # Gallery.enroll_image; enroll() takes items as given, so check here too.
+                    name = (person or "").strip()
+                    if not name or len(name) > 200 or has_control(name):
+                        raise InvalidArgumentError("a person's name must be 1 to 200 printable characters",
+                                                   code="invalid_name", field="name")
                     if any(p.name == name for p in g.people(collection)):
                         raise ConflictError(f"there is already a person {name!r} in {collection!r}",
                                             person=name, collection=collection)
