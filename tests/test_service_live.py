@@ -93,6 +93,19 @@ def test_two_workers_share_keys_and_gallery(keyed_gallery):
                 r = c.post("/v1/collections/default/identify", headers=h,
                            files=[("images", ("ob.jpg", photo, "image/jpeg"))])
                 assert sorted(f["person"] for f in r.json()["images"][0]["faces"]) == ["biden", "obama", "unknown"]
+            # 8 clients at once: models shared by the pool's threads give the same answers
+            from concurrent.futures import ThreadPoolExecutor
+
+            def identify(_):
+                with httpx.Client(base_url=server.url, timeout=120) as cc:
+                    r = cc.post("/v1/collections/default/identify", headers=h,
+                                files=[("images", ("ob.jpg", photo, "image/jpeg"))])
+                    assert r.status_code == 200, r.text
+                    return [(f["person"], round(f["similarity"], 4)) for f in r.json()["images"][0]["faces"]]
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(identify, range(8)))
+            assert all(a == answers[0] for a in answers)
             r = c.post("/v1/keys", headers=h, json={"role": "identify"})
             other, kid = r.json()["key"], r.json()["info"]["id"]
             oh = {"Authorization": f"Bearer {other}"}
