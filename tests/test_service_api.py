@@ -160,6 +160,8 @@ def test_person_faces_and_crop(svc):
     face = body["face_list"][0]
     r = c.get(f"/v1/collections/default/faces/{face['id']}/crop", headers=admin)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    assert r.headers["cache-control"] == "no-store"
+    assert c.get("/v1/collections/default/people", headers=admin).headers["cache-control"] == "no-store"
     from io import BytesIO
 
     from PIL import Image

@@ -81,3 +81,27 @@ def test_delete_collection_and_face_crop(tmp_path, fr_images):
             g.collection("c")
         assert [a.action for a in g.audit_log("c", 3)][:2] == ["delete_collection", "forget"]
         assert not list((tmp_path / "g.db.index").glob("c1-*"))
+
+
+def test_wrong_secrets_stop_costing_scrypt(tmp_path, monkeypatch):
+    import vultus.service.keys as keys
+    from vultus.service.errors import ServiceError
+
+    store = keys.KeyStore(tmp_path / "k.keys")
+    token, info = store.create("identify")
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    calls = []
+    real = keys._hash
+    monkeypatch.setattr(keys, "_hash", lambda *a: calls.append(1) or real(*a))
+    for _ in range(keys.FAILURES_ALLOWED + 5):
+        with pytest.raises(ServiceError):
+            store.verify(wrong)
+    assert len(calls) == keys.FAILURES_ALLOWED  # the rest were refused without hashing
+    # the right key still works (and once verified, keeps working during a flood)
+    monkeypatch.setattr(keys, "FAILURE_WINDOW_S", 0.0)
+    assert store.verify(token).id == info.id
+    monkeypatch.setattr(keys, "FAILURE_WINDOW_S", 60.0)
+    for _ in range(keys.FAILURES_ALLOWED + 1):
+        with pytest.raises(ServiceError):
+            store.verify(wrong)
+    assert store.verify(token).id == info.id

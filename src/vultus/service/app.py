@@ -80,6 +80,28 @@ class ServiceState:
         return await self.pool.run(fn, *args, **kwargs)
 
 
+class NoStore:
+    """`Cache-Control: no-store` on every /v1 answer that sets no policy of its own:
+    names, faces and crops must not linger in a proxy's or browser's cache."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            return await self.app(scope, receive, send)
+
+        async def send_no_store(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
 def swagger_assets() -> Path | None:
     """Swagger UI's files from the fastapi-offline package (Swagger UI 5, which reads
     OpenAPI 3.1; no CDN). None when it is not installed: /docs then says so."""
@@ -114,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vultus = state
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(NoStore)
 
     from vultus.service.routes import admin, collections, people, stateless, system
 

@@ -151,7 +151,7 @@ async def face_crop(request: Request, key: ManageKey, collection: CollectionName
     jpeg = await in_collection(request, key, collection, lib.crop, collection, face_id)
     if jpeg is None:
         raise NotFoundError(f"face {face_id} was enrolled without keeping its crop", kind="crop", id=face_id)
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/faces/{face_id}/move", response_model=FaceList, responses=WRITE_ERRORS,
