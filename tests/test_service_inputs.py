@@ -23,6 +23,7 @@ def svc(tmp_path_factory):
         pytest.skip("face_recognition's knn_examples not in the shared data")
     tmp = tmp_path_factory.mktemp("inputs")
     app, settings = make_app(tmp, max_image_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS, max_images=3,
+                             max_request_pixels=2 * MAX_PIXELS,
                              max_faces=2, max_request_bytes=3_000_000)
     _, admin = new_key(settings, "admin")
     with client(app) as c:
@@ -219,6 +220,9 @@ def test_no_face_and_too_many(svc):
     assert err["details"]["file"] == "blank.jpg"
     r = c.post("/v1/detect", headers=admin, files=[upload(good())] * 4)
     assert_error(r, 413, "too_many_images")
+    three = ("images", ("big.jpg", jpeg_bytes(1900, 1900), "image/jpeg"))  # 3.6 MP each; 8 MP per request
+    assert c.post("/v1/detect", headers=admin, files=[three] * 2).status_code == 200
+    assert_error(c.post("/v1/detect", headers=admin, files=[three] * 3), 413, "too_many_pixels")
     group = knn_dir() / "test" / "obama_and_biden.jpg"  # three faces; this service allows two
     r = c.post("/v1/collections/default/identify", headers=admin, files=[upload(group)])
     err = assert_error(r, 422, "too_many_faces")

@@ -49,6 +49,7 @@ HTTP_STATUS: dict[str, int] = {
     "image_too_large": 413,
     "payload_too_large": 413,
     "too_many_images": 413,
+    "too_many_pixels": 413,
     "limit_exceeded": 413,
     # models
     "model_error": 422,  # an unknown model name; a model failing its checksum has its own code below

@@ -34,6 +34,7 @@ class Settings:
     max_image_bytes: int = 10 * MiB  # one uploaded image
     max_request_bytes: int = 64 * MiB  # one whole request body
     max_pixels: int = 40_000_000  # decoded pixels of one image, checked from its header before decoding
+    max_request_pixels: int = 200_000_000  # all images of one request together (bounds a request's memory)
     max_images: int = 16  # images in one request
     max_faces: int = 64  # faces in one image (more: refused with too_many_faces)
     request_timeout: float = 60.0  # seconds a request may wait for and run its inference
@@ -49,7 +50,8 @@ class Settings:
     preload: bool = True  # load the default models at start-up, so /v1/ready means ready
 
     def __post_init__(self):
-        for name in ("max_image_bytes", "max_request_bytes", "max_pixels", "max_images", "max_faces",
+        for name in ("max_image_bytes", "max_request_bytes", "max_pixels", "max_request_pixels", "max_images",
+                     "max_faces",
                      "inference_threads", "queue_size"):
             if int(getattr(self, name)) < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1 (got {getattr(self, name)})",

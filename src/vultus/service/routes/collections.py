@@ -115,9 +115,7 @@ async def identify(request: Request, key: IdentifyKey, collection: CollectionNam
     lib = st.library
     if not key.sees(collection):
         raise collection_not_found(collection)
-    s = st.settings
-    uploads = await read_uploads(images, max_images=s.max_images, max_bytes=s.max_image_bytes,
-                                 max_pixels=s.max_pixels)
+    uploads = await read_uploads(images, st.settings)
 
     results = await in_collection(request, key, collection, lib.identify, collection, uploads, top_k=top_k)
     out = []

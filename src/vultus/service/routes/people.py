@@ -48,8 +48,7 @@ Pick = Annotated[str, Query(pattern="^(one|largest|central)$",
 
 
 async def _uploads(st, images):
-    s = st.settings
-    return await read_uploads(images, max_images=s.max_images, max_bytes=s.max_image_bytes, max_pixels=s.max_pixels)
+    return await read_uploads(images, st.settings)
 
 
 @router.get("/people", response_model=PeoplePage, responses=READ_ERRORS,
