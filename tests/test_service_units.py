@@ -105,3 +105,18 @@ def test_wrong_secrets_stop_costing_scrypt(tmp_path, monkeypatch):
         with pytest.raises(ServiceError):
             store.verify(wrong)
     assert store.verify(token).id == info.id
+
+
+def test_a_gallery_that_cannot_open_leaves_the_service_up_and_not_ready(tmp_path):
+    from service_harness import client, make_app
+
+    (tmp_path / "gallery.db").write_bytes(b"this is not a SQLite database, it is a text file" * 100)
+    app, _ = make_app(tmp_path)
+    with client(app) as c:
+        assert c.get("/v1/health").status_code == 200
+        r = c.get("/v1/ready")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        assert "gallery" in r.json()["error"]["message"] or "database" in r.json()["error"]["message"]
+        assert r.headers["retry-after"]
+        r = c.get("/v1/collections", headers={"X-API-Key": "vk_0123456789_" + "a" * 43})
+        assert r.status_code in (401, 503)

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from vultus import __version__
+from vultus.errors import VultusError
 from vultus.service import errors
 from vultus.service.inference import InferencePool
 from vultus.service.keys import KeyStore
@@ -117,7 +118,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state.start()
+        try:
+            state.start()
+        except VultusError as exc:  # e.g. a damaged gallery: stay up, answer 503 and say why
+            state.startup_error = exc.message
+            log.error("vultus service cannot start: %s", exc.message)
+            yield
+            return
         if settings.preload:
             try:
                 await state.run(state.library.warm_up)

@@ -24,7 +24,7 @@ async def ready(request: Request):
     st = request.app.state.vultus
     lib = st.library
     if lib is None or not lib.ready or st.startup_error:
-        why = st.startup_error or "models are loading"
+        why = st.startup_error or ("starting" if lib is None else "models are loading")
         return JSONResponse(error_body("not_ready", f"not ready: {why}", {}), status_code=503,
                             headers={"Retry-After": "5"})
     # No paths or names here: readiness is answered without a key.
