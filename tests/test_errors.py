@@ -40,3 +40,13 @@ def test_control_characters_are_shown_escaped():
     assert "\\x1b" in shown and "\\x0a" in shown and "\\u202e" in shown
     assert safe_text("Zoë Ångström 李") == "Zoë Ångström 李"
     assert "\x1b" not in error_line(VultusError(name))
+
+
+def test_cli_hint_is_filled_from_the_error_data_and_dropped_when_data_is_missing():
+    from vultus.errors import ModelMismatchError
+
+    e = ModelMismatchError("built with sface", collection="team", collection_embedder="sface",
+                           requested_embedder="dlib-resnet")
+    assert "--" not in str(e)
+    assert "vultus gallery reembed --collection team --embedder dlib-resnet" in error_line(e)
+    assert "{" not in error_line(ModelMismatchError("no data"))

@@ -242,7 +242,7 @@ def test_collection_refuses_another_embedder(tmp_path):
     path = tmp_path / "g.db"
     with Gallery(path) as g:
         coll = g.create_collection("team", embedder="sface")
-        with pytest.raises(ModelMismatchError, match="vultus gallery reembed --collection team --embedder dlib-resnet"):
+        with pytest.raises(ModelMismatchError, match="re-embed the collection with dlib-resnet"):
             g.ensure_collection("team", embedder="dlib-resnet")
         g.check_contract(coll, "sface")
         with pytest.raises(GalleryError, match="already exists"):

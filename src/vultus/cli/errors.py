@@ -21,6 +21,11 @@ HINTS: dict[str, str] = {
     "many_faces": "use --largest to take the biggest",
     "path_outside": "pass --allow-outside to enroll images outside the CSV's folder",
     "read_only": "reads still work; copy the gallery somewhere writable to change it",
+    "model_mismatch": "pass --embedder {collection_embedder}, or migrate the collection: vultus gallery reembed "
+                      "--collection {collection} --embedder {requested_embedder}",
+    "no_calibration": "set a measured threshold: vultus gallery threshold --collection {collection} --threshold T "
+                      "--fmr F --source WHERE",
+    "busy": "another vultus process holds the gallery; try again when it has finished",
 }
 
 
@@ -33,10 +38,24 @@ def error_line(exc: VultusError) -> str:
     from vultus.textsafe import safe_text
 
     line = f"vultus: error: {safe_text(str(exc))}"
-    hint = HINTS.get(exc.code)
+    hint = _hint(exc)
     if hint and hint not in line:
         line += f" ({hint})"
     return line
+
+
+def _hint(exc: VultusError) -> str | None:
+    """The code's hint, filled in from the error's data; none when the data it
+    names is missing (a hint with a placeholder left in would mislead)."""
+    from vultus.textsafe import safe_text
+
+    template = HINTS.get(exc.code)
+    if template is None:
+        return None
+    try:
+        return template.format_map({k: safe_text(v) for k, v in exc.data.items()})
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def report(exc: VultusError) -> int:

@@ -223,8 +223,8 @@ class Gallery:
             why = (f"collection {coll.name!r} was built with {ours.describe()}, aligned by "
                    f"{ours.alignment or 'its own alignment'}; {theirs.name} vectors cannot be compared with them")
         raise ModelMismatchError(
-            f"{why}. Use --embedder {ours.name} for this collection, or migrate it: "
-            f"vultus gallery reembed --collection {coll.name} --embedder {theirs.name}")
+            f"{why}. Use {ours.name} for this collection, or re-embed the collection with {theirs.name}",
+            collection=coll.name, collection_embedder=ours.name, requested_embedder=theirs.name)
 
     def set_target_fmr(self, collection: str, fmr: float) -> Collection:
         """Decide at a stricter or looser false-match rate (resolved through the
@@ -266,8 +266,9 @@ class Gallery:
             try:
                 point = operating_point(coll.contract.name, coll.target_fmr)
             except ModelError as exc:
-                raise ModelError(f"{exc}; or set this collection's threshold: vultus gallery threshold "
-                                 f"--collection {coll.name} --threshold T --fmr F --source WHERE") from exc
+                raise ModelError(f"{exc}; or set this collection's threshold from your own measurement",
+                                 code="no_calibration", collection=coll.name, embedder=coll.contract.name,
+                                 target_fmr=coll.target_fmr) from exc
             threshold, fmr, source = point.threshold, point.fmr, point.source
         # With "max", an unenrolled face gets one chance to match per enrolled face;
         # with "mean", about one per person. Comparisons are treated as independent,
@@ -716,7 +717,7 @@ class Gallery:
         if missing:
             shown = ", ".join(str(f.image_path) for f in missing[:3])
             raise GalleryError(
-                f"{len(missing)} faces in {coll.name!r} were enrolled without aligned crops (--no-crops), so "
+                f"{len(missing)} faces in {coll.name!r} were enrolled without aligned crops, so "
                 f"reembed needs their source images, and these are missing (e.g. {shown}). Put them back at "
                 "their enrolled paths, or enroll the people again into a new collection")
         from vultus.engine import Engine

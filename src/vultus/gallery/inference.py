@@ -99,8 +99,8 @@ def choose_face(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int,
     by_area = sorted(faces, key=lambda f: -f.box.area)
     crowded = len(by_area) > 1 and by_area[1].box.area >= options.ambiguous_area_share * by_area[0].box.area
     if crowded and options.pick == "one":
-        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person, or pass "
-                      "--pick largest (the biggest face) or --pick central (the face nearest the centre)")
+        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person, or pick "
+                      "the largest face or the one nearest the centre")
     return by_area[0], ""
 
 

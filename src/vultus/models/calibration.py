@@ -32,9 +32,8 @@ def load_calibration() -> dict:
 def calibration_for(embedder: str) -> dict:
     cal = load_calibration().get(embedder)
     if not cal:
-        raise ModelError(
-            f"no calibration for embedder {embedder!r}; run: python bench/lfw.py --write-calibration"
-        )
+        raise ModelError(f"no calibration for embedder {embedder!r} (the project's bench/lfw.py measures one)",
+                         code="no_calibration", embedder=embedder)
     return cal
 
 
