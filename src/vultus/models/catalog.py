@@ -216,4 +216,19 @@ MODELS: list[ModelSpec] = [
         published="no error rates published by the authors; measured by vultus in bench/results/liveness.md",
         version="b6d5f04",
     ),
+    ModelSpec(
+        name="vultus-liveness",
+        task="liveness",
+        files=(_own("liveness-fusion-v1.json", "cadf81647522aad63ae62baed46a276266937e12760a7f8c74b2886491ba003c"),),
+        license="Apache-2.0 (vultus); fitted on NUAA (research data): check before commercial use",
+        terms="check the training data",
+        source="vultus: logistic fusion of minifasnet's two networks and image cues, fitted by bench/liveness.py "
+               "on NUAA training subjects; NOT adopted (bench/results/liveness.md): minifasnet is the default",
+        input=InputContract("as minifasnet, plus the face box and its 4.0x crop for the cues", "BGR",
+                            "standardised features, weights in the JSON"),
+        factory="vultus.liveness.fusion:FusionScorer",
+        published="bench/results/liveness.md (development and held-out NUAA subjects)",
+        version="1",
+        components=("minifasnet",),
+    ),
 ]
