@@ -79,3 +79,70 @@ def test_patch_box_is_shrunk_and_slid_inside_the_image():
     # A 200 px box cannot grow 4x in a 480 px high image: the zoom drops to 479/200, then the box
     # slides up and left so that both corners are inside.
     assert patch_corners(640, 480, (300, 200, 200, 200), 4.0) == (160, 0, 639, 479)
+
+
+# -- API and CLI ----------------------------------------------------------------------------------
+
+SAMPLES = ("antispoof_samples", "images", "sample")
+
+
+def test_engine_liveness_calls_the_samples_and_says_at_what_error_rates(engine):
+    live = engine.liveness(need_data(*SAMPLES, "image_T1.jpg"))
+    printed = engine.liveness(need_data(*SAMPLES, "image_F1.jpg"))
+    screen = engine.liveness(need_data(*SAMPLES, "image_F2.jpg"))
+    assert [r.live for r in live + printed + screen] == [True, False, False]
+    r = live[0]
+    assert 0.0 <= r.score <= 1.0 and r.model == "minifasnet" and r.point.name == "door"
+    assert 0.0 <= r.apcer <= 1.0 and 0.0 <= r.bpcer <= 1.0 and r.reason == ""
+    assert "below" in printed[0].reason
+    # The lenient point lowers the threshold; the score does not change.
+    lenient = engine.liveness(need_data(*SAMPLES, "image_F1.jpg"), point="check-in")[0]
+    assert lenient.threshold < printed[0].threshold and lenient.score == pytest.approx(printed[0].score)
+
+
+def test_batch_scores_equal_one_at_a_time(engine):
+    paths = [need_data(*SAMPLES, n) for n in ("image_T1.jpg", "image_F1.jpg", "image_F2.jpg")]
+    batch = engine.liveness_batch(paths)
+    single = [engine.liveness(p) for p in paths]
+    assert [r.score for rs in batch for r in rs] == pytest.approx([r.score for rs in single for r in rs], abs=1e-6)
+
+
+def test_unknown_operating_point_is_an_error_with_a_code(engine):
+    from vultus.errors import VultusError
+
+    with pytest.raises(VultusError) as exc:
+        engine.liveness(need_data(*SAMPLES, "image_T1.jpg"), point="bank")
+    assert exc.value.code == "liveness_point"
+
+
+def test_tight_face_crop_is_found_with_a_border(engine):
+    """micro_print_screen's crops fill the frame; YuNet finds the face only once a border is added."""
+    path = need_data("antispoof", "micro_print_screen", "live", "antoine_original.jpg")
+    assert engine.detect(path) == []
+    found = engine.liveness(path)
+    assert len(found) == 1 and found[0].live
+    b = found[0].face.box
+    assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468
+
+
+def test_cli_liveness_json(tmp_path):
+    import subprocess
+    import sys
+
+    paths = [str(need_data(*SAMPLES, n)) for n in ("image_T1.jpg", "image_F1.jpg", "image_F2.jpg")]
+    screen = str(need_data("antispoof", "micro_print_screen", "spoof", "sander_screen.jpg"))
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "vultus", "liveness", "--json", *paths, screen],
+                         capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    got = {Path(r["image"]).name: [f["live"] for f in r["faces"]] for r in json.loads(out.stdout)}
+    assert got == {"image_T1.jpg": [True], "image_F1.jpg": [False], "image_F2.jpg": [False],
+                   "sander_screen.jpg": [False]}
+    face = json.loads(out.stdout)[0]["faces"][0]
+    assert {"score", "threshold", "apcer", "bpcer", "model", "operating_point"} <= set(face)
+
+
+def test_analyze_includes_liveness(engine):
+    faces = engine.analyze(need_data(*SAMPLES, "image_F2.jpg"), actions=["liveness"])
+    assert len(faces) == 1 and faces[0].liveness is not None and not faces[0].liveness.live
+    assert faces[0].to_dict()["liveness"]["live"] is False

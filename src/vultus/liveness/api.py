@@ -74,7 +74,8 @@ class Liveness:
     def to_dict(self) -> dict:
         return {"live": self.live, "score": round(self.score, 4), "threshold": round(self.point.threshold, 6),
                 "operating_point": self.point.name, "apcer": round(self.point.apcer, 4),
-                "bpcer": round(self.point.bpcer, 4), "model": self.model, "box": [round(v, 1) for v in self.face.box.as_tuple()]}
+                "bpcer": round(self.point.bpcer, 4), "model": self.model,
+                "box": [round(v, 1) for v in self.face.box.as_tuple()]}
 
 
 @cache
@@ -129,3 +130,35 @@ def _shift(face: Face, offset: int, w: int, h: int) -> Face:
     box = Box(max(0.0, b.x1 + offset), max(0.0, b.y1 + offset), min(float(w), b.x2 + offset),
               min(float(h), b.y2 + offset))
     return replace(face, box=box, landmarks=face.landmarks + offset)
+
+
+def liveness_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
+                   point: str | None = None, model: str | None = None,
+                   threshold: float | None = None) -> list[list[Liveness]]:
+    """Per image, a Liveness for every face (detected if not given), all faces scored in one batch.
+
+    `model`: a registry model of task "liveness" (default: the adopted one in liveness.json);
+    `point`: a named operating point of that model ("door", "check-in"; default in liveness.json);
+    `threshold`: a threshold of your own instead (its APCER and BPCER are then unknown: NaN)."""
+    from vultus.imageio import load_image
+    from vultus.models.cache import get_model
+
+    model = model or shipped()["adopted"]
+    scorer = get_model(model, task="liveness")
+    chosen = operating_point(point, model)
+    if threshold is not None:
+        chosen = LivenessPoint("custom", float(threshold), float("nan"), float("nan"), "not measured")
+    arrays = [load_image(i) for i in images]
+    if faces is None:
+        faces = detect_for_liveness(engine.detector, arrays)
+    items = [(img, f) for img, fs in zip(arrays, faces, strict=True) for f in fs]
+    scores = scorer.live_scores(items) if items else np.zeros(0)
+    out, k = [], 0
+    for fs in faces:
+        row = []
+        for f in fs:
+            score = float(scores[k])
+            row.append(Liveness(live=score >= chosen.threshold, score=score, point=chosen, model=model, face=f))
+            k += 1
+        out.append(row)
+    return out

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vultus.liveness.cues import CUES, face_cues
-from vultus.liveness.passive import NETWORKS, LIVE_CLASS, authors_box, to_bgr
+from vultus.liveness.passive import LIVE_CLASS, NETWORKS, authors_box, to_bgr
 from vultus.models.cache import get_model
 from vultus.models.registry import ModelSpec
 from vultus.types import Face
