@@ -146,3 +146,50 @@ def test_analyze_includes_liveness(engine):
     faces = engine.analyze(need_data(*SAMPLES, "image_F2.jpg"), actions=["liveness"])
     assert len(faces) == 1 and faces[0].liveness is not None and not faces[0].liveness.live
     assert faces[0].to_dict()["liveness"]["live"] is False
+
+
+# -- gallery --------------------------------------------------------------------------------------
+
+
+def test_collection_requiring_liveness_refuses_attacks_at_enroll_and_identify(tmp_path, engine):
+    from vultus.gallery import Gallery
+
+    live = need_data(*SAMPLES, "image_T1.jpg")
+    printed, screen = need_data(*SAMPLES, "image_F1.jpg"), need_data(*SAMPLES, "image_F2.jpg")
+    with Gallery(tmp_path / "g.db") as g:
+        g.create_collection("door")
+        assert g.collection("door").liveness is None
+        assert g.set_liveness("door", "door").liveness == "door"
+        report = g.enroll_image(live, "ana", "door", engine=engine)
+        assert report.enrolled == 1
+        report = g.enroll_image(screen, "ana", "door", engine=engine)
+        (outcome,) = report.outcomes
+        assert outcome.status == "refused" and "liveness score" in outcome.reason
+        found = g.identify([live, printed, screen], "door", engine=engine)
+        assert [f.person for r in found for f in r.faces] == ["ana", None, None]
+        refused = found[1].faces[0]
+        assert refused.label == "refused" and "presentation attack" in refused.refused
+        assert refused.to_dict()["refused"] and refused.to_dict()["liveness"]["live"] is False
+        # Not required any more: no liveness check, nothing refused.
+        g.set_liveness("door", None)
+        again = g.identify([printed], "door", engine=engine)[0].faces[0]
+        assert again.liveness is None and again.refused == ""
+        with pytest.raises(Exception, match="unknown liveness operating point"):
+            g.set_liveness("door", "bank")
+
+
+def test_gallery_made_before_the_liveness_column_gains_it(tmp_path):
+    import sqlite3
+
+    from vultus.gallery import Gallery
+
+    path = tmp_path / "old.db"
+    with Gallery(path) as g:
+        g.create_collection("c")
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE collections DROP COLUMN liveness")
+    conn.commit()
+    conn.close()
+    with Gallery(path) as g:
+        assert g.collection("c").liveness is None
+        assert g.set_liveness("c", "check-in").liveness == "check-in"

@@ -162,6 +162,10 @@ class GalleryStore(ABC):
                         override: ThresholdOverride | None = None, clear_override: bool = False,
                         aggregation: str | None = None) -> Collection: ...
 
+    def set_liveness(self, collection_id: int, point: str | None) -> Collection:
+        """Require liveness at this operating point at enroll and identify (None: not required)."""
+        raise NotImplementedError
+
     @abstractmethod
     def switch_embedder(self, collection_id: int, new: EmbedderContract) -> int:
         """Make `new` the collection's contract and delete every embedding made by
