@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "vultus.cli.gallery",
     "vultus.cli.analyze",
     "vultus.cli.liveness",
+    "vultus.cli.video",
 ]
 
 
