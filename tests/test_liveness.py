@@ -193,3 +193,78 @@ def test_gallery_made_before_the_liveness_column_gains_it(tmp_path):
     with Gallery(path) as g:
         assert g.collection("c").liveness is None
         assert g.set_liveness("c", "check-in").liveness == "check-in"
+
+
+# -- video ----------------------------------------------------------------------------------------
+
+
+def plane_frames(photo: np.ndarray, seed: int, n: int = 45, size=(640, 480)) -> list[np.ndarray]:
+    """A still photo moved as one plane: a random walk of its four corners (held in a hand, tilted)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    width, height = size
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    base = np.float32([[width * .2, height * .1], [width * .8, height * .1], [width * .8, height * .9],
+                       [width * .2, height * .9]])
+    drift, velocity = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)
+    frames = []
+    for _ in range(n):
+        velocity = 0.8 * velocity + rng.normal(0, 1.0, (4, 2)).astype(np.float32) \
+            + rng.normal(0, 2.0, (1, 2)).astype(np.float32)
+        drift += velocity
+        m = cv2.getPerspectiveTransform(src, base + drift)
+        frames.append(cv2.warpPerspective(photo, m, size, borderValue=(40, 40, 40)))
+    return frames
+
+
+@pytest.mark.parametrize("name,seed", [("obama.jpg", 0), ("obama.jpg", 1), ("biden.jpg", 2)])
+def test_still_photo_moved_as_a_plane_is_refused_by_its_motion(engine, name, seed):
+    """A digital photo warped by homographies looks live frame by frame; its rigid-plane motion gives it away."""
+    from vultus.liveness.video import liveness_of_frames
+
+    photo = load_image(need_data("face_recognition", "examples", name))
+    result = liveness_of_frames(engine, plane_frames(photo, seed), every=2)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert np.median([c.passive for c in face.clips]) > face.point.threshold  # the passive score alone passes it
+    assert not face.live and not result.live and "rigid plane" in face.reason
+
+
+def test_video_sampling_options_are_checked(engine):
+    from vultus.errors import VultusError
+    from vultus.liveness.video import liveness_of_frames
+
+    with pytest.raises(VultusError):
+        liveness_of_frames(engine, [], every=0)
+
+
+@pytest.mark.slow
+def test_live_clip_passes_and_the_phone_screen_fails(engine):
+    from vultus.liveness.video import liveness_of_video
+
+    live = liveness_of_video(engine, need_data("antispoof", "videos", "live_real.webm"))
+    assert live.live and len(live.faces) == 1 and live.faces[0].confidence >= 0.75
+    spoof = liveness_of_video(engine, need_data("antispoof", "videos", "spoof_fake.webm"))
+    assert not spoof.live
+    # The phone is held to the right of the real person (x > 600 of 960 in its first frames, and
+    # later in front of him); the real person is the face left of it in the first second.
+    phone = [f for f in spoof.faces if f.box.x1 > 600 or f.first_frame > 30]
+    person = [f for f in spoof.faces if f.box.x1 < 600 and f.first_frame < 30]
+    assert phone and not any(f.live for f in phone)
+    assert len(person) == 1 and person[0].live
+
+
+@pytest.mark.slow
+def test_cli_liveness_video_json(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "vultus", "liveness", "--json", "--every", "4",
+                          str(need_data("antispoof", "videos", "live_real.webm"))],
+                         capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    (video,) = json.loads(out.stdout)
+    assert video["live"] is True and video["faces"][0]["clips"]

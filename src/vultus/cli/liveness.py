@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, per_image, print_json, print_table
 
 POINTS = ("door", "check-in")
@@ -12,10 +14,14 @@ def add_commands(sub) -> None:
                        description="Passive liveness (presentation attack detection) of every face. "
                                    "Measured rates: bench/results/liveness.md; what it does not cover: "
                                    "docs/liveness.md.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files or folders, or video files (judged per face over sampled frames)")
     add_engine_options(p, embedder=False)
     p.add_argument("--point", choices=POINTS, default=None,
-                   help="operating point: door (strict, the default) or check-in (fewer live faces refused)")
+                   help="operating point: door (strict; the default for images) or check-in (fewer live faces "
+                        "refused; the default for videos)")
+    p.add_argument("--every", type=int, default=3, metavar="N", help="video: sample every N-th frame (default 3)")
+    p.add_argument("--clip", type=int, default=8, metavar="K", help="video: sampled frames per clip (default 8)")
     p.add_argument("--model", default=None, metavar="NAME",
                    help="liveness model: minifasnet (shipped default) or vultus-liveness (not adopted; see the bench)")
     add_json_option(p)
@@ -24,8 +30,12 @@ def add_commands(sub) -> None:
 
 def cmd_liveness(args) -> int:
     from vultus.cli.core import _images_arg
+    from vultus.video import video_suffixes
 
     engine = engine_from_args(args)
+    videos = [a for a in args.images if Path(a).suffix.lower() in video_suffixes() and Path(a).is_file()]
+    if videos:
+        return _videos(engine, args, videos, [a for a in args.images if a not in videos])
     paths = _images_arg(args.images)
     results, failures = per_image(paths, "liveness",
                                   lambda img: engine.liveness(img, point=args.point, model=args.model))
@@ -44,3 +54,30 @@ def cmd_liveness(args) -> int:
                              f"BPCER {100 * r.bpcer:.1f}%)"))
         print_table(["image", "face", "box x1,y1,x2,y2", "decision", "score", "threshold"], rows)
     return 2 if failures else 0
+
+
+def _videos(engine, args, videos: list[str], others: list[str]) -> int:
+    from vultus.errors import VultusError
+    from vultus.liveness.video import liveness_of_video
+
+    if others:
+        raise VultusError("give either images or videos, not both", code="mixed_inputs")
+    out = []
+    for v in videos:
+        out.append((v, liveness_of_video(engine, v, every=args.every, clip_len=args.clip, point=args.point,
+                                          model=args.model)))
+    if args.json:
+        print_json([{"video": v} | r.to_dict() for v, r in out])
+        return 0
+    from vultus.textsafe import safe_text
+
+    rows = []
+    for v, r in out:
+        name = safe_text(Path(v).name)
+        if not r.faces:
+            rows.append((name, "-", "no face followed", "", "", ""))
+        for f in r.faces:
+            rows.append((name, f.track_id, f"{f.first_frame}-{f.last_frame}", "live" if f.live else "SPOOF",
+                         f"{f.confidence:.2f} of {len(f.clips)} clips", f.reason))
+    print_table(["video", "face", "frames", "decision", "confidence", "why"], rows)
+    return 0
