@@ -39,6 +39,7 @@ def test_onnx_equals_the_stored_torch_outputs_on_real_images():
         assert np.abs(probs[k] - want).max() < 1e-4, filename
 
 
+@pytest.mark.slow  # importing torch takes most of 20 s
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="torch is not installed (pip install -e '.[train]'); the stored outputs are checked above")
 def test_onnx_equals_torch_recomputed_from_the_original_weights():
@@ -268,3 +269,117 @@ def test_cli_liveness_video_json(tmp_path):
     assert out.returncode == 0, out.stderr
     (video,) = json.loads(out.stdout)
     assert video["live"] is True and video["faces"][0]["clips"]
+
+
+# -- active challenge -----------------------------------------------------------------------------
+# One person's real photos (LFW, Jean Chretien): at rest (frontal, eyes open), eyes closed, turned to his
+# left; his right turn is the left-turned photo mirrored; looking up; and another person for a swap.
+
+
+def _lfw(name: str) -> np.ndarray:
+    return load_image(need_data("lfw", "images", name.rsplit("_", 1)[0], name))
+
+
+@pytest.fixture(scope="module")
+def poses():
+    left = _lfw("Jean_Chretien_0037.jpg")
+    return {"rest": _lfw("Jean_Chretien_0034.jpg"), "blink": _lfw("Jean_Chretien_0029.jpg"), "turn_left": left,
+            "turn_right": np.ascontiguousarray(left[:, ::-1]), "look_up": _lfw("Jean_Chretien_0002.jpg"),
+            "other": _lfw("Tony_Blair_0134.jpg")}
+
+
+def _frames(poses, names):
+    return [(0.4 * i, poses[n]) for i, n in enumerate(names)]
+
+
+def test_challenge_answered_in_order_by_one_live_face_passes(engine, poses):
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    issuer = ChallengeIssuer()
+    c = issuer.issue(["blink", "turn_left", "turn_right", "look_up"])
+    r = issuer.verify(engine, c.token, _frames(poses, ["rest", "blink", "rest", "turn_left", "turn_right",
+                                                       "look_up"]))
+    assert r.passed, r.reason
+    assert r.seen_at == (1, 3, 4, 5)
+
+
+def test_challenge_in_the_wrong_order_fails(engine, poses):
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    issuer = ChallengeIssuer()
+    c = issuer.issue(["turn_left", "blink"])
+    r = issuer.verify(engine, c.token, _frames(poses, ["rest", "blink", "rest", "turn_left", "rest"]))
+    assert not r.passed and "blink not seen in order after turn_left (frame 3)" in r.reason
+
+
+def test_challenge_with_a_face_swapped_mid_sequence_fails(engine, poses):
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    issuer = ChallengeIssuer()
+    c = issuer.issue(["blink", "turn_left"])
+    r = issuer.verify(engine, c.token, _frames(poses, ["rest", "blink", "other", "turn_left"]))
+    assert not r.passed and "frame 2 shows another person" in r.reason
+
+
+def test_replayed_answer_and_forged_or_foreign_tokens_fail(engine, poses):
+    from vultus.errors import VultusError
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    issuer = ChallengeIssuer()
+    old = issuer.issue(["blink", "turn_left"])
+    recorded = _frames(poses, ["rest", "blink", "turn_left"])
+    assert issuer.verify(engine, old.token, recorded).passed
+    again = issuer.verify(engine, old.token, recorded)  # the old sequence sent again with its (spent) nonce
+    assert not again.passed and "replayed nonce" in again.reason
+    new = issuer.issue(["turn_right", "blink"])
+    assert not issuer.verify(engine, new.token, recorded).passed  # the old frames do not answer a new challenge
+    body, _, sig = issuer.issue(["blink", "smile"]).token.partition(".")
+    forged = old.token.split(".")[0] + "." + sig  # another challenge's signature on the old body
+    with pytest.raises(VultusError) as exc:
+        issuer.verify(engine, forged, recorded)
+    assert exc.value.code == "challenge_forged"
+    with pytest.raises(VultusError):
+        ChallengeIssuer().verify(engine, issuer.issue(["blink"]).token, recorded)  # another issuer's secret
+
+
+def test_answer_after_the_deadline_fails(engine, poses):
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    now = [1000.0]
+    issuer = ChallengeIssuer(ttl_s=10, clock=lambda: now[0])
+    c = issuer.issue(["blink"])
+    now[0] += 10.5
+    r = issuer.verify(engine, c.token, _frames(poses, ["rest", "blink"]))
+    assert not r.passed and "after the deadline" in r.reason
+
+
+def test_issued_challenges_are_random_sequences_of_two_to_four_actions():
+    from vultus.liveness.challenge import ACTIONS, ChallengeIssuer
+
+    issuer = ChallengeIssuer()
+    seen = [issuer.issue() for _ in range(40)]
+    assert all(2 <= len(c.actions) <= 4 and set(c.actions) <= set(ACTIONS) for c in seen)
+    assert len({c.actions for c in seen}) > 10 and len({c.nonce for c in seen}) == 40
+
+
+@pytest.mark.slow
+def test_cli_challenge_issue_answer_and_replay(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "VULTUS_CACHE": str(tmp_path / "cache")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "vultus", "liveness", "challenge", *args], capture_output=True,
+                              text=True, env=env, check=False)
+
+    issued = run("--actions", "blink,turn_left", "--json")
+    assert issued.returncode == 0, issued.stderr
+    token = json.loads(issued.stdout)["token"]
+    frames = [str(need_data("lfw", "images", "Jean_Chretien", f"Jean_Chretien_{n}.jpg"))
+              for n in ("0034", "0029", "0037")]
+    first = run("--json", "--answer", token, *frames)
+    assert first.returncode == 0 and json.loads(first.stdout)["passed"] is True
+    second = run("--answer", token, *frames)  # another process: the spent nonce is in the cache dir
+    assert second.returncode == 1 and "replayed nonce" in second.stdout
