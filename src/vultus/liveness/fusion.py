@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vultus.evaluate.metrics import newton_logistic
 from vultus.liveness.cues import CUES, face_cues
 from vultus.liveness.passive import LIVE_CLASS, NETWORKS, authors_box, to_bgr
 from vultus.models.cache import get_model
@@ -38,17 +39,9 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, ridge: float = 1.0, iterations
     """Standardisation and L2-penalised logistic regression weights of `y` (1 = live) on `x`."""
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.column_stack([(x - mean) / std, np.ones(len(x))])
-    coef = np.zeros(z.shape[1])
     penalty = ridge * np.eye(z.shape[1])
     penalty[-1, -1] = 0.0  # the offset is not shrunk
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ coef, -30, 30)))
-        gradient = z.T @ (p - y) + penalty @ coef
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + penalty
-        step = np.linalg.solve(hessian, gradient)
-        coef -= step
-        if np.abs(step).max() < 1e-10:
-            break
+    coef = newton_logistic(z, y, penalty, iterations=iterations)
     return {"features": list(FEATURES), "mean": mean.tolist(), "std": std.tolist(),
             "coef": coef[:-1].tolist(), "intercept": float(coef[-1]), "ridge": ridge}
 
