@@ -26,9 +26,12 @@ Two scores are compared:
 
 Development split = the training subjects, scored leave-one-subject-out (each
 subject scored by a fusion fitted on the other seven), so the fusion is never
-scored on a subject it saw. Thresholds for both scores are chosen on these
-training-subject scores (APCER 1% and 5%); the error rates at them are then
-counted once on the held-out subjects.
+scored on a subject it saw. The operating points of both scores are chosen on
+the training subjects (TARGETS: the share of their live faces each may refuse);
+the error rates at them are then counted once on the held-out subjects. The
+shipped files this writes: src/vultus/models/liveness.json (adopted model,
+operating points) and src/vultus/models/weights/liveness-fusion-v1.json (the
+fusion; its sha256 is pinned in catalog.py, so a change must update it there).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ HINTS: dict[str, str] = {
     "many_faces": "use --largest to take the biggest",
     "path_outside": "pass --allow-outside to enroll images outside the CSV's folder",
     "read_only": "reads still work; copy the gallery somewhere writable to change it",
+    "challenge_forged": "issue a new challenge with `vultus liveness challenge` on this installation",
 }
 
 
