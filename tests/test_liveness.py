@@ -383,3 +383,20 @@ def test_cli_challenge_issue_answer_and_replay(tmp_path):
     assert first.returncode == 0 and json.loads(first.stdout)["passed"] is True
     second = run("--answer", token, *frames)  # another process: the spent nonce is in the cache dir
     assert second.returncode == 1 and "replayed nonce" in second.stdout
+
+
+def test_fusion_model_at_runtime_scores_as_the_bench_fitted_it(engine):
+    """vultus-liveness (not adopted, selectable) runs through the same features the bench fitted it on."""
+    from vultus.liveness.cues import face_cues
+    from vultus.liveness.fusion import apply_logistic, feature_matrix
+    from vultus.liveness.passive import authors_box
+
+    path = need_data(*SAMPLES, "image_T1.jpg")
+    (r,) = engine.liveness(path, model="vultus-liveness")
+    assert r.model == "vultus-liveness" and 0.0 <= r.score <= 1.0
+    scorer = get_model("vultus-liveness", task="liveness")
+    img = load_image(path)
+    patches = scorer.pair.patches([(img, r.face)])
+    probs = scorer.pair.probabilities_of_patches(patches)
+    cues = face_cues(to_bgr(img), authors_box(r.face.box), patches[-1][0])[None]
+    assert apply_logistic(scorer.weights, feature_matrix(probs, cues))[0] == pytest.approx(r.score, abs=1e-9)
