@@ -189,7 +189,19 @@ def liveness_of_frames(engine, frames: Iterable[np.ndarray], *, every: int = 3, 
     chosen = operating_point(point or VIDEO_DEFAULT_POINT, model)
     scorer = get_model(model, task="liveness")
     tracker = FaceTracker(fps=fps / every)
-    samples: dict[int, list[tuple[int, float, np.ndarray, Face]]] = {}
+    # Per track: the samples of its current clip (frames kept only until the clip is scored, so memory
+    # stays at one clip per face however long the video), its scored clips, and where it began and ended.
+    pending: dict[int, list[tuple[int, float, np.ndarray, Face]]] = {}
+    clips: dict[int, list[ClipLiveness]] = {}
+    span: dict[int, list] = {}
+
+    def close_clip(track_id: int) -> None:
+        part = pending.pop(track_id, [])
+        if part:
+            clips.setdefault(track_id, []).append(score_clip(
+                [p[0] for p in part], [p[1] for p in part], [p[2] for p in part], [p[3] for p in part],
+                chosen.threshold))
+
     read = sampled = 0
     for index, rgb in enumerate(frames):
         read += 1
@@ -202,23 +214,22 @@ def liveness_of_frames(engine, frames: Iterable[np.ndarray], *, every: int = 3, 
             continue
         scores = scorer.live_scores([(rgb, t.face) for t in tracked])
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        for t, s in zip(tracked, scores, strict=True):
-            samples.setdefault(t.track_id, []).append((index, float(s), grey, t.face))
+        for t, score in zip(tracked, scores, strict=True):
+            pending.setdefault(t.track_id, []).append((index, float(score), grey, t.face))
+            span.setdefault(t.track_id, [index, index, t.face.box])[1] = index
+            if len(pending[t.track_id]) == clip_len:
+                close_clip(t.track_id)
+    for track_id in list(pending):
+        # A short tail adds no evidence to a track that has clips; a short track is not decided.
+        if len(pending[track_id]) >= MIN_CLIPS_FRAMES:
+            close_clip(track_id)
     results = []
-    for track_id, seq in sorted(samples.items()):
-        if len(seq) < MIN_CLIPS_FRAMES:
-            continue
-        clips = []
-        for start in range(0, len(seq), clip_len):
-            part = seq[start:start + clip_len]
-            if len(part) < MIN_CLIPS_FRAMES and clips:
-                break  # a short tail adds no evidence
-            clips.append(score_clip([p[0] for p in part], [p[1] for p in part], [p[2] for p in part],
-                                    [p[3] for p in part], chosen.threshold))
-        live_share = sum(c.live for c in clips) / len(clips)
+    for track_id, done in sorted(clips.items()):
+        live_share = sum(c.live for c in done) / len(done)
         live = live_share > 0.5
-        results.append(FaceTrackLiveness(track_id, live, live_share if live else 1 - live_share, tuple(clips),
-                                         seq[0][0], seq[-1][0], seq[0][3].box, chosen))
+        first, last, box = span[track_id]
+        results.append(FaceTrackLiveness(track_id, live, live_share if live else 1 - live_share, tuple(done),
+                                         first, last, box, chosen))
     return VideoLiveness(tuple(results), read, sampled, model)
 
 
