@@ -115,6 +115,18 @@ class Engine:
 
         return analyze_batch(self, [image], None if faces is None else [faces], **options)[0]
 
+    # -- liveness --------------------------------------------------------
+    def liveness(self, image, faces: Sequence[Face] | None = None, **options) -> list:
+        """Is each face (detected if not given) a live person or a presentation attack (a print, a
+        screen)? A vultus.liveness.api.Liveness per face. Options: point ("door", "check-in"),
+        model, threshold; see vultus.liveness.api.liveness_batch."""
+        return self.liveness_batch([image], None if faces is None else [faces], **options)[0]
+
+    def liveness_batch(self, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, **options) -> list:
+        from vultus.liveness.api import liveness_batch
+
+        return liveness_batch(self, images, faces, **options)
+
     # -- decisions -------------------------------------------------------
     def operating_point(self, target_fmr: float | None = None) -> OperatingPoint:
         """The calibrated threshold of this engine's embedder for a false-match rate."""

@@ -20,11 +20,12 @@ from vultus.attributes.age_gender import Age, Gender
 from vultus.attributes.emotion import Emotion
 from vultus.attributes.pose import HeadPose, estimate_pose
 from vultus.imageio import load_image
+from vultus.liveness.api import Liveness
 from vultus.models.cache import get_model
 from vultus.quality import Quality, assess_quality
 from vultus.types import Face
 
-ACTIONS = ("age", "gender", "emotion", "pose", "quality")
+ACTIONS = ("age", "gender", "emotion", "pose", "quality", "liveness")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class FaceAnalysis:
     emotion: Emotion | None = None
     pose: HeadPose | None = None
     quality: Quality | None = None
+    liveness: Liveness | None = None
 
     @property
     def box(self):
@@ -66,6 +68,8 @@ class FaceAnalysis:
             parts.append(f"yaw{self.pose.yaw:+.0f}")
         if self.quality is not None:
             parts.append(f"q{self.quality.score:.2f}")
+        if self.liveness is not None:
+            parts.append("live" if self.liveness.live else "SPOOF")
         return " ".join(parts)
 
 
@@ -124,6 +128,10 @@ def analyze_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | No
             results["pose"] = [estimate_pose(f) for _, f in items]
         if "quality" in actions:
             results["quality"] = assess_quality(items, engine.embedder if stability else None)
+    if "liveness" in actions:
+        from vultus.liveness.api import liveness_batch
+
+        results["liveness"] = [r for row in liveness_batch(engine, arrays, faces) for r in row]
     out, k = [], 0
     for fs in faces:
         row = []

@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "vultus.cli.gallery",
     "vultus.cli.analyze",
     "vultus.cli.serve",
+    "vultus.cli.liveness",
+    "vultus.cli.video",
 ]
 
 

@@ -19,7 +19,7 @@ def add_commands(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     add_engine_options(p)
     p.add_argument("--only", metavar="LIST", default=None,
-                   help="comma-separated subset of age,gender,emotion,pose,quality (default: all)")
+                   help="comma-separated subset of age,gender,emotion,pose,quality,liveness (default: all)")
     p.add_argument("--fast-quality", action="store_true",
                    help="skip the embedding-stability part of quality (two embeddings per face)")
     p.add_argument("--annotate", metavar="PATH",
@@ -45,7 +45,7 @@ def cmd_analyze(args) -> int:
         rows = []
         for p, _, analyses in results:
             if not analyses:
-                rows.append((p.name, "-", "no face", "", "", "", "", ""))
+                rows.append((p.name, "-", "no face", "", "", "", "", "", ""))
             for i, a in enumerate(analyses):
                 b = a.box
                 rows.append((
@@ -56,8 +56,10 @@ def cmd_analyze(args) -> int:
                     + (f" ({a.emotion.top}?)" if a.emotion.label == "uncertain" else ""),
                     "" if a.pose is None else f"{a.pose.yaw:+.0f} {a.pose.pitch:+.0f} {a.pose.roll:+.0f}",
                     "" if a.quality is None else f"{a.quality.score:.2f}",
+                    "" if a.liveness is None else f"{'live' if a.liveness.live else 'SPOOF'} {a.liveness.score:.2f}",
                 ))
-        print_table(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll", "quality"],
+        print_table(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll", "quality",
+                     "liveness"],
                     rows)
     return 2 if failures else 0
 

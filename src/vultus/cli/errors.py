@@ -26,6 +26,7 @@ HINTS: dict[str, str] = {
     "no_calibration": "set a measured threshold: vultus gallery threshold --collection {collection} --threshold T "
                       "--fmr F --source WHERE",
     "busy": "another vultus process holds the gallery; try again when it has finished",
+    "challenge_forged": "issue a new challenge with `vultus liveness challenge` on this installation",
 }
 
 

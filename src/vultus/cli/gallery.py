@@ -11,7 +11,7 @@ from vultus.errors import VultusError
 from vultus.textsafe import safe_text
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
-          "reembed | threshold | stats | audit"
+          "reembed | threshold | liveness | stats | audit"
 
 
 def add_commands(sub) -> None:
@@ -113,6 +113,12 @@ def add_commands(sub) -> None:
     a.add_argument("--source", help="where --threshold was measured")
     a.add_argument("--reset", action="store_true", help="drop a --threshold override; use the calibration again")
     a.add_argument("--aggregation", choices=("max", "mean"), help="how a person's faces are combined")
+
+    a = action("liveness", "require faces to pass the liveness check at enroll and identify (or stop requiring it)",
+               cmd_liveness)
+    a.add_argument("require", nargs="?", choices=("door", "check-in", "off"), default=None,
+                   help="operating point to require (door: strict; check-in: fewer live faces refused), or off; "
+                        "without it: show the current setting")
 
     action("stats", "counts, index state, threshold and sizes", cmd_stats)
 
@@ -288,6 +294,8 @@ def cmd_identify(args) -> int:
                     nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
                     if f.unknown and f.matches:
                         nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
+                    if f.refused:
+                        nxt = f.refused
                     rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
                                  f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
             print_table(["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity", "next best"], rows)
@@ -456,6 +464,22 @@ def cmd_threshold(args) -> int:
                 f"comparison ({d.source}), aggregation {coll.aggregation}; chance an unenrolled face matches "
                 f"someone here: {100 * d.expected_fpir:.2g}%")
         return _done(args, payload, text)
+
+
+def cmd_liveness(args) -> int:
+    with _open(args) as g:
+        if args.require is not None:
+            g.set_liveness(args.collection, None if args.require == "off" else args.require)
+        coll = g.collection(args.collection)
+        if coll.liveness:
+            from vultus.liveness.api import operating_point
+
+            p = operating_point(coll.liveness)
+            text = (f"{coll.name!r} requires liveness at {p.name!r}: score >= {p.threshold:.3f} (APCER "
+                    f"{100 * p.apcer:.1f}%, BPCER {100 * p.bpcer:.1f}%, measured on {p.measured_on})")
+        else:
+            text = f"{coll.name!r} does not require liveness"
+        return _done(args, coll.to_dict(), text)
 
 
 def cmd_stats(args) -> int:

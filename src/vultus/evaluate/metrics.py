@@ -246,6 +246,22 @@ def kfold_accuracy(scores, same, folds, *, failed=None) -> KFoldAccuracy:
 # -- score fusion ----------------------------------------------------------------------------------------------
 
 
+def newton_logistic(design: np.ndarray, target: np.ndarray, penalty: np.ndarray, *,
+                    iterations: int = 100) -> np.ndarray:
+    """Coefficients of a logistic regression of `target` (0/1) on the columns of `design`, with the
+    quadratic penalty coef @ penalty @ coef / 2, by Newton's method (deterministic)."""
+    coef = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ coef, -30, 30)))
+        gradient = design.T @ (p - target) + penalty @ coef
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian, gradient)
+        coef -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return coef
+
+
 def logistic_fusion_weights(score_columns, same, *, iterations: int = 100) -> np.ndarray:
     """Weights for a linear fusion of several scores, fitted by linear logistic regression.
 
@@ -262,17 +278,8 @@ def logistic_fusion_weights(score_columns, same, *, iterations: int = 100) -> np
     if np.isnan(x).any():
         raise ValueError("score_columns contains NaN")
     design = np.column_stack([x, np.ones(len(x))])
-    target = y.astype(np.float64)
-    coef = np.zeros(design.shape[1])
-    ridge = 1e-6 * np.eye(design.shape[1])  # keeps Newton's step defined when the classes separate
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ coef, -30, 30)))
-        gradient = design.T @ (p - target) + ridge @ coef
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + ridge
-        step = np.linalg.solve(hessian, gradient)
-        coef -= step
-        if np.abs(step).max() < 1e-10:
-            break
+    # A tiny ridge keeps Newton's step defined when the classes separate.
+    coef = newton_logistic(design, y.astype(np.float64), 1e-6 * np.eye(design.shape[1]), iterations=iterations)
     weights = coef[:-1]
     if weights.sum() <= 0:
         raise ValueError("the fitted weights do not sum to a positive number: these scores do not separate "

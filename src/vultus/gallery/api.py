@@ -247,6 +247,17 @@ class Gallery:
         return self.store.update_decision(coll.id, override=ThresholdOverride(float(threshold), _check_fmr(fmr),
                                                                               source.strip()))
 
+    def set_liveness(self, collection: str, point: str | None) -> Collection:
+        """Require every face enrolled into or identified in this collection to pass the liveness
+        check at operating point `point` ("door", "check-in"); None stops requiring it. A face that
+        fails is refused at enroll and reported as refused, with its reason, at identify."""
+        coll = self.collection(collection)
+        if point is not None:
+            from vultus.liveness.api import operating_point as liveness_point
+
+            liveness_point(point)  # refuse a name the shipped model has no measured point for
+        return self.store.set_liveness(coll.id, point)
+
     def clear_threshold(self, collection: str) -> Collection:
         return self.store.update_decision(self.collection(collection).id, clear_override=True)
 
@@ -307,6 +318,8 @@ class Gallery:
                                       keep_crops=options.keep_crops)
         if not coll.keep_crops and options.keep_crops:
             options = replace(options, keep_crops=False)
+        if coll.liveness and options.liveness is None:
+            options = replace(options, liveness=coll.liveness)
         key = coll.contract.key
         outcomes: dict[int, EnrollOutcome] = {}
         todo: list[tuple[int, EnrollItem]] = []
@@ -437,9 +450,11 @@ class Gallery:
             flat = [f for fs in faces for f in fs]
             found = (self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k, search=search)
                      if flat else [])
+            checks = ([c for row in engine.liveness_batch(arrays, faces, point=coll.liveness) for c in row]
+                      if coll.liveness else [None] * len(flat))
             k = 0
             for image, img, fs in zip(chunk, arrays, faces, strict=True):
-                idents = tuple(self._decide(f, found[k + j], decision) for j, f in enumerate(fs))
+                idents = tuple(self._decide(f, found[k + j], decision, checks[k + j]) for j, f in enumerate(fs))
                 k += len(fs)
                 name = str(image) if isinstance(image, str | Path) else "<image>"
                 out.append(ImageIdentification(name, img.shape[1], img.shape[0], idents, decision))
@@ -459,11 +474,14 @@ class Gallery:
         return [self._decide(None, m, decision) for m in self.match_vectors(coll, vectors, top_k, search=search)]
 
     @staticmethod
-    def _decide(face, matches: tuple[Match, ...], decision: Decision) -> Identification:
+    def _decide(face, matches: tuple[Match, ...], decision: Decision, liveness=None) -> Identification:
         best = matches[0] if matches else None
         sim = best.similarity if best else -1.0
         person = best.person if best and sim >= decision.threshold else None
-        return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision)
+        if liveness is not None and not liveness.live:
+            person = None  # a presentation attack is nobody; `refused` says why
+        return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision,
+                              liveness=liveness)
 
     def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5, *,
                       search: str = "auto") -> list[tuple[Match, ...]]:

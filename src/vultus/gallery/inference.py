@@ -48,6 +48,9 @@ class EnrollOptions:
     # nearest the centre (photos cropped around their subject, such as LFW's).
     pick: str = "one"
     ambiguous_area_share: float = 0.5
+    # A liveness operating point ("door", "check-in") each face must pass, or None. Enroll sets it
+    # from the collection when the collection requires liveness.
+    liveness: str | None = None
 
     def __post_init__(self):
         if self.pick not in PICKS:
@@ -124,6 +127,15 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
             out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
             continue
         chosen.append((pos, item, sha, img, face))
+    if options.liveness and chosen:
+        from vultus.liveness.api import liveness_batch
+
+        checks = liveness_batch(engine, [img for *_, img, _ in chosen], [[face] for *_, face in chosen],
+                                point=options.liveness)
+        for (pos, item, *_), (check,) in zip(chosen, checks, strict=True):
+            if not check.live:
+                out[pos] = Processed(pos, str(item.path), item.person, "refused", check.reason)
+        chosen = [c for c, (check,) in zip(chosen, checks, strict=True) if check.live]
     # Embed first: the gate's quality score reuses each face's embedding and
     # only adds the embedding of its mirror image (for SFace collections).
     vectors = engine.embedder.embed([(img, face) for *_, img, face in chosen]) if chosen else []

@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vultus.models.registry import ModelSpec
 from vultus.types import Box, Face
+
+if TYPE_CHECKING:
+    from vultus.liveness.api import Liveness
 
 AGGREGATIONS = ("max", "mean")
 
@@ -77,6 +81,7 @@ class Collection:
     created_at: str
     generation: int = 0  # bumped by every change to the collection's embeddings
     threshold_override: ThresholdOverride | None = None
+    liveness: str | None = None  # the liveness operating point faces must pass at enroll and identify
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "embedder": self.contract.to_dict(), "detector": self.detector,
@@ -85,6 +90,8 @@ class Collection:
         if self.threshold_override:
             o = self.threshold_override
             out["threshold_override"] = {"threshold": o.threshold, "fmr": o.fmr, "source": o.source}
+        if self.liveness:
+            out["liveness"] = self.liveness
         return out
 
 
@@ -180,18 +187,30 @@ class Identification:
     person: str | None  # None means unknown
     similarity: float  # the best match's similarity (or -1 for an empty collection)
     decision: Decision
+    liveness: Liveness | None = None  # when the collection requires liveness
 
     @property
     def unknown(self) -> bool:
         return self.person is None
 
     @property
+    def refused(self) -> str:
+        """Why this face was not identified although it may match (a failed liveness check), or ""."""
+        return self.liveness.reason if self.liveness is not None else ""
+
+    @property
     def label(self) -> str:
+        if self.refused:
+            return "refused"
         return self.person if self.person is not None else "unknown"
 
     def to_dict(self) -> dict:
         out = {"person": self.label, "similarity": round(self.similarity, 4),
                "matches": [m.to_dict() for m in self.matches]}
+        if self.liveness is not None:
+            out["liveness"] = self.liveness.to_dict()
+            if self.refused:
+                out["refused"] = self.refused
         if self.face is not None:
             out["box"] = [round(v, 1) for v in self.face.box.as_tuple()]
             out["detector_score"] = round(self.face.score, 4)

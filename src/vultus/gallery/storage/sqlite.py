@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS collections (
     keep_crops INTEGER NOT NULL,
     aggregation TEXT NOT NULL,
     generation INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    liveness TEXT
 );
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,7 +174,10 @@ _AUDIT_PERSON_KEYS = (("person", "person_id"), ("from", "from_id"), ("into", "in
 REDACTED = "[forgotten]"
 
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
-                    "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at")
+                    "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
+                    "liveness")
+# A gallery made before collections had a liveness column, opened read-only, reads it as NULL.
+_COLLECTION_COLS_NO_LIVENESS = _COLLECTION_COLS.replace("liveness", "NULL")
 _FACE_COLS = ("f.id, f.person_id, p.name, f.image_sha256, f.image_path, f.x1, f.y1, f.x2, f.y2, f.landmarks, "
               "f.detector, f.detector_score, f.quality, f.created_at, c.face_id IS NOT NULL")
 
@@ -487,6 +491,17 @@ class SQLiteStore(GalleryStore):
                     self._create_schema(c)
                 names |= {"index_trash", "erasures"}
         self._has_trash = {"index_trash", "erasures"} <= names  # a read-only gallery made before it existed has none
+        self._collection_cols = _COLLECTION_COLS
+        if "collections" in names or not self.read_only:
+            columns = {r[1] for r in c.execute("PRAGMA table_info(collections)")}
+            if "liveness" not in columns:
+                if self.read_only:
+                    self._collection_cols = _COLLECTION_COLS_NO_LIVENESS
+                else:
+                    # A gallery made before collections could require liveness; another process may add
+                    # the column first (then this one's ALTER fails harmlessly).
+                    with self._lock, contextlib.suppress(sqlite3.OperationalError):
+                        c.execute("ALTER TABLE collections ADD COLUMN liveness TEXT")
 
     def _quick_check(self) -> str | None:
         rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
@@ -638,11 +653,11 @@ class SQLiteStore(GalleryStore):
     # -- collections -------------------------------------------------------
     @staticmethod
     def _collection(row) -> Collection:
-        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created) = row
+        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live) = row
         override = ThresholdOverride(thr, thr_fmr, thr_src) if thr is not None else None
         return Collection(id=cid, name=name, contract=EmbedderContract(emb, ver, align, dim), detector=det,
                           target_fmr=fmr, keep_crops=bool(crops), aggregation=agg, created_at=created,
-                          generation=gen, threshold_override=override)
+                          generation=gen, threshold_override=override, liveness=live)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation, *,
                           exist_ok: bool = False) -> Collection:
@@ -657,7 +672,7 @@ class SQLiteStore(GalleryStore):
                  target_fmr, int(keep_crops), aggregation, now()))
             if cur.rowcount == 0:
                 if exist_ok:
-                    return self._collection(w.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = ?",
+                    return self._collection(w.execute(f"SELECT {self._collection_cols} FROM collections WHERE name = ?",
                                                       (name,)).fetchone())
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
             self._audit(w, "create", name, {"embedder": contract.to_dict(), "detector": detector,
@@ -666,7 +681,7 @@ class SQLiteStore(GalleryStore):
         return self.collection(name)
 
     def collection(self, name: str) -> Collection:
-        rows = self._q(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = ?", (name,))
+        rows = self._q(f"SELECT {self._collection_cols} FROM collections WHERE name = ?", (name,))
         if not rows:
             names = [r[0] for r in self._q("SELECT name FROM collections ORDER BY name")]
             known = f"; collections here: {', '.join(names)}" if names else "; this gallery has no collections yet"
@@ -674,7 +689,7 @@ class SQLiteStore(GalleryStore):
         return self._collection(rows[0])
 
     def collections(self) -> list[Collection]:
-        return [self._collection(r) for r in self._q(f"SELECT {_COLLECTION_COLS} FROM collections ORDER BY name")]
+        return [self._collection(r) for r in self._q(f"SELECT {self._collection_cols} FROM collections ORDER BY name")]
 
     def update_decision(self, collection_id, *, target_fmr=None, override=None, clear_override=False,
                         aggregation=None) -> Collection:
@@ -712,6 +727,13 @@ class SQLiteStore(GalleryStore):
             w.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
             self._audit(w, "delete_collection", name, {})
         return {"people": people}
+
+    def set_liveness(self, collection_id, point) -> Collection:
+        with self._write() as w:
+            name = w.execute("SELECT name FROM collections WHERE id = ?", (collection_id,)).fetchone()[0]
+            w.execute("UPDATE collections SET liveness = ? WHERE id = ?", (point, collection_id))
+            self._audit(w, "decision", name, {"liveness": point})
+        return self.collection(name)
 
     def switch_embedder(self, collection_id, new) -> int:
         with self._write() as w:

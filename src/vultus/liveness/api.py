@@ -1,0 +1,164 @@
+"""Liveness of every face in an image: typed results, decisions at measured operating points.
+
+The shipped score and its operating points are in vultus/models/liveness.json,
+written by bench/liveness.py: which model is adopted (vultus's fusion or the
+MiniFASNet reference pair), and per named operating point the threshold chosen
+on the training subjects with the APCER and BPCER measured at it on the
+held-out subjects (ISO/IEC 30107-3 terms: APCER, the share of attacks accepted
+as live; BPCER, the share of live faces refused).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import cv2
+import numpy as np
+
+from vultus.errors import VultusError
+from vultus.types import Box, Face
+
+# A face filling the whole frame (a tight crop) is often missed by the detector; such images are
+# tried again with this much border added on every side (as a share of the longer side).
+PAD_SHARE = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessPoint:
+    """A decision threshold on the live score and the error rates measured at it."""
+
+    name: str
+    threshold: float
+    apcer: float  # attacks accepted as live, on held-out subjects
+    bpcer: float  # live faces refused, on held-out subjects
+    measured_on: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "threshold": round(self.threshold, 6), "apcer": round(self.apcer, 4),
+                "bpcer": round(self.bpcer, 4), "measured_on": self.measured_on}
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """One face's liveness: `live` is score >= point.threshold."""
+
+    live: bool
+    score: float  # in [0, 1]; higher is more likely live
+    point: LivenessPoint
+    model: str
+    face: Face = field(repr=False)
+
+    @property
+    def threshold(self) -> float:
+        return self.point.threshold
+
+    @property
+    def apcer(self) -> float:
+        return self.point.apcer
+
+    @property
+    def bpcer(self) -> float:
+        return self.point.bpcer
+
+    @property
+    def reason(self) -> str:
+        """Why a face was refused (empty when live)."""
+        if self.live:
+            return ""
+        return f"liveness score {self.score:.3f} below {self.point.threshold:.3f} (presentation attack suspected)"
+
+    def to_dict(self) -> dict:
+        return {"live": self.live, "score": round(self.score, 4), "threshold": round(self.point.threshold, 6),
+                "operating_point": self.point.name, "apcer": round(self.point.apcer, 4),
+                "bpcer": round(self.point.bpcer, 4), "model": self.model,
+                "box": [round(v, 1) for v in self.face.box.as_tuple()]}
+
+
+@cache
+def shipped() -> dict:
+    """The contents of vultus/models/liveness.json."""
+    return json.loads(resources.files("vultus").joinpath("models/liveness.json").read_text())
+
+
+def operating_points(model: str | None = None) -> dict[str, LivenessPoint]:
+    info = shipped()
+    model = model or info["adopted"]
+    points = info["models"].get(model)
+    if points is None:
+        raise VultusError(f"no measured liveness operating points for model {model!r}", code="liveness_model",
+                          model=model)
+    return {name: LivenessPoint(name, p["threshold"], p["apcer"], p["bpcer"], info["measured_on"])
+            for name, p in points["points"].items()}
+
+
+def operating_point(name: str | None = None, model: str | None = None) -> LivenessPoint:
+    points = operating_points(model)
+    name = name or shipped()["default_point"]
+    if name not in points:
+        raise VultusError(f"unknown liveness operating point {name!r}; known: {', '.join(points)}",
+                          code="liveness_point", point=name)
+    return points[name]
+
+
+def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int]:
+    pad = int(round(PAD_SHARE * max(image.shape[:2])))
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad
+
+
+def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Face]]:
+    """Faces per image; an image where none is found is tried again with a border added (a tight face
+    crop), and the faces found there are mapped back and clipped to the image."""
+    found = detector.detect(list(images))
+    for i, faces in enumerate(found):
+        if faces:
+            continue
+        padded, pad = pad_for_detection(images[i])
+        h, w = images[i].shape[:2]
+        again = detector.detect([padded])[0]
+        found[i] = [_shift(f, -pad, w, h) for f in again]
+    return found
+
+
+def _shift(face: Face, offset: int, w: int, h: int) -> Face:
+    from dataclasses import replace
+
+    b = face.box
+    box = Box(max(0.0, b.x1 + offset), max(0.0, b.y1 + offset), min(float(w), b.x2 + offset),
+              min(float(h), b.y2 + offset))
+    return replace(face, box=box, landmarks=face.landmarks + offset)
+
+
+def liveness_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
+                   point: str | None = None, model: str | None = None,
+                   threshold: float | None = None) -> list[list[Liveness]]:
+    """Per image, a Liveness for every face (detected if not given), all faces scored in one batch.
+
+    `model`: a registry model of task "liveness" (default: the adopted one in liveness.json);
+    `point`: a named operating point of that model ("door", "check-in"; default in liveness.json);
+    `threshold`: a threshold of your own instead (its APCER and BPCER are then unknown: NaN)."""
+    from vultus.imageio import load_image
+    from vultus.models.cache import get_model
+
+    model = model or shipped()["adopted"]
+    scorer = get_model(model, task="liveness")
+    chosen = operating_point(point, model)
+    if threshold is not None:
+        chosen = LivenessPoint("custom", float(threshold), float("nan"), float("nan"), "not measured")
+    arrays = [load_image(i) for i in images]
+    if faces is None:
+        faces = detect_for_liveness(engine.detector, arrays)
+    items = [(img, f) for img, fs in zip(arrays, faces, strict=True) for f in fs]
+    scores = scorer.live_scores(items) if items else np.zeros(0)
+    out, k = [], 0
+    for fs in faces:
+        row = []
+        for f in fs:
+            score = float(scores[k])
+            row.append(Liveness(live=score >= chosen.threshold, score=score, point=chosen, model=model, face=f))
+            k += 1
+        out.append(row)
+    return out
