@@ -116,7 +116,8 @@ def test_blank_and_tiny_images_have_no_face(engine):
 def test_batch_equals_one_by_one(engine):
     paths = [need_data(*FR_TESTS, n) for n in ["obama.jpg", "biden.jpg", "obama2.jpg"]]
     batch = engine.detect_batch(paths)
-    for p, faces in zip(paths, batch, strict=True):
+    assert [r.index for r in batch] == [0, 1, 2] and all(r.ok for r in batch)
+    for p, faces in zip(paths, (r.value for r in batch), strict=True):
         single = engine.detect(p)
         assert len(single) == len(faces)
         assert all(a.box.iou(b.box) > 0.999 for a, b in zip(single, faces, strict=True))

@@ -215,12 +215,12 @@ def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path)
     train = need_data("face_recognition", "examples", "knn_examples", "train")
     paths = sorted(train.glob("*/*"))[:4]
     engine = Engine(embedder="fused")
-    got = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    got = embed_images(engine, paths, pick="largest", cache_root=tmp_path)
     assert got.model == "fused" and got.vectors.shape == (4, 256)
     for p, face in zip(got.paths, got.faces, strict=True):
         direct = engine.embed(p, [face])[0].embedding.vector
         np.testing.assert_allclose(got.vectors[got.index(p)], direct, atol=1e-5)
-    again = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    again = embed_images(engine, paths, pick="largest", cache_root=tmp_path)
     assert again.cache_hits == 4
     np.testing.assert_array_equal(again.vectors, got.vectors)
 

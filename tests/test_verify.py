@@ -70,7 +70,8 @@ def test_embeddings_are_unit_float32_and_batch_consistent(engine, dlib_engine):
     paths = [need_data(*FR, n) for n in ["obama.jpg", "biden.jpg", "obama2.jpg"]]
     for eng, dim in [(engine, 128), (dlib_engine, 128)]:
         batch = eng.embed_batch(paths)
-        for p, faces in zip(paths, batch, strict=True):
+        assert [r.source for r in batch] == [str(p) for p in paths] and all(r.ok for r in batch)
+        for p, faces in zip(paths, (r.value for r in batch), strict=True):
             v = faces[0].embedding.vector
             assert v.dtype == np.float32 and v.shape == (dim,)
             assert abs(np.linalg.norm(v) - 1) < 1e-5

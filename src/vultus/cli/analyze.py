@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from vultus.cli.common import (
+    JsonArray,
+    TableStream,
     add_engine_options,
     add_json_option,
     engine_from_args,
-    per_image,
-    print_json,
-    print_table,
+    error_entry,
+    in_chunks,
+    report_failure,
 )
 
 
@@ -29,37 +29,62 @@ def add_commands(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from vultus.cli.core import _images_arg
+    from vultus.attributes.analyze import check_actions
+    from vultus.cli.core import _images_arg, annotation_target, save_annotation
 
-    actions = None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()]
-    engine = engine_from_args(args)
+    actions = check_actions(None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()])
     paths = _images_arg(args.images)
-    results, failures = per_image(
-        paths, "analyze", lambda img: engine.analyze(img, actions=actions, stability=not args.fast_quality))
-    if args.annotate:
-        _write_annotations(args.annotate, results)
-    if args.json:
-        print_json([{"image": str(p), "width": img.shape[1], "height": img.shape[0],
-                     "faces": [a.to_dict() for a in analyses]} for p, img, analyses in results])
-    else:
-        rows = []
-        for p, _, analyses in results:
-            if not analyses:
-                rows.append((p.name, "-", "no face", "", "", "", "", ""))
-            for i, a in enumerate(analyses):
-                b = a.box
-                rows.append((
-                    p.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                    "" if a.age is None else f"{a.age.years:.0f}",
-                    "" if a.gender is None else f"{a.gender.label} {a.gender.probability:.2f}",
-                    "" if a.emotion is None else f"{a.emotion.label} {a.emotion.confidence:.2f}"
-                    + (f" ({a.emotion.top}?)" if a.emotion.label == "uncertain" else ""),
-                    "" if a.pose is None else f"{a.pose.yaw:+.0f} {a.pose.pitch:+.0f} {a.pose.roll:+.0f}",
-                    "" if a.quality is None else f"{a.quality.score:.2f}",
-                ))
-        print_table(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll", "quality"],
-                    rows)
+    target = annotation_target(args.annotate, len(paths))
+    engine = engine_from_args(args)
+
+    def analyze(arrays):  # one call of each model per chunk
+        return engine.analyze_batch(arrays, actions=actions, stability=not args.fast_quality)
+
+    failures = 0
+    out = JsonArray() if args.json else TableStream(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion",
+                                                      "yaw pitch roll", "quality"])
+    try:
+        for chunk in in_chunks(paths, analyze, desc="analyze"):
+            rows = []
+            for item in chunk:
+                r = item.result
+                if not r.ok:
+                    failures += 1
+                    report_failure(r)
+                    if args.json:
+                        out.add(error_entry(r))
+                    continue
+                analyses = r.value
+                if target:
+                    save_annotation(target, item.path, draw_analyses(item.image, analyses), "_analyzed")
+                if args.json:
+                    out.add({"image": str(item.path), "width": r.width, "height": r.height,
+                             "faces": [a.to_dict() for a in analyses]})
+                    continue
+                if not analyses:
+                    rows.append((item.path.name, "-", "no face", "", "", "", "", ""))
+                for i, a in enumerate(analyses):
+                    rows.append(_row(item.path.name, i, a))
+            if args.json:
+                out.flush()
+            else:
+                out.add(rows)
+    finally:
+        out.close()
     return 2 if failures else 0
+
+
+def _row(name: str, i: int, a) -> tuple:
+    b = a.box
+    return (
+        name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+        "" if a.age is None else f"{a.age.years:.0f}",
+        "" if a.gender is None else f"{a.gender.label} {a.gender.probability:.2f}",
+        "" if a.emotion is None else f"{a.emotion.label} {a.emotion.confidence:.2f}"
+        + (f" ({a.emotion.top}?)" if a.emotion.label == "uncertain" else ""),
+        "" if a.pose is None else f"{a.pose.yaw:+.0f} {a.pose.pitch:+.0f} {a.pose.roll:+.0f}",
+        "" if a.quality is None else f"{a.quality.score:.2f}",
+    )
 
 
 def draw_analyses(img, analyses):
@@ -85,17 +110,3 @@ def draw_analyses(img, analyses):
         draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(0, 0, 0))
         draw.text((x, y), text, fill=(255, 255, 255), font=font)
     return out
-
-
-def _write_annotations(target: str, results) -> None:
-    draw = draw_analyses
-
-    out = Path(target)
-    if len(results) > 1 or out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        for p, img, analyses in results:
-            draw(img, analyses).save(out / (p.stem + "_analyzed.jpg"))
-    elif results:
-        p, img, analyses = results[0]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        draw(img, analyses).save(out)

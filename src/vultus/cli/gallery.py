@@ -6,7 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from vultus.cli.common import add_json_option, print_json, print_table, progress
+from vultus.cli.common import (
+    JsonArray,
+    TableStream,
+    add_json_option,
+    error_entry,
+    in_chunks,
+    print_json,
+    print_table,
+    progress,
+    report_failure,
+)
 from vultus.errors import VultusError
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
@@ -218,71 +228,75 @@ def _where(box, width: int, height: int) -> str:
 
 
 def cmd_identify(args) -> int:
-    from vultus.imageio import list_images
+    from dataclasses import replace
 
-    paths: list[Path] = []
-    for p in args.images:
-        found = list_images(p)
-        if not found:
-            raise VultusError(f"{p}: no images in this folder")
-        paths.extend(found)
-    from vultus.errors import ImageError
+    from vultus.cli.core import _images_arg, annotation_target, save_annotation
 
+    paths = _images_arg(args.images)
+    target = annotation_target(args.annotate, len(paths))  # an unwritable target fails before any work
     with _open(args) as g:
         g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
-        results, failures = [], 0
-        bar = progress(total=len(paths), desc="identify", unit="img")
-        for path in paths:
-            try:
-                results.extend(g.identify([path], args.collection, top_k=args.top_k, detector=args.detector,
-                                          threads=args.threads, search=args.search))
-            except ImageError as exc:  # one bad image does not stop the others
-                _print_error(str(exc))
-                failures += 1
-            bar.update(1)
-        bar.close()
-        if args.annotate:
-            _annotate(args.annotate, results)
-        if args.json:
-            print_json([r.to_dict() for r in results])
-        else:
-            rows = []
-            for r in results:
-                name = Path(r.image).name
-                if not r.faces:
-                    rows.append((name, "-", "", "", "no face", "", ""))
-                # left to right, as a reader scans the photo; "face" keeps the detector's numbering
-                for i, f in sorted(enumerate(r.faces), key=lambda t: t[1].face.box.x1):
-                    b = f.face.box
-                    runner = f.matches[1] if len(f.matches) > 1 else None
-                    nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
-                    if f.unknown and f.matches:
-                        nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
-                    rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                                 f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
-            print_table(["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity", "next best"], rows)
-            if results:
-                d = results[0].decision
-                print(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
-                      f"measured on {d.source}); an unenrolled face would match someone about "
-                      f"{100 * d.expected_fpir:.2g}% of the time in this collection")
+
+        def identify(arrays):  # one detector, embedder and index call per chunk
+            return list(g.identify_stream(arrays, args.collection, top_k=args.top_k, detector=args.detector,
+                                          threads=args.threads, search=args.search, chunk_size=len(arrays)))
+
+        failures, decision = 0, None
+        out = JsonArray() if args.json else TableStream(["image", "face", "where", "box x1,y1,x2,y2", "person",
+                                                          "similarity", "next best"])
+        try:
+            for chunk in in_chunks(paths, identify, desc="identify"):
+                rows = []
+                for item in chunk:
+                    if not item.result.ok:  # one bad image does not stop the others
+                        failures += 1
+                        report_failure(item.result)
+                        if args.json:
+                            out.add(error_entry(item.result))
+                        continue
+                    r = replace(item.result.value, image=str(item.path))
+                    decision = decision or r.decision
+                    if target:
+                        _annotate(target, item, r, save_annotation)
+                    if args.json:
+                        out.add(r.to_dict())
+                    else:
+                        rows.extend(_identify_rows(r))
+                if args.json:
+                    out.flush()
+                else:
+                    out.add(rows)
+        finally:
+            out.close()
+        if decision is not None and not args.json:
+            print(f"decision: similarity >= {decision.threshold:.3f} (false-match rate {decision.fmr:g} per "
+                  f"comparison, measured on {decision.source}); an unenrolled face would match someone about "
+                  f"{100 * decision.expected_fpir:.2g}% of the time in this collection")
     return 2 if failures else 0
 
 
-def _annotate(target: str, results) -> None:
-    from vultus.draw import annotate
-    from vultus.imageio import load_image
+def _identify_rows(r) -> list[tuple]:
+    name = Path(r.image).name
+    rows = []
+    if not r.faces:
+        rows.append((name, "-", "", "", "no face", "", ""))
+    # left to right, as a reader scans the photo; "face" keeps the detector's numbering
+    for i, f in sorted(enumerate(r.faces), key=lambda t: t[1].face.box.x1):
+        b = f.face.box
+        runner = f.matches[1] if len(f.matches) > 1 else None
+        nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
+        if f.unknown and f.matches:
+            nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
+        rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+                     f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
+    return rows
 
-    out = Path(target)
-    many = len(results) > 1 or out.is_dir()
-    if many:
-        out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        labels = [f"{f.label} {f.similarity:.2f}" for f in r.faces]
-        img = annotate(load_image(r.image), [f.face for f in r.faces], labels)
-        dest = out / (Path(r.image).stem + "_who.jpg") if many else out
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        img.save(dest)
+
+def _annotate(target, item, r, save) -> None:
+    from vultus.draw import annotate
+
+    labels = [f"{f.label} {f.similarity:.2f}" for f in r.faces]
+    save(target, item.path, annotate(item.image, [f.face for f in r.faces], labels), "_who")
 
 
 # -- manage --------------------------------------------------------------------

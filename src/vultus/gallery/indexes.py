@@ -17,6 +17,7 @@ stray files are deleted later.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -33,6 +34,8 @@ from vultus.gallery.search import IndexFileError, VectorIndex, index_class
 from vultus.gallery.storage.base import GalleryStore, IdFingerprint, IndexState
 from vultus.gallery.storage.sqlite import now
 from vultus.gallery.types import Collection, IndexReport
+
+log = logging.getLogger(__name__)
 
 # A stray index file (from a crash, or from a writer that lost a race) is deleted
 # once it is this old; younger ones may belong to a writer about to record them.
@@ -233,6 +236,7 @@ class IndexManager:
         return _Entry(index, held, -1, state.file, dirty=False, action="loaded", reason=f"read {state.file}")
 
     def _build(self, coll: Collection, key: str, reason: str) -> _Entry:
+        log.info("rebuilding the index of collection %r from the database: %s", coll.name, reason)
         index = self.cls(self._dim(coll, key), **self.options)
         for ids, vectors in self.store.vectors(coll.id, key):
             index.add(ids, vectors)
