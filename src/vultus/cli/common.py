@@ -155,32 +155,43 @@ class ChunkItem:
     result: ImageResult
 
 
-def in_chunks(paths: Sequence[Path], work, *, desc: str, chunk_size: int = CHUNK_SIZE) -> Iterator[list[ChunkItem]]:
+def in_chunks(paths: Sequence[Path], work, *, desc: str, chunk_size: int | None = None
+              ) -> Iterator[list[ChunkItem]]:
     """Decode `paths` a chunk at a time (each image once), run `work(arrays)` (an Engine batch method:
     one ImageResult per array) once per chunk on the readable ones, and yield the chunk's outcomes.
     Only one chunk's images are alive at a time, so memory stays flat however many paths there are."""
-    from vultus.batching import chunked, decode_batch
+    from vultus.batching import chunked
 
     bar = progress(total=len(paths), desc=desc, unit="img")
     start = 0
     try:
-        for chunk in chunked(paths, chunk_size):
-            decoded = decode_batch(chunk, start=start)
-            readable = [d for d in decoded if d.ok]
-            outcomes = iter(work([d.value for d in readable]) if readable else [])
-            out = []
-            for path, d in zip(chunk, decoded, strict=True):
-                if d.ok:
-                    r = next(outcomes)
-                    d_result = ImageResult(d.index, d.source, r.value, r.error, width=d.width, height=d.height)
-                    out.append(ChunkItem(Path(path), d.value, d_result))
-                else:
-                    out.append(ChunkItem(Path(path), None, d))
-            yield out
+        for chunk in chunked(paths, chunk_size or CHUNK_SIZE):
+            items = _run_chunk(chunk, start, work)
+            yield items
+            # The caller's loop variable still points at this list while the next chunk decodes: empty it,
+            # so that at most one chunk of decoded images is alive at any time.
+            items.clear()
             start += len(chunk)
             bar.update(len(chunk))
     finally:
         bar.close()
+
+
+def _run_chunk(chunk: list, start: int, work) -> list[ChunkItem]:
+    from vultus.batching import decode_batch
+
+    decoded = decode_batch(chunk, start=start)
+    readable = [d for d in decoded if d.ok]
+    outcomes = iter(work([d.value for d in readable]) if readable else [])
+    out = []
+    for path, d in zip(chunk, decoded, strict=True):
+        if d.ok:
+            r = next(outcomes)
+            result = ImageResult(d.index, d.source, r.value, r.error, width=d.width, height=d.height)
+            out.append(ChunkItem(Path(path), d.value, result))
+        else:
+            out.append(ChunkItem(Path(path), None, d))
+    return out
 
 
 def report_failure(result: ImageResult) -> None:
