@@ -132,6 +132,7 @@ def test_landmarks68_on_demand(engine):
     assert np.abs(eyes - faces[0].landmarks[:2]).max() < 20
 
 
+@pytest.mark.slow
 def test_mmod_detector():
     mmod = Engine(detector="dlib-mmod", max_side=640)
     faces = mmod.detect(need_data("face_recognition", "examples", "obama_small.jpg"))

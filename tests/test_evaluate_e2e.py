@@ -52,6 +52,7 @@ def lfw_pairs_csv(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_evaluate_pairs_report_and_groups(run, lfw_pairs_csv, tmp_path):
     report = tmp_path / "out" / "pairs.html"
     code, out, err = run("evaluate", "pairs", lfw_pairs_csv / "pairs.csv", "--pick", "center", "--labels",
@@ -80,6 +81,7 @@ def test_second_run_comes_from_the_cache(run, lfw_pairs_csv, tmp_path):
     assert f"{n} from the embedding cache" in first
 
 
+@pytest.mark.slow
 def test_deepface_pairs_with_yes_no_labels(run, tmp_path):
     master = need_data("deepface", "tests", "unit", "dataset", "master.csv")
     code, out, err = run("evaluate", "pairs", master, "--report", tmp_path / "df.html", "--bootstrap", 100)
@@ -150,6 +152,7 @@ def test_calibrate_pairs_and_folder(run, lfw_pairs_csv, tmp_path):
     assert _figures((tmp_path / "cal.html").read_text()) == 1
 
 
+@pytest.mark.slow
 def test_model_card_quick(run, tmp_path):
     need_data("lfw")
     need_data("utkface")
@@ -167,6 +170,7 @@ def test_model_card_quick(run, tmp_path):
     assert code == 2 and "unknown model" in err
 
 
+@pytest.mark.slow
 def test_emotion_model_card_quick(run, tmp_path):
     need_data("fer2013", "fer2013.zip")
     code, out, err = run("model-card", "emotion", "--quick", "--out", tmp_path)
@@ -204,6 +208,7 @@ def test_labels_from_utkface_names_and_bad_labels_in_identify(run, tmp_path):
     assert code == 2 and "none of the" in err  # UTKFace labels do not cover these photos
 
 
+@pytest.mark.slow
 def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path):
     """The evaluation builds fused vectors from each component's cached vectors; they must equal what the
     FusedEmbedder computes itself."""

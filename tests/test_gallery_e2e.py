@@ -42,6 +42,7 @@ def knn_gallery(capsys, tmp_path):
     return db
 
 
+@pytest.mark.slow
 def test_enroll_and_identify_the_knn_examples(capsys, knn_gallery):
     test = need_data(*KNN, "test")
     results = run_json(capsys, "gallery", "identify", test / "obama_and_biden.jpg", test / "kit_with_rose.jpg",

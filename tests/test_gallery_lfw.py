@@ -37,6 +37,7 @@ def lfw_split():
     return images, several, single
 
 
+@pytest.mark.slow
 def test_open_set_identification_on_lfw(tmp_path, engine, lfw_split):
     images, several, single = lfw_split
     with Gallery(tmp_path / "lfw.db") as g:
