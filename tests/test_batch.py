@@ -122,3 +122,18 @@ def test_gallery_identify_gives_an_outcome_per_image(tmp_path, engine, odd):
         assert [r.index for r in streamed] == [0, 1] and streamed[1].value.faces[0].person == "obama"
         with pytest.raises(NotFoundError):  # the collection is checked when the stream is made, not later
             g.identify_stream([obama2], "nobody-here", engine=engine)
+
+
+def test_evaluation_reports_progress_through_a_callback(engine, tmp_path, odd):
+    from vultus.evaluate.embeddings import embed_images
+
+    missing, _, _ = odd
+    paths = [need_data(*FR, n) for n in ("obama.jpg", "biden.jpg", "obama2.jpg")] + [missing]
+    calls = []
+    emb = embed_images(engine, paths, pick="largest", cache_root=tmp_path, chunk=2,
+                       progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 3), (2, 3), (3, 3)]  # the unreadable file is not work to do
+    assert int(emb.ok.sum()) == 3 and missing in emb.errors
+    calls.clear()
+    embed_images(engine, paths, pick="largest", cache_root=tmp_path, progress=lambda *a: calls.append(a))
+    assert calls == []  # everything came from the cache: nothing to report

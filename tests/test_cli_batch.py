@@ -81,6 +81,9 @@ def test_embed_writes_nothing_when_every_image_fails(capsys, tmp_path):
     assert code == 2 and out == ""
     assert err.count("\n") == 3 and "nothing written" in err.splitlines()[-1]
     assert not out_file.exists() and not out_file.with_suffix(".json").exists()
+    code, out, err = run(capsys, "embed", broken, empty, "--out", out_file, "--json")
+    d = json.loads(out)
+    assert code == 2 and d["out"] is None and len(d["errors"]) == 2 and not out_file.exists()
 
 
 def test_unwritable_outputs_fail_before_any_image_is_read(capsys, monkeypatch, tmp_path):

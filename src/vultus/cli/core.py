@@ -212,6 +212,9 @@ def cmd_embed(args) -> int:
                 vectors.append(f.embedding.vector)
                 index.append({"row": len(index), "image": str(item.path), "face": i, "box": f.to_dict()["box"]})
     if not vectors:  # every image failed: say so, and leave no empty file that looks like a result
+        if args.json:
+            print_json({"out": None, "model": engine.embedder_name, "shape": [0, engine.embedder_spec.dim],
+                        "rows": [], "errors": errors})
         raise VultusError(f"{out}: no face embedded in any of the {len(paths)} images; nothing written",
                           code="nothing_embedded", file=out, images=len(paths), failures=len(errors))
     arr = np.stack(vectors)
