@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from vultus.cli.common import (
-    JsonArray,
-    TableStream,
-    add_engine_options,
-    add_json_option,
-    engine_from_args,
-    error_entry,
-    in_chunks,
-    report_failure,
-)
+from vultus.cli.common import add_engine_options, add_json_option, annotation_target, engine_from_args, run_images
 
 
 def add_commands(sub) -> None:
@@ -30,7 +21,7 @@ def add_commands(sub) -> None:
 
 def cmd_analyze(args) -> int:
     from vultus.attributes.analyze import check_actions
-    from vultus.cli.core import _images_arg, annotation_target, save_annotation
+    from vultus.cli.core import _images_arg
 
     actions = check_actions(None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()])
     paths = _images_arg(args.images)
@@ -40,37 +31,16 @@ def cmd_analyze(args) -> int:
     def analyze(arrays):  # one call of each model per chunk
         return engine.analyze_batch(arrays, actions=actions, stability=not args.fast_quality)
 
-    failures = 0
-    out = JsonArray() if args.json else TableStream(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion",
-                                                      "yaw pitch roll", "quality"])
-    try:
-        for chunk in in_chunks(paths, analyze, desc="analyze"):
-            rows = []
-            for item in chunk:
-                r = item.result
-                if not r.ok:
-                    failures += 1
-                    report_failure(r)
-                    if args.json:
-                        out.add(error_entry(r))
-                    continue
-                analyses = r.value
-                if target:
-                    save_annotation(target, item.path, draw_analyses(item.image, analyses), "_analyzed")
-                if args.json:
-                    out.add({"image": str(item.path), "width": r.width, "height": r.height,
-                             "faces": [a.to_dict() for a in analyses]})
-                    continue
-                if not analyses:
-                    rows.append((item.path.name, "-", "no face", "", "", "", "", ""))
-                for i, a in enumerate(analyses):
-                    rows.append(_row(item.path.name, i, a))
-            if args.json:
-                out.flush()
-            else:
-                out.add(rows)
-    finally:
-        out.close()
+    def rows(item):
+        analyses = item.result.value
+        if not analyses:
+            return [(item.path.name, "-", "no face", "", "", "", "", "")]
+        return [_row(item.path.name, i, a) for i, a in enumerate(analyses)]
+
+    draw = target and (target, lambda item: draw_analyses(item.image, item.result.value), "_analyzed")
+    failures = run_images(paths, analyze, desc="analyze", as_json=args.json, rows=rows, annotate=draw,
+                          headers=["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll",
+                                   "quality"])
     return 2 if failures else 0
 
 

@@ -194,6 +194,79 @@ def _run_chunk(chunk: list, start: int, work) -> list[ChunkItem]:
     return out
 
 
+def annotation_target(target: str | None, n_images: int) -> tuple[Path, bool] | None:
+    """Where annotated copies go, checked before any work: (path, is_folder). Several images, or an
+    existing folder, mean a folder of copies; one image, a file whose suffix Pillow can write."""
+    if not target:
+        return None
+    from PIL import Image
+
+    from vultus.outputs import check_writable
+
+    out = Path(target)
+    folder = n_images > 1 or out.is_dir()
+    common = [".jpg", ".jpeg", ".png", ".webp"]  # named first in the message
+    writable = common + sorted(ext for ext, fmt in Image.registered_extensions().items()
+                               if fmt in Image.SAVE and ext not in common)
+    check_writable(out, folder=folder, suffixes=None if folder else writable)
+    return out, folder
+
+
+def save_annotation(target: tuple[Path, bool], path: Path, picture, suffix: str) -> None:
+    """Save one annotated copy: into the folder as <stem><suffix>.jpg, or as the target file."""
+    out, folder = target
+    dest = out / (path.stem + suffix + ".jpg") if folder else out
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        picture.save(dest)
+    except OSError as exc:  # the disk filled up or the folder went away since the check
+        from vultus.errors import OutputError
+
+        raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})", code="output_not_writable",
+                          file=dest) from exc
+
+
+def run_images(paths: Sequence[Path], work, *, desc: str, as_json: bool, headers: Sequence[str], rows,
+               entry=None, annotate=None, chunk_size: int | None = None) -> int:
+    """The loop of every command over many images: `work` once per chunk (see in_chunks); per image, a
+    failure is reported on stderr (and as an error object in JSON); a success gets its annotated copy
+    written when `annotate` = (annotation_target(...), draw(item) -> PIL image, file suffix), then goes
+    out as `entry(item)` (a JSON array element; default: image, width, height and each face's to_dict())
+    or as `rows(item)` (table rows). Output streams as each chunk finishes. Returns how many failed."""
+    entry = entry or _faces_entry
+    failures = 0
+    out = JsonArray() if as_json else TableStream(headers)
+    try:
+        for chunk in in_chunks(paths, work, desc=desc, chunk_size=chunk_size):
+            table: list = []
+            for item in chunk:
+                if not item.result.ok:  # one bad image does not stop the others
+                    failures += 1
+                    report_failure(item.result)
+                    if as_json:
+                        out.add(error_entry(item.result))
+                    continue
+                if annotate:
+                    target, draw, suffix = annotate
+                    save_annotation(target, item.path, draw(item), suffix)
+                if as_json:
+                    out.add(entry(item))
+                else:
+                    table.extend(rows(item))
+            if as_json:
+                out.flush()
+            else:
+                out.add(table)
+    finally:
+        out.close()
+    return failures
+
+
+def _faces_entry(item: ChunkItem) -> dict:
+    r = item.result
+    return {"image": str(item.path), "width": r.width, "height": r.height, "faces": [f.to_dict() for f in r.value]}
+
+
 def report_failure(result: ImageResult) -> None:
     """One line on stderr for an image that failed (the CLI's error line, hints included)."""
     from vultus.cli.errors import error_line

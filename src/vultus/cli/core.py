@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from vultus.cli.common import (
-    JsonArray,
-    TableStream,
     add_engine_options,
     add_json_option,
+    annotation_target,
     engine_from_args,
     error_entry,
     in_chunks,
     print_json,
     print_table,
     report_failure,
+    run_images,
 )
 from vultus.errors import VultusError
 
@@ -102,44 +102,12 @@ def _images_arg(paths: list[str]) -> list[Path]:
     return out
 
 
-def annotation_target(target: str | None, n_images: int) -> tuple[Path, bool] | None:
-    """Where annotated copies go, checked before any work: (path, is_folder). Several images, or an
-    existing folder, mean a folder of copies; one image, a file whose suffix Pillow can write."""
-    if not target:
-        return None
-    from PIL import Image
-
-    from vultus.outputs import check_writable
-
-    out = Path(target)
-    folder = n_images > 1 or out.is_dir()
-    common = [".jpg", ".jpeg", ".png", ".webp"]  # named first in the message
-    writable = common + sorted(ext for ext, fmt in Image.registered_extensions().items()
-                               if fmt in Image.SAVE and ext not in common)
-    check_writable(out, folder=folder, suffixes=None if folder else writable)
-    return out, folder
-
-
-def save_annotation(target: tuple[Path, bool], path: Path, picture, suffix: str) -> None:
-    """Save one annotated copy: into the folder as <stem><suffix>.jpg, or as the target file."""
-    out, folder = target
-    dest = out / (path.stem + suffix + ".jpg") if folder else out
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        picture.save(dest)
-    except OSError as exc:  # the disk filled up or the folder went away since the check
-        from vultus.errors import OutputError
-
-        raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})", code="output_not_writable",
-                          file=dest) from exc
-
-
 def cmd_detect(args) -> int:
     from vultus.batching import with_value
     from vultus.draw import annotate
 
     paths = _images_arg(args.images)
-    target = annotation_target(args.annotate, len(paths))
+    target = annotation_target(args.annotate, len(paths))  # an unwritable target fails before any work
     engine = engine_from_args(args)
 
     def detect(arrays):
@@ -149,39 +117,18 @@ def cmd_detect(args) -> int:
                        for img, r in zip(arrays, results, strict=True)]
         return results
 
-    failures = 0
-    out = JsonArray() if args.json else TableStream(["image", "face", "box x1,y1,x2,y2", "score",
-                                                      "landmarks (x,y)"])
-    try:
-        for chunk in in_chunks(paths, detect, desc="detect"):
-            rows = []
-            for item in chunk:
-                r = item.result
-                if not r.ok:
-                    failures += 1
-                    report_failure(r)
-                    if args.json:
-                        out.add(error_entry(r))
-                    continue
-                faces = r.value
-                if target:
-                    save_annotation(target, item.path, annotate(item.image, faces), "_faces")
-                if args.json:
-                    out.add({"image": str(item.path), "width": r.width, "height": r.height,
-                             "faces": [f.to_dict() for f in faces]})
-                    continue
-                if not faces:
-                    rows.append((item.path.name, "-", "no face", "", ""))
-                for i, f in enumerate(faces):
-                    b = f.box
-                    rows.append((item.path.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}", f"{f.score:.3f}",
-                                 " ".join(f"{x:.0f},{y:.0f}" for x, y in f.landmarks)))
-            if args.json:
-                out.flush()
-            else:
-                out.add(rows)
-    finally:
-        out.close()
+    def rows(item):
+        faces = item.result.value
+        out = [(item.path.name, "-", "no face", "", "")] if not faces else []
+        for i, f in enumerate(faces):
+            b = f.box
+            out.append((item.path.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}", f"{f.score:.3f}",
+                        " ".join(f"{x:.0f},{y:.0f}" for x, y in f.landmarks)))
+        return out
+
+    failures = run_images(paths, detect, desc="detect", as_json=args.json, rows=rows,
+                          headers=["image", "face", "box x1,y1,x2,y2", "score", "landmarks (x,y)"],
+                          annotate=target and (target, lambda item: annotate(item.image, item.result.value), "_faces"))
     return 2 if failures else 0
 
 

@@ -6,17 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vultus.cli.common import (
-    JsonArray,
-    TableStream,
-    add_json_option,
-    error_entry,
-    in_chunks,
-    print_json,
-    print_table,
-    progress,
-    report_failure,
-)
+from vultus.cli.common import add_json_option, print_json, print_table, progress, run_images
 from vultus.errors import VultusError
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
@@ -230,48 +220,30 @@ def _where(box, width: int, height: int) -> str:
 def cmd_identify(args) -> int:
     from dataclasses import replace
 
-    from vultus.cli.core import _images_arg, annotation_target, save_annotation
+    from vultus.cli.common import annotation_target
+    from vultus.cli.core import _images_arg
 
     paths = _images_arg(args.images)
     target = annotation_target(args.annotate, len(paths))  # an unwritable target fails before any work
     with _open(args) as g:
-        g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
+        d = g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
 
         def identify(arrays):  # one detector, embedder and index call per chunk
             return list(g.identify_stream(arrays, args.collection, top_k=args.top_k, detector=args.detector,
                                           threads=args.threads, search=args.search, chunk_size=len(arrays)))
 
-        failures, decision = 0, None
-        out = JsonArray() if args.json else TableStream(["image", "face", "where", "box x1,y1,x2,y2", "person",
-                                                          "similarity", "next best"])
-        try:
-            for chunk in in_chunks(paths, identify, desc="identify"):
-                rows = []
-                for item in chunk:
-                    if not item.result.ok:  # one bad image does not stop the others
-                        failures += 1
-                        report_failure(item.result)
-                        if args.json:
-                            out.add(error_entry(item.result))
-                        continue
-                    r = replace(item.result.value, image=str(item.path))
-                    decision = decision or r.decision
-                    if target:
-                        _annotate(target, item, r, save_annotation)
-                    if args.json:
-                        out.add(r.to_dict())
-                    else:
-                        rows.extend(_identify_rows(r))
-                if args.json:
-                    out.flush()
-                else:
-                    out.add(rows)
-        finally:
-            out.close()
-        if decision is not None and not args.json:
-            print(f"decision: similarity >= {decision.threshold:.3f} (false-match rate {decision.fmr:g} per "
-                  f"comparison, measured on {decision.source}); an unenrolled face would match someone about "
-                  f"{100 * decision.expected_fpir:.2g}% of the time in this collection")
+        def named(item):  # the identification of a chunk item, under the name the user gave
+            return replace(item.result.value, image=str(item.path))
+
+        failures = run_images(paths, identify, desc="identify", as_json=args.json,
+                              entry=lambda item: named(item).to_dict(), rows=lambda item: _identify_rows(named(item)),
+                              headers=["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity",
+                                       "next best"],
+                              annotate=target and (target, lambda item: _annotated(item.image, named(item)), "_who"))
+        if failures < len(paths) and not args.json:
+            print(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
+                  f"measured on {d.source}); an unenrolled face would match someone about "
+                  f"{100 * d.expected_fpir:.2g}% of the time in this collection")
     return 2 if failures else 0
 
 
@@ -292,11 +264,11 @@ def _identify_rows(r) -> list[tuple]:
     return rows
 
 
-def _annotate(target, item, r, save) -> None:
+def _annotated(image, r):
+    """The photo with each face's box and who it is."""
     from vultus.draw import annotate
 
-    labels = [f"{f.label} {f.similarity:.2f}" for f in r.faces]
-    save(target, item.path, annotate(item.image, [f.face for f in r.faces], labels), "_who")
+    return annotate(image, [f.face for f in r.faces], [f"{f.label} {f.similarity:.2f}" for f in r.faces])
 
 
 # -- manage --------------------------------------------------------------------
