@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vultus.cli.common import add_json_option, print_json, print_table, progress, run_images
+from vultus.cli.common import add_json_option, annotation_target, print_json, print_table, progress, run_images
 from vultus.errors import VultusError
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
@@ -220,7 +220,6 @@ def _where(box, width: int, height: int) -> str:
 def cmd_identify(args) -> int:
     from dataclasses import replace
 
-    from vultus.cli.common import annotation_target
     from vultus.cli.core import _images_arg
 
     paths = _images_arg(args.images)
