@@ -157,3 +157,15 @@ def test_detect_memory_does_not_grow_with_the_number_of_images(tmp_path):
     rss_large = _peak_rss_kb("detect", large, "--json", "--threads", "1")
     print(f"peak RSS: {n} photos {rss_small / 1024:.0f} MB, {4 * n} photos {rss_large / 1024:.0f} MB")
     assert rss_large < 1.5 * rss_small
+
+
+def test_streamed_tables_escape_control_characters_in_file_names(capsys, tmp_path):
+    import shutil
+
+    sneaky = tmp_path / "a\x1b[2Jb\nforged.jpg"
+    shutil.copy(_images(1)[0], sneaky)
+    code, out, err = run(capsys, "detect", sneaky)
+    from vultus.textsafe import safe_text
+
+    assert code == 0 and "\x1b" not in out and safe_text(sneaky.name) in out and "\\x1b[2J" in out
+    assert out.count("\n") == 3  # header, rule, one row: no forged line
