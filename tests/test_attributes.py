@@ -148,6 +148,7 @@ def test_emotion_on_fer2013_test_images():
 
 
 @needs_emotion
+@pytest.mark.slow
 def test_emotion_through_the_pipeline_and_uncertain_label(engine):
     import cv2
 

@@ -71,6 +71,7 @@ def test_evaluate_pairs_report_and_groups(run, lfw_pairs_csv, tmp_path):
     assert data["tar_at_fmr"][1]["resolvable"] is False
 
 
+@pytest.mark.slow
 def test_second_run_comes_from_the_cache(run, lfw_pairs_csv, tmp_path):
     code, out, err = run("evaluate", "pairs", lfw_pairs_csv / "pairs.csv", "--pick", "center", "--json",
                          "--no-report", "--bootstrap", 50)

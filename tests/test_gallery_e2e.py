@@ -122,6 +122,7 @@ def test_forget_proves_the_person_is_gone(capsys, knn_gallery):
     assert code == 2 and "no person 'obama'" in err
 
 
+@pytest.mark.slow
 def test_another_embedder_is_refused_and_reembed_migrates(capsys, knn_gallery):
     g = ("--gallery", knn_gallery)
     code, out, err = run(capsys, "gallery", "enroll", need_data(*KNN, "test", "obama1.jpg"), "--person", "obama",
@@ -141,6 +142,7 @@ def test_another_embedder_is_refused_and_reembed_migrates(capsys, knn_gallery):
     assert code == 2 and "no collection 'nope'" in err
 
 
+@pytest.mark.slow
 def test_reembed_without_crops_needs_the_source_images(capsys, tmp_path):
     photos = tmp_path / "photos"
     shutil.copytree(need_data(*KNN, "train"), photos)
