@@ -65,3 +65,23 @@ def test_importing_every_library_module_loads_no_front_end():
                        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def test_index_rebuilds_and_gate_refusals_are_logged(tmp_path, engine, caplog):
+    import logging
+
+    from PIL import Image
+
+    from conftest import need_data
+    from vultus.gallery import Gallery
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (120, 120, 120)).save(blank)
+    good = need_data("face_recognition", "tests", "test_images", "obama.jpg")
+    with caplog.at_level(logging.INFO, logger="vultus"), Gallery(tmp_path / "g.db") as g:
+        g.enroll_image(good, "obama", engine=engine, workers=0)
+        g.enroll_image(blank, "nobody", engine=engine, workers=0)
+    messages = [(r.name, r.getMessage()) for r in caplog.records]
+    assert any(n == "vultus.gallery.indexes" and "rebuilding the index of collection 'default'" in m
+               for n, m in messages), messages
+    assert any(n == "vultus.gallery.api" and "refused" in m and "blank.png" in m for n, m in messages), messages
