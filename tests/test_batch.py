@@ -89,7 +89,7 @@ def test_streams_pull_one_chunk_at_a_time_and_equal_the_batch(engine, odd):
     detected = list(engine.detect_stream(iter(paths), chunk_size=3))
     assert [len(r.value) if r.ok else None for r in detected] == [len(r.value) if r.ok else None for r in batch]
     with pytest.raises(InvalidArgumentError):
-        list(engine.detect_stream(paths, chunk_size=0))
+        engine.detect_stream(paths, chunk_size=0)  # refused when the stream is made
 
 
 def test_analyze_and_verify_batches_report_per_image(engine, odd):

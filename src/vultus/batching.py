@@ -38,13 +38,17 @@ def source_label(image: Any, index: int) -> str:
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of up to `size` items, pulled from `items` lazily."""
-    if size < 1:
-        raise InvalidArgumentError(f"chunk size must be at least 1 (got {size})", code="bad_chunk_size",
-                                   value=size)
+    """Consecutive lists of up to `size` items, pulled from `items` lazily (a bad size raises here)."""
+    if not isinstance(size, int) or size < 1:
+        raise InvalidArgumentError(f"chunk size must be a whole number of at least 1 (got {size!r})",
+                                   code="bad_chunk_size", value=size)
     it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+
+    def chunks():
+        while chunk := list(islice(it, size)):
+            yield chunk
+
+    return chunks()
 
 
 def decode_batch(images: Sequence, *, start: int = 0) -> list[ImageResult[np.ndarray]]:

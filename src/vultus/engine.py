@@ -73,10 +73,15 @@ class Engine:
 
     @staticmethod
     def _stream(work, images: Iterable, chunk_size: int) -> Iterator:
-        start = 0
-        for chunk in chunked(images, chunk_size):
-            yield from work(decode_batch(chunk, start=start))
-            start += len(chunk)
+        chunks = chunked(images, chunk_size)  # checks chunk_size now, not at the first image
+
+        def results():
+            start = 0
+            for chunk in chunks:
+                yield from work(decode_batch(chunk, start=start))
+                start += len(chunk)
+
+        return results()
 
     def landmarks68(self, image, faces: Sequence[Face] | None = None) -> list[Face]:
         """The faces (detected if not given) with dlib's 68 points filled in."""

@@ -422,13 +422,12 @@ class Gallery:
         decision = self.decision(coll)
         if top_k < 1:
             raise GalleryError(f"top-k must be at least 1 (got {top_k})", code="bad_top_k", value=top_k)
-        return self._identify_chunks(coll, engine, decision, images, top_k, search, progress, chunk_size)
+        return self._identify_chunks(coll, engine, decision, chunked(images, chunk_size), top_k, search, progress)
 
-    def _identify_chunks(self, coll: Collection, engine, decision: Decision, images: Iterable, top_k: int,
-                         search: str, progress: Progress | None, chunk_size: int
-                         ) -> Iterator[ImageResult[ImageIdentification]]:
+    def _identify_chunks(self, coll: Collection, engine, decision: Decision, chunks: Iterator[list], top_k: int,
+                         search: str, progress: Progress | None) -> Iterator[ImageResult[ImageIdentification]]:
         start = 0
-        for chunk in chunked(images, chunk_size):
+        for chunk in chunks:
             embedded = engine.embed_batch(chunk)
             flat = [f for r in embedded if r.ok for f in r.value]
             found = (self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k, search=search)
