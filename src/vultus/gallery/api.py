@@ -420,8 +420,7 @@ class Gallery:
         coll = self.collection(collection)
         engine = self._engine_checked(coll, engine, detector, threads)
         decision = self.decision(coll)
-        if top_k < 1:
-            raise GalleryError(f"top-k must be at least 1 (got {top_k})", code="bad_top_k", value=top_k)
+        _check_search(top_k, search)  # now, not when the first chunk is searched
         return self._identify_chunks(coll, engine, decision, chunked(images, chunk_size), top_k, search, progress)
 
     def _identify_chunks(self, coll: Collection, engine, decision: Decision, chunks: Iterator[list], top_k: int,
@@ -473,10 +472,7 @@ class Gallery:
         against all of their enrolled faces with the float32 vectors from the
         store (best face by default, or the mean), so the final similarities and
         their order are exact for the people proposed."""
-        if top_k < 1:
-            raise GalleryError(f"top-k must be at least 1 (got {top_k})")
-        if search not in SEARCH_MODES:
-            raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
+        _check_search(top_k, search)
         key = coll.contract.key
         index = self.indexes.get(coll)
         n = len(index)
@@ -678,6 +674,14 @@ class Gallery:
 
     def audit_log(self, collection: str | None = None, limit: int = 100) -> list[AuditRecord]:
         return self.store.audit_log(collection, limit)
+
+
+def _check_search(top_k: int, search: str) -> None:
+    if top_k < 1:
+        raise GalleryError(f"top-k must be at least 1 (got {top_k})", code="bad_top_k", value=top_k)
+    if search not in SEARCH_MODES:
+        raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})",
+                           code="bad_search_mode", value=search, choices=list(SEARCH_MODES))
 
 
 def _workers(requested: int | None, n_images: int) -> int:
