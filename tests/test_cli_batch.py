@@ -69,6 +69,10 @@ def test_embed_and_analyze_report_each_failure_and_keep_the_rest(capsys, tmp_pat
     first, second = json.loads(out)
     assert code == 2 and first["faces"][0]["pose"] and set(second["error"]) == {"code", "message", "details"}
     assert err.count("\n") == 1 and "broken.jpg" in err
+    code, out, err = run(capsys, "verify", good[0], broken, "--json")
+    d = json.loads(out)
+    assert code == 2 and d["image_b"] == str(broken) and "broken.jpg" in d["error"]["message"]
+    assert err.count("\n") == 1 and "broken.jpg" in err
 
 
 def test_embed_writes_nothing_when_every_image_fails(capsys, tmp_path):
