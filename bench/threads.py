@@ -71,7 +71,7 @@ def child(threads: int, spinning: bool, paths: list[str]) -> None:
     t0, c0, start = time.perf_counter(), time.process_time(), time.time()
     faces = 0
     for i in range(0, len(paths), CHUNK):
-        faces += sum(len(fs) for fs in engine.embed_batch(paths[i:i + CHUNK]))
+        faces += sum(len(r.unwrap()) for r in engine.embed_batch(paths[i:i + CHUNK]))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"wall": wall, "cpu": cpu, "start": start, "end": start + wall, "faces": faces}), flush=True)
 

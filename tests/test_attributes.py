@@ -131,6 +131,7 @@ def test_emotion_model_is_shipped_small_and_verified():
 
 
 @needs_emotion
+@pytest.mark.slow
 def test_emotion_on_fer2013_test_images():
     from vultus.attributes.emotion import EMOTIONS
 
@@ -147,6 +148,7 @@ def test_emotion_on_fer2013_test_images():
 
 
 @needs_emotion
+@pytest.mark.slow
 def test_emotion_through_the_pipeline_and_uncertain_label(engine):
     import cv2
 
@@ -176,6 +178,7 @@ def test_emotion_through_the_pipeline_and_uncertain_label(engine):
 
 
 # -- analyze -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_analyze_returns_every_attribute_for_each_face(engine):
     image = load_image(need_data(*DEEPFACE, "couple.jpg"))
     results = engine.analyze(image)

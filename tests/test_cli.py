@@ -76,7 +76,11 @@ def test_detect_reports_bad_files_but_keeps_going(capsys, tmp_path):
     (folder / "b.jpg").write_bytes(b"\xff\xd8\xff broken")
     code, out, err = run(capsys, "detect", folder, "--json")
     assert code == 2
-    assert len(json.loads(out)) == 1 and "b.jpg" in err
+    good, bad = json.loads(out)  # in input order; the failure is an error object, not a missing entry
+    assert good["image"].endswith("a.jpg") and len(good["faces"]) == 1
+    assert bad["image"].endswith("b.jpg") and bad["error"]["code"] in ("not_an_image", "bad_image")
+    assert set(bad["error"]) == {"code", "message", "details"}
+    assert err.count("\n") == 1 and err.startswith("vultus: error: ") and "b.jpg" in err
 
 
 def test_embed_writes_npy_and_index(capsys, tmp_path):

@@ -116,7 +116,8 @@ def test_blank_and_tiny_images_have_no_face(engine):
 def test_batch_equals_one_by_one(engine):
     paths = [need_data(*FR_TESTS, n) for n in ["obama.jpg", "biden.jpg", "obama2.jpg"]]
     batch = engine.detect_batch(paths)
-    for p, faces in zip(paths, batch, strict=True):
+    assert [r.index for r in batch] == [0, 1, 2] and all(r.ok for r in batch)
+    for p, faces in zip(paths, (r.value for r in batch), strict=True):
         single = engine.detect(p)
         assert len(single) == len(faces)
         assert all(a.box.iou(b.box) > 0.999 for a, b in zip(single, faces, strict=True))
@@ -131,6 +132,7 @@ def test_landmarks68_on_demand(engine):
     assert np.abs(eyes - faces[0].landmarks[:2]).max() < 20
 
 
+@pytest.mark.slow
 def test_mmod_detector():
     mmod = Engine(detector="dlib-mmod", max_side=640)
     faces = mmod.detect(need_data("face_recognition", "examples", "obama_small.jpg"))

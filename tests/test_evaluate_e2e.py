@@ -52,6 +52,7 @@ def lfw_pairs_csv(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_evaluate_pairs_report_and_groups(run, lfw_pairs_csv, tmp_path):
     report = tmp_path / "out" / "pairs.html"
     code, out, err = run("evaluate", "pairs", lfw_pairs_csv / "pairs.csv", "--pick", "center", "--labels",
@@ -70,6 +71,7 @@ def test_evaluate_pairs_report_and_groups(run, lfw_pairs_csv, tmp_path):
     assert data["tar_at_fmr"][1]["resolvable"] is False
 
 
+@pytest.mark.slow
 def test_second_run_comes_from_the_cache(run, lfw_pairs_csv, tmp_path):
     code, out, err = run("evaluate", "pairs", lfw_pairs_csv / "pairs.csv", "--pick", "center", "--json",
                          "--no-report", "--bootstrap", 50)
@@ -80,6 +82,7 @@ def test_second_run_comes_from_the_cache(run, lfw_pairs_csv, tmp_path):
     assert f"{n} from the embedding cache" in first
 
 
+@pytest.mark.slow
 def test_deepface_pairs_with_yes_no_labels(run, tmp_path):
     master = need_data("deepface", "tests", "unit", "dataset", "master.csv")
     code, out, err = run("evaluate", "pairs", master, "--report", tmp_path / "df.html", "--bootstrap", 100)
@@ -150,6 +153,7 @@ def test_calibrate_pairs_and_folder(run, lfw_pairs_csv, tmp_path):
     assert _figures((tmp_path / "cal.html").read_text()) == 1
 
 
+@pytest.mark.slow
 def test_model_card_quick(run, tmp_path):
     need_data("lfw")
     need_data("utkface")
@@ -167,6 +171,7 @@ def test_model_card_quick(run, tmp_path):
     assert code == 2 and "unknown model" in err
 
 
+@pytest.mark.slow
 def test_emotion_model_card_quick(run, tmp_path):
     need_data("fer2013", "fer2013.zip")
     code, out, err = run("model-card", "emotion", "--quick", "--out", tmp_path)
@@ -204,6 +209,7 @@ def test_labels_from_utkface_names_and_bad_labels_in_identify(run, tmp_path):
     assert code == 2 and "none of the" in err  # UTKFace labels do not cover these photos
 
 
+@pytest.mark.slow
 def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path):
     """The evaluation builds fused vectors from each component's cached vectors; they must equal what the
     FusedEmbedder computes itself."""
@@ -215,12 +221,12 @@ def test_fused_vectors_from_cached_components_match_the_fused_embedder(tmp_path)
     train = need_data("face_recognition", "examples", "knn_examples", "train")
     paths = sorted(train.glob("*/*"))[:4]
     engine = Engine(embedder="fused")
-    got = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    got = embed_images(engine, paths, pick="largest", cache_root=tmp_path)
     assert got.model == "fused" and got.vectors.shape == (4, 256)
     for p, face in zip(got.paths, got.faces, strict=True):
         direct = engine.embed(p, [face])[0].embedding.vector
         np.testing.assert_allclose(got.vectors[got.index(p)], direct, atol=1e-5)
-    again = embed_images(engine, paths, pick="largest", cache_root=tmp_path, show_progress=False)
+    again = embed_images(engine, paths, pick="largest", cache_root=tmp_path)
     assert again.cache_hits == 4
     np.testing.assert_array_equal(again.vectors, got.vectors)
 

@@ -84,6 +84,7 @@ def consistent(db: Path) -> dict:
         return {"faces": s.faces, "index_action": s.index.action}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
 def test_sigkill_mid_enroll_then_resume(tmp_path):
     folder = tmp_path / "people"
@@ -129,6 +130,7 @@ def test_sigkill_mid_enroll_then_resume(tmp_path):
     assert {str(p.resolve()) for p in links if str(p) not in refused} == stored
 
 
+@pytest.mark.slow
 def test_two_processes_enrolling_at_once_lose_nothing(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     links_a = lfw_folder(a, 1000, 40)

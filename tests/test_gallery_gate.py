@@ -15,6 +15,7 @@ from vultus.imageio import load_image
 from vultus.quality import assess_quality
 
 
+@pytest.mark.slow
 def test_defaults_keep_almost_all_of_lfw(engine):
     root = need_data("lfw", "images")
     paths = sorted(root.rglob("*.jpg"))[::60]  # 129 images spread over the alphabet

@@ -398,6 +398,6 @@ def test_evaluation_skips_a_fifo_or_device_in_its_image_list(tmp_path, engine):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
     unblock_fifo_later(fifo)
-    done = embed_images(engine, [fifo, obama()], use_cache=False, show_progress=False, workers=0)
+    done = embed_images(engine, [fifo, obama()], use_cache=False, workers=0)
     assert done.errors == {fifo: "is a FIFO (named pipe), not an image file"}
     assert np.isfinite(done.vectors[1]).all()

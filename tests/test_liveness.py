@@ -103,7 +103,7 @@ def test_engine_liveness_calls_the_samples_and_says_at_what_error_rates(engine):
 
 def test_batch_scores_equal_one_at_a_time(engine):
     paths = [need_data(*SAMPLES, n) for n in ("image_T1.jpg", "image_F1.jpg", "image_F2.jpg")]
-    batch = engine.liveness_batch(paths)
+    batch = [r.unwrap() for r in engine.liveness_batch(paths)]
     single = [engine.liveness(p) for p in paths]
     assert [r.score for rs in batch for r in rs] == pytest.approx([r.score for rs in single for r in rs], abs=1e-6)
 
@@ -166,14 +166,14 @@ def test_collection_requiring_liveness_refuses_attacks_at_enroll_and_identify(tm
         report = g.enroll_image(screen, "ana", "door", engine=engine)
         (outcome,) = report.outcomes
         assert outcome.status == "refused" and "liveness score" in outcome.reason
-        found = g.identify([live, printed, screen], "door", engine=engine)
+        found = [r.unwrap() for r in g.identify([live, printed, screen], "door", engine=engine)]
         assert [f.person for r in found for f in r.faces] == ["ana", None, None]
         refused = found[1].faces[0]
         assert refused.label == "refused" and "presentation attack" in refused.refused
         assert refused.to_dict()["refused"] and refused.to_dict()["liveness"]["live"] is False
         # Not required any more: no liveness check, nothing refused.
         g.set_liveness("door", None)
-        again = g.identify([printed], "door", engine=engine)[0].faces[0]
+        again = g.identify([printed], "door", engine=engine)[0].unwrap().faces[0]
         assert again.liveness is None and again.refused == ""
         with pytest.raises(Exception, match="unknown liveness operating point"):
             g.set_liveness("door", "bank")

@@ -104,7 +104,7 @@ def test_identify_from_8_threads_gives_the_sequential_answers(tmp_path, loads):
     tests = sorted(need_data(*KNN, "test").iterdir())
 
     def answers(gallery, image):
-        return [(f.person, round(f.similarity, 5)) for f in gallery.identify([image])[0].faces]
+        return [(f.person, round(f.similarity, 5)) for f in gallery.identify([image])[0].unwrap().faces]
 
     cache.clear()
     with Gallery(db) as g:

@@ -35,7 +35,8 @@ def fused_engine():
     return Engine(embedder="fused")
 
 
-@pytest.mark.parametrize("which", ["engine", "dlib_engine", "fused_engine"])
+@pytest.mark.parametrize("which", ["engine", pytest.param("dlib_engine", marks=pytest.mark.slow),
+                                   pytest.param("fused_engine", marks=pytest.mark.slow)])
 def test_known_pairs(request, which):
     eng = request.getfixturevalue(which)
     wrong = []
@@ -70,7 +71,8 @@ def test_embeddings_are_unit_float32_and_batch_consistent(engine, dlib_engine):
     paths = [need_data(*FR, n) for n in ["obama.jpg", "biden.jpg", "obama2.jpg"]]
     for eng, dim in [(engine, 128), (dlib_engine, 128)]:
         batch = eng.embed_batch(paths)
-        for p, faces in zip(paths, batch, strict=True):
+        assert [r.source for r in batch] == [str(p) for p in paths] and all(r.ok for r in batch)
+        for p, faces in zip(paths, (r.value for r in batch), strict=True):
             v = faces[0].embedding.vector
             assert v.dtype == np.float32 and v.shape == (dim,)
             assert abs(np.linalg.norm(v) - 1) < 1e-5
@@ -84,6 +86,7 @@ def test_embeddings_of_different_models_do_not_compare(engine, dlib_engine):
         engine.embed(p)[0].embedding.similarity(dlib_engine.embed(p)[0].embedding)
 
 
+@pytest.mark.slow
 def test_fused_vector_dot_is_the_weighted_component_score(fused_engine):
     from vultus.embed.fused import fusion_weights
 
@@ -98,6 +101,7 @@ def test_fused_vector_dot_is_the_weighted_component_score(fused_engine):
     assert fa.similarity(fb) == pytest.approx(w["sface-flip"] * s_flip + w["dlib-resnet-jitter"] * s_dlib, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_dlib_jitter_views_are_fixed_and_differ_from_the_plain_chip(dlib_engine):
     """dlib-resnet-jitter gives a face the same vector every time, close to but not equal to dlib-resnet's."""
     jitter = Engine(embedder="dlib-resnet-jitter")

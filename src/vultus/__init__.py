@@ -9,12 +9,12 @@ import logging
 from vultus.engine import Engine
 from vultus.errors import ImageError, ManyFacesError, ModelError, NoFaceError, VultusError
 from vultus.imageio import load_image
-from vultus.types import Box, Embedding, Face, OperatingPoint, Verification
+from vultus.types import Box, Embedding, Face, ImageResult, OperatingPoint, Verification
 
 __version__ = "0.1.0"
 
-# The library logs (logger "vultus" and its children, e.g. "vultus.models" for model loads) but
-# prints nothing unless the application configures logging.
+# The library logs to the "vultus" logger (index rebuilds, model loads, enrollment gate refusals) and
+# stays silent unless the application configures logging: the rule for libraries.
 logging.getLogger("vultus").addHandler(logging.NullHandler())
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Engine",
     "Face",
     "ImageError",
+    "ImageResult",
     "ManyFacesError",
     "ModelError",
     "NoFaceError",

@@ -7,10 +7,13 @@ the right and y down. Vectors are numpy arrays; everything else is plain Python.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from vultus.errors import ModelMismatchError
+from vultus.errors import ModelMismatchError, VultusError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +124,37 @@ class Verification:
             "model": self.model,
             "faces": [f.to_dict() for f in self.faces] if self.faces else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult(Generic[T]):
+    """The outcome for one image of a batch: a value, or the error that image met.
+
+    Batch and stream methods (``Engine.detect_batch``, ``Engine.detect_stream``,
+    ``Gallery.identify`` ...) return one of these per input, in input order, so
+    one bad image never loses the others. Exactly one of ``value`` and ``error``
+    is set. ``index`` is the input's position in the batch or stream, ``source``
+    a label for people (the path for a path; ``<image N>`` otherwise), and
+    ``width``/``height`` the decoded image's size (None when decoding failed).
+    """
+
+    index: int
+    source: str
+    value: T | None = None
+    error: VultusError | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> T:
+        """The value; raises the image's error when it has one."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+    def error_dict(self) -> dict[str, Any] | None:
+        """``{"code", "message", "details"}`` of the error (``VultusError.to_dict``), or None."""
+        return None if self.error is None else self.error.to_dict()

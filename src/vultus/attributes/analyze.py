@@ -19,11 +19,12 @@ import numpy as np
 from vultus.attributes.age_gender import Age, Gender
 from vultus.attributes.emotion import Emotion
 from vultus.attributes.pose import HeadPose, estimate_pose
-from vultus.imageio import load_image
+from vultus.batching import decode_batch, with_value
+from vultus.errors import InvalidArgumentError
 from vultus.liveness.api import Liveness
 from vultus.models.cache import get_model
 from vultus.quality import Quality, assess_quality
-from vultus.types import Face
+from vultus.types import Face, ImageResult
 
 ACTIONS = ("age", "gender", "emotion", "pose", "quality", "liveness")
 
@@ -86,33 +87,49 @@ def emotion_available() -> bool:
     return any(spec.task == "emotion" for spec in registry().values())
 
 
-def _check_actions(actions: Sequence[str] | None) -> tuple[str, ...]:
+def check_actions(actions: Sequence[str] | None) -> tuple[str, ...]:
     if actions is None:
         return ACTIONS if emotion_available() else tuple(a for a in ACTIONS if a != "emotion")
     unknown = [a for a in actions if a not in ACTIONS]
     if unknown:
-        from vultus.errors import VultusError
-
-        raise VultusError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ACTIONS)}")
+        raise InvalidArgumentError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ACTIONS)}",
+                                   code="unknown_analysis", unknown=unknown, choices=list(ACTIONS))
     return tuple(actions)
 
 
 def analyze_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
                   actions: Sequence[str] | None = None, stability: bool = True,
-                  threads: int | None = None) -> list[list[FaceAnalysis]]:
-    """FaceAnalysis lists, one per image. `faces` skips detection; `actions`
-    picks a subset of ACTIONS; stability=False makes quality skip the two
-    embeddings per face its stability component costs."""
-    actions = _check_actions(actions)
-    arrays = [load_image(i) for i in images]
-    if faces is None:
-        faces = engine.detector.detect(arrays)
-    faces = [list(fs) for fs in faces]
+                  threads: int | None = None) -> list[ImageResult[list[FaceAnalysis]]]:
+    """One result per image, in order: a FaceAnalysis per face, or the error the
+    image met (one bad image does not lose the others). `faces` (one list per
+    image) skips detection; `actions` picks a subset of ACTIONS; stability=False
+    makes quality skip the two embeddings per face its stability component costs."""
+    actions = check_actions(actions)
+    if faces is not None and len(faces) != len(images):
+        raise InvalidArgumentError(f"{len(faces)} face lists for {len(images)} images",
+                                   code="faces_images_mismatch", faces=len(faces), images=len(images))
+    return analyze_decoded(engine, decode_batch(images), faces, actions=actions, stability=stability,
+                           threads=threads)
+
+
+def analyze_decoded(engine, decoded: list[ImageResult[np.ndarray]], faces: Sequence[Sequence[Face]] | None = None,
+                    *, actions: Sequence[str] | None = None, stability: bool = True,
+                    threads: int | None = None) -> list[ImageResult[list[FaceAnalysis]]]:
+    """analyze_batch on images already decoded (vultus.batching.decode_batch); failures pass through."""
+    actions = check_actions(actions)
+    ok = [k for k, r in enumerate(decoded) if r.ok]
+    arrays = [decoded[k].value for k in ok]
+    if faces is not None:
+        faces = [list(faces[k]) for k in ok]
+    elif arrays:
+        faces = [list(fs) for fs in engine.detector.detect(arrays)]
+    else:
+        faces = []
     if "pose" in actions:
         # The 68-point pose is the accurate one; landmarks are cheap next to the models.
         lm68 = attribute_model("dlib-68", "landmarks")
         todo = [i for i, fs in enumerate(faces) if any(f.landmarks68 is None for f in fs)]
-        done = lm68.annotate([arrays[i] for i in todo], [faces[i] for i in todo])
+        done = lm68.annotate([arrays[i] for i in todo], [faces[i] for i in todo]) if todo else []
         for i, fs in zip(todo, done, strict=True):
             faces[i] = fs
     items = [(img, f) for img, fs in zip(arrays, faces, strict=True) for f in fs]
@@ -128,19 +145,20 @@ def analyze_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | No
             results["pose"] = [estimate_pose(f) for _, f in items]
         if "quality" in actions:
             results["quality"] = assess_quality(items, engine.embedder if stability else None)
-    if "liveness" in actions:
-        from vultus.liveness.api import liveness_batch
+        if "liveness" in actions:
+            from vultus.liveness.api import liveness_batch
 
-        results["liveness"] = [r for row in liveness_batch(engine, arrays, faces) for r in row]
-    out, k = [], 0
-    for fs in faces:
-        row = []
-        for f in fs:
-            row.append(FaceAnalysis(face=f, **{name: values[k] for name, values in results.items()}))
-            k += 1
-        out.append(row)
+            results["liveness"] = [r for row in liveness_batch(engine, arrays, faces) for r in row]
+    out: list[ImageResult[list[FaceAnalysis]]] = list(decoded)  # failures stay as they are
+    n = 0
+    for k, fs in zip(ok, faces, strict=True):
+        row = [FaceAnalysis(face=f, **{name: values[n + j] for name, values in results.items()})
+               for j, f in enumerate(fs)]
+        n += len(fs)
+        out[k] = with_value(decoded[k], row)
     return out
 
 
 def analyze(engine, image, faces: Sequence[Face] | None = None, **options) -> list[FaceAnalysis]:
-    return analyze_batch(engine, [image], None if faces is None else [faces], **options)[0]
+    """The analyses of one image's faces; raises the image's error."""
+    return analyze_batch(engine, [image], None if faces is None else [faces], **options)[0].unwrap()

@@ -1,17 +1,8 @@
-"""`vultus analyze`: age, gender, emotion, head pose and quality of every face."""
+"""`vultus analyze`: age, gender, emotion, head pose, quality and liveness of every face."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from vultus.cli.common import (
-    add_engine_options,
-    add_json_option,
-    engine_from_args,
-    per_image,
-    print_json,
-    print_table,
-)
+from vultus.cli.common import add_engine_options, add_json_option, annotation_target, engine_from_args, run_images
 
 
 def add_commands(sub) -> None:
@@ -29,39 +20,42 @@ def add_commands(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
+    from vultus.attributes.analyze import check_actions
     from vultus.cli.core import _images_arg
 
-    actions = None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()]
-    engine = engine_from_args(args)
+    actions = check_actions(None if not args.only else [a.strip() for a in args.only.split(",") if a.strip()])
     paths = _images_arg(args.images)
-    results, failures = per_image(
-        paths, "analyze", lambda img: engine.analyze(img, actions=actions, stability=not args.fast_quality))
-    if args.annotate:
-        _write_annotations(args.annotate, results)
-    if args.json:
-        print_json([{"image": str(p), "width": img.shape[1], "height": img.shape[0],
-                     "faces": [a.to_dict() for a in analyses]} for p, img, analyses in results])
-    else:
-        rows = []
-        for p, _, analyses in results:
-            if not analyses:
-                rows.append((p.name, "-", "no face", "", "", "", "", "", ""))
-            for i, a in enumerate(analyses):
-                b = a.box
-                rows.append((
-                    p.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                    "" if a.age is None else f"{a.age.years:.0f}",
-                    "" if a.gender is None else f"{a.gender.label} {a.gender.probability:.2f}",
-                    "" if a.emotion is None else f"{a.emotion.label} {a.emotion.confidence:.2f}"
-                    + (f" ({a.emotion.top}?)" if a.emotion.label == "uncertain" else ""),
-                    "" if a.pose is None else f"{a.pose.yaw:+.0f} {a.pose.pitch:+.0f} {a.pose.roll:+.0f}",
-                    "" if a.quality is None else f"{a.quality.score:.2f}",
-                    "" if a.liveness is None else f"{'live' if a.liveness.live else 'SPOOF'} {a.liveness.score:.2f}",
-                ))
-        print_table(["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll", "quality",
-                     "liveness"],
-                    rows)
+    target = annotation_target(args.annotate, len(paths))
+    engine = engine_from_args(args)
+
+    def analyze(arrays):  # one call of each model per chunk
+        return engine.analyze_batch(arrays, actions=actions, stability=not args.fast_quality)
+
+    def rows(item):
+        analyses = item.result.value
+        if not analyses:
+            return [(item.path.name, "-", "no face", "", "", "", "", "", "")]
+        return [_row(item.path.name, i, a) for i, a in enumerate(analyses)]
+
+    draw = target and (target, lambda item: draw_analyses(item.image, item.result.value), "_analyzed")
+    failures = run_images(paths, analyze, desc="analyze", as_json=args.json, rows=rows, annotate=draw,
+                          headers=["image", "face", "box x1,y1,x2,y2", "age", "gender", "emotion", "yaw pitch roll",
+                                   "quality", "liveness"])
     return 2 if failures else 0
+
+
+def _row(name: str, i: int, a) -> tuple:
+    b = a.box
+    return (
+        name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+        "" if a.age is None else f"{a.age.years:.0f}",
+        "" if a.gender is None else f"{a.gender.label} {a.gender.probability:.2f}",
+        "" if a.emotion is None else f"{a.emotion.label} {a.emotion.confidence:.2f}"
+        + (f" ({a.emotion.top}?)" if a.emotion.label == "uncertain" else ""),
+        "" if a.pose is None else f"{a.pose.yaw:+.0f} {a.pose.pitch:+.0f} {a.pose.roll:+.0f}",
+        "" if a.quality is None else f"{a.quality.score:.2f}",
+        "" if a.liveness is None else f"{'live' if a.liveness.live else 'SPOOF'} {a.liveness.score:.2f}",
+    )
 
 
 def draw_analyses(img, analyses):
@@ -87,17 +81,3 @@ def draw_analyses(img, analyses):
         draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(0, 0, 0))
         draw.text((x, y), text, fill=(255, 255, 255), font=font)
     return out
-
-
-def _write_annotations(target: str, results) -> None:
-    draw = draw_analyses
-
-    out = Path(target)
-    if len(results) > 1 or out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        for p, img, analyses in results:
-            draw(img, analyses).save(out / (p.stem + "_analyzed.jpg"))
-    elif results:
-        p, img, analyses = results[0]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        draw(img, analyses).save(out)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from vultus.cli.common import (
     add_engine_options,
     add_json_option,
+    annotation_target,
     engine_from_args,
-    per_image,
+    error_entry,
+    in_chunks,
     print_json,
     print_table,
-    progress,
+    report_failure,
+    run_images,
 )
-from vultus.cli.errors import error_line
 from vultus.errors import VultusError
 from vultus.textsafe import safe_text
 
@@ -103,82 +104,78 @@ def _images_arg(paths: list[str]) -> list[Path]:
 
 
 def cmd_detect(args) -> int:
-    engine = engine_from_args(args)
-    paths = _images_arg(args.images)
-
-    def detect(img):
-        faces = engine.detect(img)
-        return engine.landmarks68(img, faces) if args.landmarks68 and faces else faces
-
-    results, failures = per_image(paths, "detect", detect)
-    if args.annotate:
-        _write_annotations(args.annotate, results)
-    if args.json:
-        print_json([{"image": str(p), "width": img.shape[1], "height": img.shape[0],
-                     "faces": [f.to_dict() for f in fs]} for p, img, fs in results])
-    else:
-        rows = []
-        for p, _, fs in results:
-            if not fs:
-                rows.append((p.name, "-", "no face", "", ""))
-            for i, f in enumerate(fs):
-                b = f.box
-                rows.append((p.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}", f"{f.score:.3f}",
-                             " ".join(f"{x:.0f},{y:.0f}" for x, y in f.landmarks)))
-        print_table(["image", "face", "box x1,y1,x2,y2", "score", "landmarks (x,y)"], rows)
-    return 2 if failures else 0
-
-
-def _write_annotations(target: str, results) -> None:
+    from vultus.batching import with_value
     from vultus.draw import annotate
 
-    out = Path(target)
-    if len(results) > 1 or out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        for p, img, fs in results:
-            annotate(img, fs).save(out / (p.stem + "_faces.jpg"))
-    elif results:
-        p, img, fs = results[0]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        annotate(img, fs).save(out)
+    paths = _images_arg(args.images)
+    target = annotation_target(args.annotate, len(paths))  # an unwritable target fails before any work
+    engine = engine_from_args(args)
+
+    def detect(arrays):
+        results = engine.detect_batch(arrays)  # one detector call per chunk
+        if args.landmarks68:
+            results = [with_value(r, engine.landmarks68(img, r.value)) if r.ok and r.value else r
+                       for img, r in zip(arrays, results, strict=True)]
+        return results
+
+    def rows(item):
+        faces = item.result.value
+        out = [(item.path.name, "-", "no face", "", "")] if not faces else []
+        for i, f in enumerate(faces):
+            b = f.box
+            out.append((item.path.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}", f"{f.score:.3f}",
+                        " ".join(f"{x:.0f},{y:.0f}" for x, y in f.landmarks)))
+        return out
+
+    failures = run_images(paths, detect, desc="detect", as_json=args.json, rows=rows,
+                          headers=["image", "face", "box x1,y1,x2,y2", "score", "landmarks (x,y)"],
+                          annotate=target and (target, lambda item: annotate(item.image, item.result.value), "_faces"))
+    return 2 if failures else 0
 
 
 def cmd_embed(args) -> int:
-    import numpy as np
-
-    from vultus.imageio import load_image
-
-    engine = engine_from_args(args)
-    paths = _images_arg(args.images)
-    vectors, index, failures = [], [], 0
-    for path in progress(paths, desc="embed", unit="img"):
-        try:
-            faces = engine.embed(load_image(path))
-        except VultusError as exc:
-            print(error_line(exc), file=sys.stderr)
-            failures += 1
-            continue
-        if not faces:
-            print(safe_text(f"vultus: error: {path}: no face found"), file=sys.stderr)
-            failures += 1
-        for i, f in enumerate(faces):
-            vectors.append(f.embedding.vector)
-            index.append({"row": len(index), "image": str(path), "face": i, "box": f.to_dict()["box"]})
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise VultusError(f"{out}: --out must end in .npy")
-    arr = np.stack(vectors) if vectors else np.zeros((0, engine.embedder_spec.dim), np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, arr)
     import json
 
-    out.with_suffix(".json").write_text(json.dumps({"model": engine.embedder_name, "rows": index}, indent=1))
+    import numpy as np
+
+    from vultus.batching import failed
+    from vultus.errors import NoFaceError
+    from vultus.outputs import check_writable
+
+    out = check_writable(args.out, suffixes=[".npy"])  # before any image is read
+    rows_file = check_writable(out.with_suffix(".json"), suffixes=[".json"])
+    paths = _images_arg(args.images)
+    engine = engine_from_args(args)
+    vectors, index, errors = [], [], []
+    for chunk in in_chunks(paths, engine.embed_batch, desc="embed"):  # one detector and embedder call per chunk
+        for item in chunk:
+            r = item.result
+            if r.ok and not r.value:
+                r = failed(r, NoFaceError(f"{item.path}: no face found", file=item.path))
+            if not r.ok:
+                report_failure(r)
+                errors.append(error_entry(r))
+                continue
+            for i, f in enumerate(r.value):
+                vectors.append(f.embedding.vector)
+                index.append({"row": len(index), "image": str(item.path), "face": i, "box": f.to_dict()["box"]})
+    if not vectors:  # every image failed: say so, and leave no empty file that looks like a result
+        if args.json:
+            print_json({"out": None, "model": engine.embedder_name, "shape": [0, engine.embedder_spec.dim],
+                        "rows": [], "errors": errors})
+        raise VultusError(f"{out}: no face embedded in any of the {len(paths)} images; nothing written",
+                          code="nothing_embedded", file=out, images=len(paths), failures=len(errors))
+    arr = np.stack(vectors)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, arr)
+    rows_file.write_text(json.dumps({"model": engine.embedder_name, "rows": index}, indent=1))
     if args.json:
-        print_json({"out": str(out), "model": engine.embedder_name, "shape": list(arr.shape), "rows": index})
+        print_json({"out": str(out), "model": engine.embedder_name, "shape": list(arr.shape), "rows": index,
+                    "errors": errors})
     else:
         print(safe_text(f"{arr.shape[0]} embeddings ({engine.embedder_name}, {arr.shape[1]}-d) written to {out}; "
-                        f"rows described in {out.with_suffix('.json')}"))
-    return 2 if failures else 0
+                        f"rows described in {rows_file}"))
+    return 2 if errors else 0
 
 
 def cmd_verify(args) -> int:
@@ -198,7 +195,16 @@ def cmd_verify(args) -> int:
         engine = Engine(detector=coll.detector, embedder=coll.contract.name, threads=args.threads)
     else:
         engine = engine_from_args(args)
-    result = engine.verify(args.image_a, args.image_b, target_fmr=args.fmr, largest=args.largest, point=point)
+    outcome = engine.verify_batch([(args.image_a, args.image_b)], target_fmr=args.fmr, largest=args.largest,
+                                  point=point)[0]
+    if not outcome.ok:
+        from vultus.cli.errors import exit_status
+
+        report_failure(outcome)
+        if args.json:
+            print_json({"image_a": args.image_a, "image_b": args.image_b, "error": outcome.error_dict()})
+        return exit_status(outcome.error)
+    result = outcome.value
     if args.json:
         print_json(result.to_dict() | {"image_a": args.image_a, "image_b": args.image_b})
     else:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, print_json, print_table
+from vultus.cli.common import (
+    add_engine_options,
+    add_json_option,
+    engine_from_args,
+    print_json,
+    print_table,
+    progress_callback,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -170,7 +177,7 @@ def _print_written(written) -> None:
 
 def _verification_options(args) -> dict:
     return {"labels": _labels(args), "pick": args.pick, "use_cache": not args.no_cache,
-            "n_boot": args.bootstrap, "show_progress": True, "workers": args.threads}
+            "n_boot": args.bootstrap, "progress": progress_callback("embed"), "workers": args.threads}
 
 
 def cmd_evaluate_lfw(args) -> int:
@@ -198,12 +205,12 @@ def _report_verification(args, rep, kind: str, title: str) -> int:
 
 
 def cmd_evaluate_identify(args) -> int:
-    from vultus.evaluate.identification import print_identification
     from vultus.evaluate.run import evaluate_identify
 
     rep = evaluate_identify(_engine(args), args.root, labels=_labels(args), pick=args.pick,
                             use_cache=not args.no_cache, n_boot=args.bootstrap, enrol=args.enrol,
-                            holdout=args.holdout, seed=args.seed, workers=args.threads)
+                            holdout=args.holdout, seed=args.seed, workers=args.threads,
+                            progress=progress_callback("embed"))
     written = _write(args, rep, "identify", f"Open-set identification on {Path(args.root).name}: {rep.model}")
     if args.json:
         print_json(rep.to_dict() | ({"report": str(written[0])} if written else {}))
@@ -241,7 +248,8 @@ def cmd_evaluate_labels(args) -> int:
             person = np.array([i for i, n in enumerate(names) for _ in people[n]])
         else:
             paths, person = list_images(src), None
-        table = predicted_labels(_engine(args), paths, person, pick=args.pick, workers=args.threads)
+        table = predicted_labels(_engine(args), paths, person, pick=args.pick, workers=args.threads,
+                                 progress=progress_callback("embed"))
     out = write_labels(table, args.out)
     print(f"{len(table.labels)} images labelled ({table.source}) in {out}")
     for attr in table.attributes:
@@ -251,7 +259,7 @@ def cmd_evaluate_labels(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from vultus.evaluate.calibrate import print_calibration, store_on_collection
+    from vultus.evaluate.calibrate import store_on_collection
     from vultus.evaluate.run import calibrate_source
 
     targets = args.fmr or [1e-3]
@@ -260,7 +268,7 @@ def cmd_calibrate(args) -> int:
 
         check_collection(args.collection, model=args.embedder, detector=args.detector, gallery_path=args.gallery)
     rep = calibrate_source(_engine(args), args.source, targets=targets, pick=args.pick, use_cache=not args.no_cache,
-                           n_boot=args.bootstrap, workers=args.threads)
+                           n_boot=args.bootstrap, workers=args.threads, progress=progress_callback("embed"))
     written = None
     if args.report:
         from vultus.evaluate.report import write_report
@@ -290,3 +298,53 @@ def cmd_model_card(args) -> int:
         print("vultus: error: no model card written", file=sys.stderr)
         return 2
     return 0
+
+
+# -- tables for people (the library returns reports; printing them is the CLI's job) --------------------
+def print_calibration(rep) -> None:
+    import math
+
+    from vultus.evaluate.results import rate_label
+
+    design = "all pairs of photos of the people in the folder" if rep.design == "people" else "the listed pairs"
+    print(f"{rep.source}: {rep.model} with {rep.detector}, {design}: {rep.n_genuine} genuine and "
+          f"{rep.n_impostor} impostor comparisons ({rep.n_images} photos, {rep.n_failed_images} failed)")
+    rows = []
+    for p in rep.points:
+        ci = f"[{p.threshold_ci[0]:.4f}, {p.threshold_ci[1]:.4f}]" if p.threshold_ci else ""
+        tar = "" if math.isnan(p.tar.value) else f"{100 * p.tar.value:.2f}%"
+        rows.append((rate_label(p.target_fmr), f"{p.threshold:.4f}", ci, f"{p.achieved_fmr:.2e}", tar, p.n_impostor,
+                     "yes" if p.resolvable else "NO"))
+    print_table(["target FMR", "threshold", "95% CI", "measured FMR", "TAR", "impostor comparisons", "resolvable"],
+                rows)
+    print(f"interval: {rep.ci_method}")
+    for p in rep.points:
+        if p.note:
+            print(f"warning: {p.note}")
+    for n in rep.notes:
+        print(f"note: {n}")
+
+
+def print_identification(rep) -> None:
+    from vultus.evaluate.report import est_pct
+    from vultus.evaluate.results import rate_label
+
+    print(f"{rep.dataset}: {rep.model} with {rep.detector}; {rep.n_enrolled} people enrolled "
+          f"({rep.n_gallery_images} photos, {rep.n_gallery_failed} failed), {rep.n_mated} mated and "
+          f"{rep.n_nonmated} non-mated probes ({rep.n_probe_failed} failed)")
+    rows = [("rank-1 identification rate", est_pct(rep.rank1), "")]
+    rows += [(f"rank-{k}", f"{100 * v:.2f}%", "") for k, v in zip(rep.cmc_ranks, rep.cmc, strict=True) if k in (5, 10)]
+    for r in rep.rates:
+        note = f"threshold {r.threshold:.4f}" + ("" if r.resolvable else f"; NOT RESOLVABLE: {r.note}")
+        rows.append((f"FNIR @ FPIR {rate_label(r.target_fpir)}", est_pct(r.fnir), note))
+    print_table(["metric", "value [95% CI]", "note"], rows)
+    for g in rep.groups:
+        print(f"\n{g.attribute} at {g.threshold_name} (threshold {g.threshold:.4f}): FNIR worst/best "
+              f"{'n/a' if g.fnir_ratio is None else f'{g.fnir_ratio:.2f}'}, FPIR worst/best "
+              f"{'n/a' if g.fpir_ratio is None else f'{g.fpir_ratio:.2f}'}")
+        print_table(["group", "mated", "non-mated", "rank-1", "FNIR", "FPIR", "warning"],
+                    [(x.group, x.n_mated, x.n_nonmated, "" if x.rank1 is None else f"{100 * x.rank1.value:.2f}%",
+                      "" if x.fnir is None else f"{100 * x.fnir.value:.2f}%",
+                      "" if x.fpir is None else f"{x.fpir.value:.2e}", "; ".join(x.warnings)[:80]) for x in g.groups])
+    for n in rep.notes:
+        print(f"note: {n}")

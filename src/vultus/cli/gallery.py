@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vultus.cli.common import add_json_option, print_json, print_table, progress
+from vultus.cli.common import add_json_option, annotation_target, print_json, print_table, progress, run_images
 from vultus.errors import VultusError
 from vultus.textsafe import safe_text
 
@@ -259,68 +259,58 @@ def _where(box, width: int, height: int) -> str:
 
 
 def cmd_identify(args) -> int:
-    from vultus.cli.common import image_paths
+    from dataclasses import replace
 
-    paths: list[Path] = image_paths(args.images)
-    from vultus.errors import ImageError
+    from vultus.cli.core import _images_arg
 
+    paths = _images_arg(args.images)
+    target = annotation_target(args.annotate, len(paths))  # an unwritable target fails before any work
     with _open(args) as g:
-        g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
-        results, failures = [], 0
-        bar = progress(total=len(paths), desc="identify", unit="img")
-        for path in paths:
-            try:
-                results.extend(g.identify([path], args.collection, top_k=args.top_k, detector=args.detector,
-                                          threads=args.threads, search=args.search))
-            except ImageError as exc:  # one bad image does not stop the others
-                _print_error(str(exc))
-                failures += 1
-            bar.update(1)
-        bar.close()
-        if args.annotate:
-            _annotate(args.annotate, results)
-        if args.json:
-            print_json([r.to_dict() for r in results])
-        else:
-            rows = []
-            for r in results:
-                name = Path(r.image).name
-                if not r.faces:
-                    rows.append((name, "-", "", "", "no face", "", ""))
-                # left to right, as a reader scans the photo; "face" keeps the detector's numbering
-                for i, f in sorted(enumerate(r.faces), key=lambda t: t[1].face.box.x1):
-                    b = f.face.box
-                    runner = f.matches[1] if len(f.matches) > 1 else None
-                    nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
-                    if f.unknown and f.matches:
-                        nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
-                    if f.refused:
-                        nxt = f.refused
-                    rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                                 f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
-            print_table(["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity", "next best"], rows)
-            if results:
-                d = results[0].decision
-                _say(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
-                      f"measured on {d.source}); an unenrolled face would match someone about "
-                      f"{100 * d.expected_fpir:.2g}% of the time in this collection")
+        d = g.decision(g.collection(args.collection))  # a collection that cannot decide fails once, up front
+
+        def identify(arrays):  # one detector, embedder and index call per chunk
+            return list(g.identify_stream(arrays, args.collection, top_k=args.top_k, detector=args.detector,
+                                          threads=args.threads, search=args.search, chunk_size=len(arrays)))
+
+        def named(item):  # the identification of a chunk item, under the name the user gave
+            return replace(item.result.value, image=str(item.path))
+
+        failures = run_images(paths, identify, desc="identify", as_json=args.json,
+                              entry=lambda item: named(item).to_dict(), rows=lambda item: _identify_rows(named(item)),
+                              headers=["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity",
+                                       "next best"],
+                              annotate=target and (target, lambda item: _annotated(item.image, named(item)), "_who"))
+        if failures < len(paths) and not args.json:
+            _say(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
+                 f"measured on {d.source}); an unenrolled face would match someone about "
+                 f"{100 * d.expected_fpir:.2g}% of the time in this collection")
     return 2 if failures else 0
 
 
-def _annotate(target: str, results) -> None:
-    from vultus.draw import annotate
-    from vultus.imageio import load_image
+def _identify_rows(r) -> list[tuple]:
+    name = Path(r.image).name
+    rows = []
+    if not r.faces:
+        rows.append((name, "-", "", "", "no face", "", ""))
+    # left to right, as a reader scans the photo; "face" keeps the detector's numbering
+    for i, f in sorted(enumerate(r.faces), key=lambda t: t[1].face.box.x1):
+        b = f.face.box
+        runner = f.matches[1] if len(f.matches) > 1 else None
+        nxt = f"{runner.person} {runner.similarity:.3f}" if runner else ""
+        if f.unknown and f.matches:
+            nxt = f"closest {f.matches[0].person} {f.similarity:.3f}"
+        if f.refused:  # the collection requires liveness and this face failed it: say why
+            nxt = f.refused
+        rows.append((name, i, _where(b, r.width, r.height), f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+                     f.label, f"{f.similarity:.3f}" if f.matches else "", nxt))
+    return rows
 
-    out = Path(target)
-    many = len(results) > 1 or out.is_dir()
-    if many:
-        out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        labels = [f"{f.label} {f.similarity:.2f}" for f in r.faces]
-        img = annotate(load_image(r.image), [f.face for f in r.faces], labels)
-        dest = out / (Path(r.image).stem + "_who.jpg") if many else out
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        img.save(dest)
+
+def _annotated(image, r):
+    """The photo with each face's box and who it is."""
+    from vultus.draw import annotate
+
+    return annotate(image, [f.face for f in r.faces], [f"{f.label} {f.similarity:.2f}" for f in r.faces])
 
 
 # -- manage --------------------------------------------------------------------

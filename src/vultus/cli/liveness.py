@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, per_image, print_json, print_table
+from vultus.cli.common import add_engine_options, add_json_option, engine_from_args, print_json, print_table, run_images
 
 POINTS = ("door", "check-in")
 
@@ -47,22 +47,23 @@ def cmd_liveness(args) -> int:
     if videos:
         return _videos(engine, args, videos, [a for a in args.images if a not in videos])
     paths = _images_arg(args.images)
-    results, failures = per_image(paths, "liveness",
-                                  lambda img: engine.liveness(img, point=args.point, model=args.model))
-    if args.json:
-        print_json([{"image": str(p), "faces": [r.to_dict() for r in found]} for p, _, found in results])
-    else:
-        rows = []
-        for p, _, found in results:
-            if not found:
-                rows.append((p.name, "-", "no face", "", "", ""))
-            for i, r in enumerate(found):
-                b = r.face.box
-                rows.append((p.name, i, f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                             "live" if r.live else "SPOOF", f"{r.score:.3f}",
-                             f"{r.point.name} >= {r.threshold:.3f} (APCER {100 * r.apcer:.1f}%, "
-                             f"BPCER {100 * r.bpcer:.1f}%)"))
-        print_table(["image", "face", "box x1,y1,x2,y2", "decision", "score", "threshold"], rows)
+
+    def judge(arrays):  # one detector and liveness call per chunk
+        return engine.liveness_batch(arrays, point=args.point, model=args.model)
+
+    def rows(item):
+        found = item.result.value
+        if not found:
+            return [(item.path.name, "-", "no face", "", "", "")]
+        return [(item.path.name, i, f"{r.face.box.x1:.0f},{r.face.box.y1:.0f},{r.face.box.x2:.0f},{r.face.box.y2:.0f}",
+                 "live" if r.live else "SPOOF", f"{r.score:.3f}",
+                 f"{r.point.name} >= {r.threshold:.3f} (APCER {100 * r.apcer:.1f}%, BPCER {100 * r.bpcer:.1f}%)")
+                for i, r in enumerate(found)]
+
+    failures = run_images(paths, judge, desc="liveness", as_json=args.json, rows=rows,
+                          entry=lambda item: {"image": str(item.path),
+                                              "faces": [r.to_dict() for r in item.result.value]},
+                          headers=["image", "face", "box x1,y1,x2,y2", "decision", "score", "threshold"])
     return 2 if failures else 0
 
 

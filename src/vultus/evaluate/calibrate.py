@@ -245,28 +245,6 @@ def tail_size_for(targets, n_impostor: int) -> int:
 # -- output --------------------------------------------------------------------------------------------------
 
 
-def print_calibration(rep: CalibrationReport) -> None:
-    from vultus.cli.common import print_table
-
-    design = "all pairs of photos of the people in the folder" if rep.design == "people" else "the listed pairs"
-    print(f"{rep.source}: {rep.model} with {rep.detector}, {design}: {rep.n_genuine} genuine and "
-          f"{rep.n_impostor} impostor comparisons ({rep.n_images} photos, {rep.n_failed_images} failed)")
-    rows = []
-    for p in rep.points:
-        ci = f"[{p.threshold_ci[0]:.4f}, {p.threshold_ci[1]:.4f}]" if p.threshold_ci else ""
-        tar = "" if math.isnan(p.tar.value) else f"{100 * p.tar.value:.2f}%"
-        rows.append((rate_label(p.target_fmr), f"{p.threshold:.4f}", ci, f"{p.achieved_fmr:.2e}", tar, p.n_impostor,
-                     "yes" if p.resolvable else "NO"))
-    print_table(["target FMR", "threshold", "95% CI", "measured FMR", "TAR", "impostor comparisons", "resolvable"],
-                rows)
-    print(f"interval: {rep.ci_method}")
-    for p in rep.points:
-        if p.note:
-            print(f"warning: {p.note}")
-    for n in rep.notes:
-        print(f"note: {n}")
-
-
 def calibration_sections(rep: CalibrationReport) -> list[str]:
     from vultus.evaluate import plots
     from vultus.evaluate.report import _draw, figure, table, warnings_html

@@ -10,7 +10,7 @@ protocol can count them instead of silently dropping them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,10 @@ from vultus.imageio import read_file_bytes
 from vultus.types import Box, Embedding, Face
 
 PICKS = ("center", "largest")
+
+#: progress(done, total): called as images are embedded (done counts up to total). The library never
+#: draws anything itself; the CLI passes a callback that draws a bar or prints a line.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,19 @@ def _entry_from_faces(faces: list[Face], width: int, height: int, dim: int) -> C
 
 
 def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bool = True,
-                 cache_root: Path | None = None, show_progress: bool = True, chunk: int = 32,
-                 desc: str = "embed", workers: int | None = None) -> EmbeddedImages:
+                 cache_root: Path | None = None, progress: Progress | None = None, chunk: int = 32,
+                 workers: int | None = None) -> EmbeddedImages:
     """Detect, pick one face and embed it for every image, reusing cached results by image hash.
 
     Images not in the cache are processed by `workers` processes with one model thread each (default:
     the engine's thread budget, i.e. --threads, else VULTUS_THREADS, else every core) when there are
     enough of them to repay starting the workers; a small model on small images uses cores better as
-    separate processes than as threads inside one."""
-    from vultus.cli.common import progress
-
+    separate processes than as threads inside one. `progress(done, total)` is called after each chunk."""
     if pick not in PICKS:
         raise VultusError(f"unknown face choice {pick!r}; use one of {', '.join(PICKS)}")
     if engine.embedder_spec.components:
         return _embed_fused(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                            show_progress=show_progress, chunk=chunk, workers=workers)
+                            progress=progress, chunk=chunk, workers=workers)
     start = time.perf_counter()
     unique = list(dict.fromkeys(Path(p) for p in paths))
     dim = int(engine.embedder_spec.dim)
@@ -111,7 +113,7 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
     cache = EmbeddingCache(engine_cache_path(engine, cache_root), dim) if use_cache else None
     errors: dict[Path, str] = {}
     hashes: dict[Path, str] = {}
-    for p in progress(unique, desc="hash", unit="img") if show_progress else unique:
+    for p in unique:
         try:  # only regular files under the size cap are read: a FIFO or a device never hangs this
             hashes[p] = sha256_bytes(read_file_bytes(p))
         except ImageError as exc:
@@ -132,7 +134,7 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
             todo.append(p)
         else:
             todo.append(p)
-    bar = progress(total=len(todo), desc=desc, unit="img") if show_progress else None
+    bar = _Counter(progress, len(todo)) if progress is not None and todo else None
     n_workers = _worker_count(engine, workers, len(todo))
     try:
         if n_workers > 1:
@@ -145,8 +147,6 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
             if bar is not None:
                 bar.update(len(todo[s:s + chunk]))
     finally:
-        if bar is not None:
-            bar.close()
         if cache:
             cache.close()
     vectors = np.full((len(unique), dim), np.nan, np.float32)
@@ -197,11 +197,23 @@ def _process_chunk(engine, chunk, hashes, entries, chosen, errors, pick, dim, ca
             face_lists.append([_face(e, i, engine.detector_spec.name, engine.embedder_name)])
     if to_embed:
         embedded = engine.embed_batch([arrays[k] for k in to_embed], face_lists)
-        for k, faces in zip(to_embed, embedded, strict=True):
+        for k, result in zip(to_embed, embedded, strict=True):
             p = ok[k]
-            entries[hashes[p]].vectors[chosen[p]] = faces[0].embedding.vector
+            entries[hashes[p]].vectors[chosen[p]] = result.unwrap()[0].embedding.vector
     if cache is not None:
         cache.put_many({hashes[p]: entries[hashes[p]] for p in ok})
+
+
+class _Counter:
+    """Counts images done and passes (done, total) to a progress callback."""
+
+    def __init__(self, callback: Progress, total: int):
+        self.callback, self.total, self.done = callback, total, 0
+        callback(0, total)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.callback(self.done, self.total)
 
 
 # Below this many images to embed, starting worker processes (each loads its models) costs more than it saves.

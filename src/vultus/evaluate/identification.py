@@ -324,31 +324,6 @@ def _id_groups(s: SearchScores, labels: np.ndarray, attribute: str, threshold: f
                            notes=notes)
 
 
-def print_identification(rep: IdentificationReport) -> None:
-    from vultus.cli.common import print_table
-    from vultus.evaluate.report import est_pct
-
-    print(f"{rep.dataset}: {rep.model} with {rep.detector}; {rep.n_enrolled} people enrolled "
-          f"({rep.n_gallery_images} photos, {rep.n_gallery_failed} failed), {rep.n_mated} mated and "
-          f"{rep.n_nonmated} non-mated probes ({rep.n_probe_failed} failed)")
-    rows = [("rank-1 identification rate", est_pct(rep.rank1), "")]
-    rows += [(f"rank-{k}", f"{100 * v:.2f}%", "") for k, v in zip(rep.cmc_ranks, rep.cmc, strict=True) if k in (5, 10)]
-    for r in rep.rates:
-        note = f"threshold {r.threshold:.4f}" + ("" if r.resolvable else f"; NOT RESOLVABLE: {r.note}")
-        rows.append((f"FNIR @ FPIR {rate_label(r.target_fpir)}", est_pct(r.fnir), note))
-    print_table(["metric", "value [95% CI]", "note"], rows)
-    for g in rep.groups:
-        print(f"\n{g.attribute} at {g.threshold_name} (threshold {g.threshold:.4f}): FNIR worst/best "
-              f"{'n/a' if g.fnir_ratio is None else f'{g.fnir_ratio:.2f}'}, FPIR worst/best "
-              f"{'n/a' if g.fpir_ratio is None else f'{g.fpir_ratio:.2f}'}")
-        print_table(["group", "mated", "non-mated", "rank-1", "FNIR", "FPIR", "warning"],
-                    [(x.group, x.n_mated, x.n_nonmated, "" if x.rank1 is None else f"{100 * x.rank1.value:.2f}%",
-                      "" if x.fnir is None else f"{100 * x.fnir.value:.2f}%",
-                      "" if x.fpir is None else f"{x.fpir.value:.2e}", "; ".join(x.warnings)[:80]) for x in g.groups])
-    for n in rep.notes:
-        print(f"note: {n}")
-
-
 GLOSSARY_IDENTIFICATION = """
 <h2>How to read this report</h2>
 <ul>

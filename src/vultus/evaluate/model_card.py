@@ -292,7 +292,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
         if quick:
             pairs = [p for p in pairs if p.fold < 2]
         rep, _ = evaluate_pairs(engine, pairs, dataset="LFW View 2", pick="center", n_boot=n_boot,
-                                show_progress=False, workers=threads)
+                                workers=threads)
         card.numbers["lfw_view2"] = rep.to_dict() | {"roc": None}
         view2_thresholds = [(f"FMR {rate_label(r.target_fmr)} on LFW View 2 pairs", r.threshold, r.target_fmr)
                             for r in rep.rates if r.resolvable]
@@ -311,7 +311,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
     cal_points = []
     if (lfw / "images").is_dir() and not quick:
         cal = calibrate_source(engine, lfw / "images", targets=(1e-3, 1e-4, 1e-5), pick="center", n_boot=n_boot,
-                               show_progress=False, workers=threads)
+                               workers=threads)
         card.numbers["lfw_all_pairs_calibration"] = cal.to_dict()
         cal_points = cal.points
         rows = [(rate_label(p.target_fmr), f"{p.threshold:.4f}",
@@ -324,7 +324,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
                   "over people):\n\n" + _md_table(["FMR", "threshold", "threshold 95% CI", "TAR [95% CI]",
                                                    "impostor comparisons"], rows))
         # 3. open-set identification
-        ident = evaluate_identify(engine, lfw / "images", pick="center", n_boot=n_boot, show_progress=False,
+        ident = evaluate_identify(engine, lfw / "images", pick="center", n_boot=n_boot,
                                   workers=threads)
         card.numbers["lfw_identification"] = ident.to_dict() | {"det": None}
         rows = [("rank-1", _pct(ident.rank1))] + [(f"FNIR @ FPIR {rate_label(r.target_fpir)}", _pct(r.fnir)
@@ -338,7 +338,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
     # 4. web photos
     master = data / "deepface" / "tests" / "unit" / "dataset" / "master.csv"
     if master.is_file():
-        rep, _ = evaluate_pairs_file(engine, master, n_boot=n_boot, show_progress=False, workers=threads)
+        rep, _ = evaluate_pairs_file(engine, master, n_boot=n_boot, workers=threads)
         card.numbers["deepface_pairs"] = rep.to_dict() | {"roc": None}
         md.append(f"**deepface's web photos** ({rep.n_pairs} pairs, {rep.n_genuine} genuine, over 25 photos of "
                   f"up to 4352x2903; random folds): accuracy {_pct(rep.accuracy)}, EER {_pct(rep.eer)}; "
@@ -353,7 +353,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
         thresholds = view2_thresholds
     if (lfw / "images").is_dir() and thresholds and not quick:
         paths, person, _ = _lfw_people(data)
-        emb = embed_images(engine, paths, pick="center", show_progress=False, workers=threads)
+        emb = embed_images(engine, paths, pick="center", workers=threads)
         pred = predict_age_gender(Engine(threads=threads), paths, emb.faces)
         if pred is None:
             card.not_measured.append("per-group rates on LFW: this build has no age/gender models to predict groups "
@@ -377,7 +377,7 @@ def measure_recognition(card: Card, name: str, data: Path, *, quick: bool, threa
         from vultus.evaluate.calibrate import all_pairs
 
         paths = _utk_paths(data, 600 if quick else None)
-        emb = embed_images(engine, paths, pick="largest", show_progress=False, workers=threads)
+        emb = embed_images(engine, paths, pick="largest", workers=threads)
         labels = utkface_labels(paths)
         ok = emb.ok
         n_ok = int(ok.sum())
@@ -553,7 +553,7 @@ def measure_attribute(card: Card, name: str, data: Path, *, quick: bool, threads
         return
     paths = _utk_paths(data, 500 if quick else None)
     engine = Engine(threads=threads)
-    emb = embed_images(engine, paths, pick="largest", show_progress=False, workers=threads)
+    emb = embed_images(engine, paths, pick="largest", workers=threads)
     pred = predict_age_gender(engine, paths, emb.faces)
     if pred is None:
         card.not_measured.append("everything: this build of vultus has no attribute module to run the model")

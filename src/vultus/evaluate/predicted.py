@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vultus.errors import ModelError, VultusError
 from vultus.evaluate.groups import LabelTable, age_band
+
+if TYPE_CHECKING:
+    from vultus.evaluate.embeddings import Progress
 
 PREFIX = "predicted_"
 
@@ -62,14 +66,14 @@ def majority(values: np.ndarray, person: np.ndarray) -> np.ndarray:
 
 
 def predicted_labels(engine, paths: list[Path], person: np.ndarray | None = None, *, pick: str = "largest",
-                     show_progress: bool = True, workers: int | None = None) -> LabelTable:
+                     progress: Progress | None = None, workers: int | None = None) -> LabelTable:
     """predicted_gender and predicted_age_band per image (per person by majority when `person` is given)."""
     from vultus.evaluate.embeddings import embed_images
 
     if attribute_models() is None:  # say so before spending minutes on embeddings
         raise ModelError("this build of vultus cannot run the age and gender models (vultus.attributes); "
                          "predicted groups are not available")
-    emb = embed_images(engine, paths, pick=pick, show_progress=show_progress, workers=workers)
+    emb = embed_images(engine, paths, pick=pick, progress=progress, workers=workers)
     pred = predict_age_gender(engine, emb.paths, emb.faces)
     if pred is None:
         raise ModelError("this build of vultus cannot run the age and gender models (vultus.attributes); "

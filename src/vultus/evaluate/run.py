@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vultus.errors import VultusError
-from vultus.evaluate.embeddings import EmbeddedImages, embed_images
+from vultus.evaluate.embeddings import EmbeddedImages, Progress, embed_images
 from vultus.evaluate.groups import LabelTable, check_coverage
 from vultus.evaluate.lfw import Pair, read_lfw_pairs
 from vultus.evaluate.verification import (
@@ -38,7 +38,7 @@ def shipped_operating_point(model: str) -> list[tuple[str, float, float | None]]
 
 def evaluate_pairs(engine, pairs: list[Pair], *, dataset: str, labels: LabelTable | None = None,
                    pick: str = "largest", use_cache: bool = True, cache_root: Path | None = None,
-                   n_boot: int = 1000, targets=FMR_TARGETS, show_progress: bool = True,
+                   n_boot: int = 1000, targets=FMR_TARGETS, progress: Progress | None = None,
                    workers: int | None = None) -> tuple[VerificationReport, EmbeddedImages]:
     """Verification metrics over labelled pairs (LFW or a user's CSV)."""
     if not pairs:
@@ -46,7 +46,7 @@ def evaluate_pairs(engine, pairs: list[Pair], *, dataset: str, labels: LabelTabl
     t0 = time.perf_counter()
     paths = [p.path_a for p in pairs] + [p.path_b for p in pairs]
     embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                            show_progress=show_progress, workers=workers)
+                            progress=progress, workers=workers)
     t1 = time.perf_counter()
     scores, failed = score_pairs(embedded, pairs)
     labels_a = labels_b = None
@@ -92,7 +92,7 @@ def evaluate_pairs_file(engine, csv_path, **options) -> tuple[VerificationReport
 
 def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: str = "largest", enrol: int = 1,
                       holdout: float = 0.2, seed: int = 0, use_cache: bool = True, cache_root: Path | None = None,
-                      n_boot: int = 1000, show_progress: bool = True, workers: int | None = None):
+                      n_boot: int = 1000, progress: Progress | None = None, workers: int | None = None):
     """Open-set 1:N on a folder of people (see evaluate/identification.py for the protocol)."""
     from vultus.evaluate.identification import evaluate_identification, read_people, search_scores, split_people
 
@@ -102,7 +102,7 @@ def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: s
     gallery = [(p, name) for name, imgs in split.gallery.items() for p in imgs]
     probes = split.mated + split.nonmated
     embedded = embed_images(engine, [p for p, _ in gallery] + [p for p, _ in probes], pick=pick, use_cache=use_cache,
-                            cache_root=cache_root, show_progress=show_progress, workers=workers)
+                            cache_root=cache_root, progress=progress, workers=workers)
     t1 = time.perf_counter()
     g_vec = embedded.vectors[embedded.indices([p for p, _ in gallery])]
     p_vec = embedded.vectors[embedded.indices([p for p, _ in probes])]
@@ -132,7 +132,7 @@ def evaluate_identify(engine, root, *, labels: LabelTable | None = None, pick: s
 
 
 def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", use_cache: bool = True,
-                     cache_root: Path | None = None, n_boot: int = 1000, show_progress: bool = True,
+                     cache_root: Path | None = None, n_boot: int = 1000, progress: Progress | None = None,
                      workers: int | None = None):
     """`vultus calibrate`: a pairs CSV or a folder of people -> CalibrationReport."""
     from vultus.evaluate.calibrate import (
@@ -158,7 +158,7 @@ def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", 
         paths = [p for n in names for p in people[n]]
         person = np.array([i for i, n in enumerate(names) for _ in people[n]])
         embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                                show_progress=show_progress, workers=workers)
+                                progress=progress, workers=workers)
         t1 = time.perf_counter()
         vec = embedded.vectors[embedded.indices(paths)]
         ok = np.isfinite(vec).all(axis=1)
@@ -178,7 +178,7 @@ def calibrate_source(engine, source, *, targets=(1e-3,), pick: str = "largest", 
         pair_list = read_pairs_csv(source)
         paths = [p.path_a for p in pair_list] + [p.path_b for p in pair_list]
         embedded = embed_images(engine, paths, pick=pick, use_cache=use_cache, cache_root=cache_root,
-                                show_progress=show_progress, workers=workers)
+                                progress=progress, workers=workers)
         t1 = time.perf_counter()
         scores, failed = score_pairs(embedded, pair_list)
         same = np.array([p.same for p in pair_list])

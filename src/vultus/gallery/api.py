@@ -3,8 +3,8 @@
     from vultus.gallery import Gallery
     with Gallery("people.db") as g:
         g.enroll_folder("photos/")                  # one sub-folder per person
-        for image in g.identify(["group.jpg"]):
-            for face in image.faces:
+        for result in g.identify(["group.jpg"]):      # one ImageResult per image
+            for face in result.unwrap().faces:        # raises that image's error, if any
                 print(face.label, face.similarity)
 
 Layers (as in InsightFace-REST): this module is the API; inference.py turns
@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from vultus.batching import chunked, decode_batch, failed, source_label, with_value
 from vultus.errors import ImageError, ModelError, ModelMismatchError
 from vultus.gallery.errors import GalleryError, NotFoundError
 from vultus.gallery.indexes import IndexManager
@@ -70,8 +72,10 @@ from vultus.gallery.types import (
 from vultus.imageio import SkippedFile, iter_scan, load_image, read_file_bytes
 from vultus.models.calibration import DEFAULT_FMR, operating_point
 from vultus.models.registry import get_spec
+from vultus.types import ImageResult
 
 DEFAULT_COLLECTION = "default"
+log = logging.getLogger(__name__)
 # The ANN proposes this many nearest embeddings per query (at least), and the
 # people they belong to are then scored exactly over all their faces.
 MIN_CANDIDATES = 64
@@ -376,6 +380,8 @@ class Gallery:
         for p in batch:
             if p.status != "ok":
                 outcomes[p.position] = EnrollOutcome(p.path, p.person, p.status, p.reason)
+            if p.status == "refused":  # a service operator sees why faces stay out of the gallery
+                log.info("enroll into %r refused %s: %s", coll.name, p.path, p.reason)
         if not ok:
             return
         warnings.extend(self._label_warnings(coll, ok, threshold))
@@ -436,31 +442,63 @@ class Gallery:
     # -- identify ----------------------------------------------------------
     def identify(self, images: Iterable, collection: str = DEFAULT_COLLECTION, *, top_k: int = 5,
                  engine=None, detector: str | None = None, threads: int | None = None, search: str = "auto",
-                 progress: Progress | None = None) -> list[ImageIdentification]:
-        """Every face in every image, with its top-k people and one decision."""
+                 progress: Progress | None = None) -> list[ImageResult[ImageIdentification]]:
+        """Every face in every image, with its top-k people and one decision: one
+        ImageResult per image, in order, holding its ImageIdentification or the
+        error that image met (unreadable, not an image...). Errors of the
+        collection itself (unknown, no calibration, wrong embedder) raise."""
+        return list(self.identify_stream(images, collection, top_k=top_k, engine=engine, detector=detector,
+                                         threads=threads, search=search, progress=progress))
+
+    def identify_stream(self, images: Iterable, collection: str = DEFAULT_COLLECTION, *, top_k: int = 5,
+                        engine=None, detector: str | None = None, threads: int | None = None,
+                        search: str = "auto", progress: Progress | None = None,
+                        chunk_size: int = IDENTIFY_BATCH) -> Iterator[ImageResult[ImageIdentification]]:
+        """identify over an iterable of any length, `chunk_size` images at a time,
+        yielding each chunk's results as it finishes; each image is decoded once
+        and released with its chunk. The collection is checked before this returns."""
         coll = self.collection(collection)
         engine = self._engine_checked(coll, engine, detector, threads)
         decision = self.decision(coll)
-        images = list(images)
-        out = []
-        for start in range(0, len(images), IDENTIFY_BATCH):
-            chunk = images[start:start + IDENTIFY_BATCH]
-            arrays = [load_image(i) for i in chunk]
-            faces = engine.embed_batch(arrays)
-            flat = [f for fs in faces for f in fs]
+        _check_search(top_k, search)  # now, not when the first chunk is searched
+        return self._identify_chunks(coll, engine, decision, chunked(images, chunk_size), top_k, search, progress)
+
+    def _identify_chunks(self, coll: Collection, engine, decision: Decision, chunks: Iterator[list], top_k: int,
+                         search: str, progress: Progress | None) -> Iterator[ImageResult[ImageIdentification]]:
+        start = 0
+        for chunk in chunks:
+            decoded = decode_batch(chunk, start=start)  # each image once: embedding and liveness share it
+            readable = [d for d in decoded if d.ok]
+            done = iter(engine.embed_batch([d.value for d in readable]) if readable else [])
+            embedded: list[ImageResult] = []
+            for d in decoded:
+                r = next(done) if d.ok else d
+                embedded.append(with_value(d, r.value) if r.ok else failed(d, r.error))
+            flat = [f for r in embedded if r.ok for f in r.value]
             found = (self.match_vectors(coll, np.stack([f.embedding.vector for f in flat]), top_k, search=search)
                      if flat else [])
-            checks = ([c for row in engine.liveness_batch(arrays, faces, point=coll.liveness) for c in row]
-                      if coll.liveness else [None] * len(flat))
+            checks: list = [None] * len(flat)
+            if coll.liveness and flat:
+                from vultus.liveness.api import liveness_batch
+
+                live = [(d.value, r.value) for d, r in zip(decoded, embedded, strict=True) if r.ok]
+                rows = liveness_batch(engine, [a for a, _ in live], [fs for _, fs in live], point=coll.liveness)
+                checks = [c for row in rows for c in row]
+            del decoded, readable
             k = 0
-            for image, img, fs in zip(chunk, arrays, faces, strict=True):
-                idents = tuple(self._decide(f, found[k + j], decision, checks[k + j]) for j, f in enumerate(fs))
-                k += len(fs)
-                name = str(image) if isinstance(image, str | Path) else "<image>"
-                out.append(ImageIdentification(name, img.shape[1], img.shape[0], idents, decision))
+            for pos, (image, r) in enumerate(zip(chunk, embedded, strict=True)):
+                label = source_label(image, start + pos)
+                if not r.ok:
+                    yield ImageResult(start + pos, label, error=r.error)
+                    continue
+                idents = tuple(self._decide(f, found[k + j], decision, checks[k + j])
+                               for j, f in enumerate(r.value))
+                k += len(r.value)
+                yield ImageResult(start + pos, label, ImageIdentification(label, r.width, r.height, idents, decision),
+                                  width=r.width, height=r.height)
+            start += len(chunk)
             if progress:
                 progress(len(chunk))
-        return out
 
     def identify_vectors(self, vectors: np.ndarray, collection: str = DEFAULT_COLLECTION, *,
                          top_k: int = 5, search: str = "auto") -> list[Identification]:
@@ -492,10 +530,7 @@ class Gallery:
         against all of their enrolled faces with the float32 vectors from the
         store (best face by default, or the mean), so the final similarities and
         their order are exact for the people proposed."""
-        if top_k < 1:
-            raise GalleryError(f"top-k must be at least 1 (got {top_k})")
-        if search not in SEARCH_MODES:
-            raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
+        _check_search(top_k, search)
         key = coll.contract.key
         index = self.indexes.get(coll)
         n = len(index)
@@ -801,6 +836,14 @@ def _named_items(items: Sequence[EnrollItem]) -> list[EnrollItem]:
                                **exc.data) from None
         out.append(item if name == item.person else replace(item, person=name))
     return out
+
+
+def _check_search(top_k: int, search: str) -> None:
+    if top_k < 1:
+        raise GalleryError(f"top-k must be at least 1 (got {top_k})", code="bad_top_k", value=top_k)
+    if search not in SEARCH_MODES:
+        raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})",
+                           code="bad_search_mode", value=search, choices=list(SEARCH_MODES))
 
 
 def _workers(requested: int | None, n_images: int) -> int:

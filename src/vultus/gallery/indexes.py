@@ -29,6 +29,7 @@ save an index.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -51,6 +52,8 @@ try:  # POSIX: a writer locks its file until it is recorded, so a cleaner can te
 except ImportError:  # pragma: no cover - Windows: fall back to an age rule
     fcntl = None
 from vultus.gallery.types import Collection, IndexReport
+
+log = logging.getLogger(__name__)
 
 # Without flock (Windows) a stray index file is deleted once it is this old; a younger
 # one may belong to a writer about to record it.
@@ -346,6 +349,7 @@ class IndexManager:
         return _Entry(index, held, -1, state.file, dirty=False, action="loaded", reason=f"read {state.file}")
 
     def _build(self, coll: Collection, key: str, reason: str) -> _Entry:
+        log.info("rebuilding the index of collection %r from the database: %s", coll.name, reason)
         index = self.cls(self._dim(coll, key), **self.options)
         for ids, vectors in self.store.vectors(coll.id, key):
             index.add(ids, vectors)

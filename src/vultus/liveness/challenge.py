@@ -217,7 +217,7 @@ def measure_frames(engine, frames: Sequence[tuple[float, object]]) -> tuple[list
         if len(faces) != 1:
             return [], f"frame {k} shows {len(faces)} faces; every frame must show exactly one"
     faces = [fs[0] for fs in found]
-    embedded = [fs[0] for fs in engine.embed_batch(images, [[f] for f in faces])]
+    embedded = [r.unwrap()[0] for r in engine.embed_batch(images, [[f] for f in faces])]
     passive = [r[0].score for r in liveness_batch(engine, images, [[f] for f in faces], point=PASSIVE_POINT)]
     out = []
     for (t, _), img, face, emb, score in zip(frames, images, faces, embedded, passive, strict=True):

@@ -157,7 +157,7 @@ class Library:
         for u, fs in zip(uploads, faces, strict=True):
             _check_faces(len(fs), self.max_faces, u)
         results = analyze_batch(engine, arrays, faces, actions=actions)
-        return [Detected(u, img.shape[1], img.shape[0], list(r))
+        return [Detected(u, img.shape[1], img.shape[0], list(r.unwrap()))
                 for u, img, r in zip(uploads, arrays, results, strict=True)]
 
     @staticmethod
@@ -166,7 +166,7 @@ class Library:
         arrays = [decode(u) for u in uploads]
         detected = engine.detector.detect(arrays)
         picked = [[pick_one(fs, largest=largest, name=u.name)] for fs, u in zip(detected, uploads, strict=True)]
-        return [fs[0] for fs in engine.embed_batch(arrays, picked)]
+        return [r.unwrap()[0] for r in engine.embed_batch(arrays, picked)]
 
     def verify(self, a: Upload, b: Upload, *, fmr: float | None, largest: bool) -> Verification:
         engine = self.engine()
@@ -206,7 +206,7 @@ class Library:
         engine = _FaceLimit(self.engine(coll.detector, coll.contract.name), self.max_faces, uploads)
         arrays = [decode(u) for u in uploads]
         results = g.identify(arrays, collection, top_k=top_k, engine=engine)
-        return [replace(r, image=u.name) for r, u in zip(results, uploads, strict=True)]
+        return [replace(r.unwrap(), image=u.name) for r, u in zip(results, uploads, strict=True)]
 
     # -- collections -------------------------------------------------------------
     def collections(self, visible=None):
