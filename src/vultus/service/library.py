@@ -107,8 +107,18 @@ class Library:
     # -- lifecycle ---------------------------------------------------------------
     def warm_up(self) -> None:
         """Load the default models (and check their files) so the first request does not."""
+        import numpy as np
+
+        from vultus.align import ARCFACE_112
+        from vultus.types import Box, Face
+
         engine = self.engine()
-        _ = engine.detector, engine.embedder
+        # Run each model once on a blank picture: onnxruntime sizes its buffers and picks its
+        # kernels on the first run, and that first run (1-2 s) must not land on a client's request.
+        blank = np.full((112, 112, 3), 128, np.uint8)
+        engine.detector.detect([blank])
+        face = Face(Box(0, 0, 112, 112), 1.0, ARCFACE_112.astype(np.float32), "warm-up")
+        engine.embedder.embed([(blank, face)])
         self.ready = True
 
     def close(self) -> None:
