@@ -334,9 +334,8 @@ $("verify-form").addEventListener("submit", (event) => {
     const body = new FormData();
     body.append("image_a", fileA);
     body.append("image_b", fileB);
-    const fmr = $("verify-fmr").value;
-    if (fmr) body.append("target_fmr", fmr);
-    const r = await api("POST", "/verify", { form: body });
+    const query = { fmr: $("verify-fmr").value, largest: $("verify-largest").checked ? "true" : "" };
+    const r = await api("POST", "/verify", { form: body, query });
     const verdict = $("verify-verdict");
     verdict.textContent = r.same ? "Same person" : "Different people";
     verdict.className = "verdict " + (r.same ? "same" : "different");
@@ -365,7 +364,7 @@ $("identify-form").addEventListener("submit", (event) => {
     if (!collection()) throw new Error("no collection: create one first (System page lists them)");
     const file = $("identify-image").files[0];
     const body = new FormData();
-    body.append("image", file);
+    body.append("images", file, file.name);
     const r = await api("POST", collectionPath("/identify"), { form: body });
     const image = (r.images && r.images[0]) || r;
     const faces = image.faces || [];
@@ -438,6 +437,14 @@ $("people-search").addEventListener("submit", (event) => {
 });
 $("people-more").addEventListener("click", () => loadPeople(false));
 
+/** The id of the person with exactly this name (the merge form takes a name). */
+async function personIdByName(name) {
+  const page = await api("GET", collectionPath("/people"), { query: { q: name, limit: 100 } });
+  const hit = (page.people || []).find((p) => p.name === name);
+  if (!hit) throw new Error(`nobody is called "${name}" in this collection`);
+  return hit.id;
+}
+
 function personPath(id, suffix = "") {
   return collectionPath("/people/" + encodeURIComponent(id) + suffix);
 }
@@ -495,7 +502,7 @@ function showGate(report) {
   clear(tbody);
   for (const o of report.images || []) {
     tbody.append(el("tr", {},
-      el("td", { class: "mono", text: o.path }),
+      el("td", { class: "mono", text: o.image ?? o.path }),
       el("td", { class: "status-" + o.status, text: o.status }),
       el("td", { text: o.reason || (o.face_id ? `face ${o.face_id}` : "") })));
   }
@@ -503,7 +510,7 @@ function showGate(report) {
   clear(warnings);
   for (const w of report.warnings || []) {
     warnings.append(el("li", {
-      text: `${w.path}: closer to ${w.closest_person} (${fmt(w.closest_similarity)}) than to ${w.person}` +
+      text: `${w.image ?? w.path}: closer to ${w.closest_person} (${fmt(w.closest_similarity)}) than to ${w.person}` +
         (w.own_similarity === null ? " (no other face yet)" : ` (${fmt(w.own_similarity)})`) + "; check the label",
     }));
   }
@@ -562,7 +569,8 @@ $("person-merge").addEventListener("submit", (event) => {
   const person = personState.selected;
   if (!person) return;
   busy(event.target, $("people-error"), async () => {
-    const into = $("person-merge-into").value.trim();
+    const intoName = $("person-merge-into").value.trim();
+    const into = await personIdByName(intoName);
     const result = await api("POST", personPath(person.id, "/merge"), { json: { into } });
     event.target.reset();
     const target = (result && result.person) || null;
@@ -606,7 +614,7 @@ $("analyze-form").addEventListener("submit", (event) => {
   busy(event.target, $("analyze-error"), async () => {
     const file = $("analyze-image").files[0];
     const body = new FormData();
-    body.append("image", file);
+    body.append("images", file, file.name);
     const r = await api("POST", "/analyze", { form: body });
     const image = (r.images && r.images[0]) || r;
     const faces = image.faces || [];
@@ -640,37 +648,48 @@ async function loadSystem() {
       ["Name", whoami.name || "–"],
       ["Role", whoami.role],
       ["Collections", whoami.collections && whoami.collections.length ? whoami.collections.join(", ") : "all"],
+      ["Created", whoami.created_at],
     ]);
   }
   try {
-    const ready = await api("GET", "/ready").catch((err) => ({ ready: false, error: err.message }));
+    let ready;
+    try {
+      ready = await api("GET", "/ready");
+    } catch (err) {
+      ready = { ready: false, error: err.message };
+    }
+    const pool = ready.inference || {};
     facts($("system-status"), [
-      ["Ready", ready.ready === false ? "no" + (ready.error ? ": " + ready.error : "") : "yes"],
-      ["Version", ready.version],
+      ["Ready", ready.ready ? "yes" : "no" + (ready.error ? ": " + ready.error : "")],
       ["Gallery", ready.gallery],
+      ["Models loaded", (ready.models || []).join(", ") || "–"],
+      ["Inference", pool.threads === undefined ? undefined
+        : `${pool.running} running, ${pool.admitted} admitted, ${pool.threads} threads, room for ${pool.capacity}`],
     ]);
     const models = await api("GET", "/models");
     const mbody = $("system-models").querySelector("tbody");
     clear(mbody);
-    for (const m of models.models || models.items || models) {
-      const checksum = m.checksum || m.status || (m.files ? m.files.map((f) => f.status).join(", ") : "");
+    for (const m of models.models || []) {
+      const checksum = el("td", {},
+        el("span", { class: m.verified ? "status-enrolled" : "status-refused", text: m.status }));
+      for (const f of m.files || []) {
+        checksum.append(el("div", { class: "mono", text: `${f.file} sha256 ${f.sha256}` }));
+      }
       mbody.append(el("tr", {}, el("td", { text: m.name }), el("td", { text: m.task }),
-        el("td", { text: m.licence || m.license }), el("td", { class: "mono", text: m.source || m.package || "" }),
-        el("td", { class: "mono", text: checksum })));
+        el("td", { text: m.license }), el("td", { text: `${m.source} (${m.version})` }), checksum));
     }
     const items = await loadCollections();
     const cbody = $("system-collections").querySelector("tbody");
     clear(cbody);
     for (const c of items) {
-      const info = await api("GET", "/collections/" + encodeURIComponent(c.name)).catch(() => c);
-      const decision = info.decision || {};
-      const embedder = info.embedder || (info.collection && info.collection.embedder) || {};
+      const d = c.decision || {};
       cbody.append(el("tr", {}, el("td", { text: c.name }),
-        el("td", { text: `${embedder.name || "?"} ${embedder.version || ""}`.trim() }),
-        el("td", { class: "num", text: fmt(decision.threshold, 4) }),
-        el("td", { text: fmtRate(decision.false_match_rate ?? info.target_fmr) }),
-        el("td", { class: "num", text: info.people ?? "–" }), el("td", { class: "num", text: info.faces ?? "–" })));
+        el("td", { text: `${c.embedder.name} ${c.embedder.version} (${c.embedder.dim}-d)` }),
+        el("td", { class: "num", text: c.decision ? fmt(d.threshold, 4) : (c.decision_error || "–") }),
+        el("td", { text: fmtRate(c.decision ? d.false_match_rate : c.target_fmr) }),
+        el("td", { class: "num", text: c.people ?? "–" }), el("td", { class: "num", text: c.faces ?? "–" })));
     }
+    if (!items.length) cbody.append(el("tr", {}, el("td", { colspan: 6, text: "No collection this key can see." })));
   } catch (err) {
     showError(region, err);
   }
