@@ -171,6 +171,15 @@ class Gallery:
     def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
         return self.store.collection(name)
 
+    def delete_collection(self, name: str) -> list[ForgetReport]:
+        """Forget every person of the collection (each with its proof), then delete
+        the collection and its index; returns the forget reports."""
+        coll = self.collection(name)
+        reports = [self.forget(p.name, name) for p in self.store.people(coll.id)]
+        self.store.delete_collection(coll.id)
+        self.indexes.drop(coll.id)
+        return reports
+
     def collections(self) -> list[Collection]:
         return self.store.collections()
 
@@ -512,6 +521,10 @@ class Gallery:
 
     def set_metadata(self, person: str, metadata: dict, collection: str = DEFAULT_COLLECTION) -> Person:
         return self.store.set_person_metadata(self.collection(collection).id, person, metadata)
+
+    def face_crop(self, face_id: int, collection: str = DEFAULT_COLLECTION) -> bytes | None:
+        """The face's stored aligned 256x256 crop as JPEG bytes (None: enrolled without crops)."""
+        return self.store.crop_jpeg(self.collection(collection).id, face_id)
 
     def move_face(self, face_id: int, person: str, collection: str = DEFAULT_COLLECTION) -> None:
         self.store.move_face(self.collection(collection).id, face_id, person)

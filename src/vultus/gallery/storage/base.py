@@ -135,6 +135,11 @@ class GalleryStore(ABC):
                         aggregation: str | None = None) -> Collection: ...
 
     @abstractmethod
+    def delete_collection(self, collection_id: int) -> dict[str, int]:
+        """Delete an empty collection (forget its people first) and its index
+        records, leaving one audit record; returns what was removed."""
+
+    @abstractmethod
     def switch_embedder(self, collection_id: int, new: EmbedderContract) -> int:
         """Make `new` the collection's contract and delete every embedding made by
         any other embedder (a migration's last, atomic step). Returns rows deleted."""
@@ -182,6 +187,11 @@ class GalleryStore(ABC):
     @abstractmethod
     def delete_face(self, collection_id: int, face_id: int) -> dict[str, np.ndarray]:
         """Delete one face; returns its embedding ids per embedder (to drop from indexes)."""
+
+    @abstractmethod
+    def crop_jpeg(self, collection_id: int, face_id: int) -> bytes | None:
+        """The face's stored aligned crop (JPEG), None if it was enrolled without one;
+        NotFoundError if the collection has no such face."""
 
     @abstractmethod
     def crop_items(self, collection_id: int, missing_embedder: str, limit: int) -> list[CropItem]:

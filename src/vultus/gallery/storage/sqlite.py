@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vultus.gallery.errors import GalleryError, NotFoundError
+from vultus.gallery.errors import ConflictError, GalleryError, NotFoundError
 from vultus.gallery.storage.base import (
     ID_HASH_MOD,
     ID_HASH_MUL,
@@ -309,6 +309,20 @@ class SQLiteStore(GalleryStore):
             self._audit(w, "decision", name, detail)
         return self.collection(name)
 
+    def delete_collection(self, collection_id) -> dict[str, int]:
+        with self._write() as w:
+            name = self._cname(w, collection_id)
+            people = w.execute("SELECT count(*) FROM people WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+            if people:
+                raise ConflictError(f"collection {name!r} still holds {people} people; forget them first",
+                                    collection=name, people=people)
+            # Faces cannot outlive their people (foreign keys), so nothing biometric is left here.
+            w.execute("DELETE FROM embeddings WHERE collection_id = ?", (collection_id,))
+            w.execute("DELETE FROM index_state WHERE collection_id = ?", (collection_id,))
+            w.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
+            self._audit(w, "delete_collection", name, {})
+        return {"people": people}
+
     def switch_embedder(self, collection_id, new) -> int:
         with self._write() as w:
             name, old = w.execute("SELECT name, embedder FROM collections WHERE id = ?",
@@ -523,6 +537,12 @@ class SQLiteStore(GalleryStore):
         for emb, eid in rows:
             out.setdefault(emb, []).append(eid)
         return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+    def crop_jpeg(self, collection_id, face_id) -> bytes | None:
+        with self._read() as r:
+            self._face_row(r, collection_id, face_id)
+            row = r.execute("SELECT jpeg FROM crops WHERE face_id = ?", (face_id,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def crop_items(self, collection_id, missing_embedder, limit) -> list[CropItem]:
         rows = self._q(

@@ -1,0 +1,358 @@
+"""The one place the service calls the vultus library (Engine and Gallery).
+
+Routes never touch the library directly: they call this adapter, on a pool
+thread (see inference.py). When the library's API changes (per-image batch
+results, enroll from bytes), this module is what gets ported.
+
+Images arrive as checked uploads (bytes, see uploads.py) and are decoded once
+here; nothing in a request is ever used as a path.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vultus.engine import Engine, pick_one
+from vultus.errors import InvalidArgumentError
+from vultus.gallery import Gallery
+from vultus.gallery.errors import ConflictError, NotFoundError
+from vultus.gallery.inference import EnrollOptions
+from vultus.gallery.types import EnrollItem, EnrollReport, Person
+from vultus.imageio import load_image
+from vultus.models.calibration import operating_point
+from vultus.service.errors import ServiceError
+from vultus.service.uploads import Upload, decode
+from vultus.types import OperatingPoint, Verification
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    upload: Upload
+    width: int
+    height: int
+    faces: list  # Face, or FaceAnalysis for analyze
+
+
+class _FaceLimit:
+    """An Engine whose embed_batch refuses an image with more than `max_faces`
+    faces before embedding them (Gallery.identify calls engine.embed_batch)."""
+
+    def __init__(self, engine: Engine, max_faces: int, uploads: list[Upload]):
+        self._engine = engine
+        self._max = max_faces
+        self._uploads = uploads
+
+    @property
+    def embedder_name(self) -> str:
+        return self._engine.embedder_name
+
+    def embed_batch(self, images, faces=None):
+        arrays = [load_image(i) for i in images]
+        if faces is None:
+            faces = self._engine.detector.detect(arrays)
+        for pos, fs in enumerate(faces):
+            _check_faces(len(fs), self._max, self._uploads[pos] if pos < len(self._uploads) else None)
+        return self._engine.embed_batch(arrays, faces)
+
+
+def _check_faces(n: int, limit: int, upload: Upload | None) -> None:
+    if n > limit:
+        name = upload.name if upload else "image"
+        raise ServiceError(f"{name}: {n} faces; the limit is {limit} per image", code="too_many_faces",
+                           image=name, index=upload.index if upload else None, faces=n, limit=limit)
+
+
+def encode_cursor(name: str, pid: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([name, pid]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, pid = json.loads(raw)
+        if not isinstance(name, str) or not isinstance(pid, int):
+            raise ValueError
+        return name, pid
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError("not a cursor this service returned", code="invalid_argument",
+                                   field="cursor") from exc
+
+
+class Library:
+    """Models loaded once per process and shared by every request; one Gallery."""
+
+    def __init__(self, gallery_path: str | Path, *, detector: str = "yunet", embedder: str = "sface",
+                 model_threads: int | None = None, max_faces: int = 64):
+        self.detector = detector
+        self.embedder = embedder
+        self.model_threads = model_threads
+        self.max_faces = max_faces
+        self.gallery = Gallery(gallery_path)
+        self._engines: dict[tuple[str, str], Engine] = {}
+        self._engines_lock = threading.Lock()
+        # Writes run one at a time per process: SQLite has one writer anyway, and the
+        # gallery store names the audit log's actor per store, so a write sets it
+        # (the key's id and name) while it holds this lock.
+        self._write_lock = threading.Lock()
+        self.ready = False
+
+    # -- lifecycle ---------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the default models (and check their files) so the first request does not."""
+        engine = self.engine()
+        _ = engine.detector, engine.embedder
+        self.ready = True
+
+    def close(self) -> None:
+        self.ready = False
+        with self._write_lock:
+            self.gallery.close()
+
+    def engine(self, detector: str | None = None, embedder: str | None = None) -> Engine:
+        key = (detector or self.detector, embedder or self.embedder)
+        with self._engines_lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = self._engines[key] = Engine(detector=key[0], embedder=key[1], threads=self.model_threads)
+        return engine
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str):
+        with self._write_lock:
+            store = self.gallery.store
+            previous = store.actor
+            store.actor = actor
+            try:
+                yield self.gallery
+            finally:
+                store.actor = previous
+
+    # -- stateless ---------------------------------------------------------------
+    def detect(self, uploads: list[Upload], *, landmarks68: bool = False) -> list[Detected]:
+        engine = self.engine()
+        arrays = [decode(u) for u in uploads]
+        faces = engine.detector.detect(arrays)
+        out = []
+        for u, img, fs in zip(uploads, arrays, faces, strict=True):
+            _check_faces(len(fs), self.max_faces, u)
+            if landmarks68 and fs:
+                fs = engine.landmarks68(img, fs)
+            out.append(Detected(u, img.shape[1], img.shape[0], list(fs)))
+        return out
+
+    def analyze(self, uploads: list[Upload], actions: list[str] | None = None) -> list[Detected]:
+        from vultus.attributes.analyze import analyze_batch
+
+        engine = self.engine()
+        arrays = [decode(u) for u in uploads]
+        faces = engine.detector.detect(arrays)
+        for u, fs in zip(uploads, faces, strict=True):
+            _check_faces(len(fs), self.max_faces, u)
+        results = analyze_batch(engine, arrays, faces, actions=actions)
+        return [Detected(u, img.shape[1], img.shape[0], list(r))
+                for u, img, r in zip(uploads, arrays, results, strict=True)]
+
+    @staticmethod
+    def _one_face_each(engine: Engine, uploads: list[Upload], largest: bool) -> list:
+        """Engine.embed_one_batch, with each upload's name in a no-face or many-faces error."""
+        arrays = [decode(u) for u in uploads]
+        detected = engine.detector.detect(arrays)
+        picked = [[pick_one(fs, largest=largest, name=u.name)] for fs, u in zip(detected, uploads, strict=True)]
+        return [fs[0] for fs in engine.embed_batch(arrays, picked)]
+
+    def verify(self, a: Upload, b: Upload, *, fmr: float | None, largest: bool) -> Verification:
+        engine = self.engine()
+        point = engine.operating_point(fmr)
+        fa, fb = self._one_face_each(engine, [a, b], largest)
+        sim = fa.embedding.similarity(fb.embedding)
+        return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
+                            fmr=point.fmr, model=engine.embedder_name, faces=(fa, fb))
+
+    def verify_person(self, a: Upload, collection: str, person_id: int, *, fmr: float | None,
+                      largest: bool) -> tuple[Verification, Person]:
+        """Is the face in `a` this enrolled person? Compared with each of their
+        faces (the best counts), at the collection's threshold unless `fmr` is given."""
+        g = self.gallery
+        coll = g.collection(collection)
+        person = self.person(collection, person_id)
+        engine = self.engine(coll.detector, coll.contract.name)
+        g.check_contract(coll, engine.embedder_name)
+        face = self._one_face_each(engine, [a], largest)[0]
+        if fmr is None:
+            d = g.decision(coll)
+            point = OperatingPoint(d.threshold, d.fmr, d.source)
+        else:
+            point = operating_point(coll.contract.name, fmr)
+        pv = g.store.person_vectors(coll.id, coll.contract.key, [person.id])
+        sim = float((pv.vectors @ face.embedding.vector).max()) if len(pv.embedding_ids) else -1.0
+        return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
+                            fmr=point.fmr, model=engine.embedder_name, faces=(face,)), person
+
+    def default_operating_point(self, fmr: float | None = None) -> OperatingPoint:
+        return operating_point(self.embedder, fmr)
+
+    # -- identify ----------------------------------------------------------------
+    def identify(self, collection: str, uploads: list[Upload], *, top_k: int = 5):
+        g = self.gallery
+        coll = g.collection(collection)
+        engine = _FaceLimit(self.engine(coll.detector, coll.contract.name), self.max_faces, uploads)
+        arrays = [decode(u) for u in uploads]
+        results = g.identify(arrays, collection, top_k=top_k, engine=engine)
+        return [replace(r, image=u.name) for r, u in zip(results, uploads, strict=True)]
+
+    # -- collections -------------------------------------------------------------
+    def collections(self, visible=None):
+        return [c for c in self.gallery.collections() if visible is None or visible(c.name)]
+
+    def collection_info(self, name: str) -> dict:
+        """The collection, its counts and its decision (threshold, false-match rate)."""
+        g = self.gallery
+        coll = g.collection(name)
+        counts = g.store.counts(coll.id)
+        decision, why = None, None
+        try:
+            decision = g.decision(coll)
+        except Exception as exc:  # no calibration for this embedder: say so, do not fail the listing
+            if not hasattr(exc, "code"):
+                raise
+            why = str(exc)
+        return {"collection": coll, "counts": counts, "decision": decision, "decision_error": why}
+
+    def create_collection(self, actor: str, name: str, **options):
+        with self.acting_as(actor) as g:
+            if any(c.name == name for c in g.collections()):
+                raise ConflictError(f"collection {name!r} already exists", collection=name)
+            return g.create_collection(name, **options)
+
+    def set_target_fmr(self, actor: str, name: str, fmr: float):
+        with self.acting_as(actor) as g:
+            return g.set_target_fmr(name, fmr)
+
+    def delete_collection(self, actor: str, name: str):
+        with self.acting_as(actor) as g:
+            return g.delete_collection(name)
+
+    # -- people --------------------------------------------------------------------
+    def people_page(self, collection: str, *, q: str | None, cursor: str | None, limit: int
+                    ) -> tuple[list[Person], str | None, int]:
+        people = self.gallery.people(collection)  # ordered by name
+        if q:
+            needle = q.casefold()
+            people = [p for p in people if needle in p.name.casefold()]
+        total = len(people)
+        if cursor:
+            after = decode_cursor(cursor)
+            people = [p for p in people if (p.name, p.id) > after]
+        page = people[:limit]
+        more = len(people) > limit
+        return page, (encode_cursor(page[-1].name, page[-1].id) if more and page else None), total
+
+    def person(self, collection: str, person_id: int) -> Person:
+        for p in self.gallery.people(collection):
+            if p.id == person_id:
+                return p
+        raise NotFoundError(f"no person {person_id} in collection {collection!r}", kind="person",
+                            id=person_id, collection=collection)
+
+    def faces(self, collection: str, person_id: int | None = None):
+        person = self.person(collection, person_id).name if person_id is not None else None
+        return self.gallery.faces(collection, person)
+
+    def rename(self, actor: str, collection: str, person_id: int, new: str) -> Person:
+        with self.acting_as(actor) as g:
+            p = self.person(collection, person_id)
+            new = new.strip()
+            if new != p.name and any(o.name == new for o in g.people(collection)):
+                raise ConflictError(f"there is already a person {new!r}; merge them instead", person=new,
+                                    collection=collection)
+            return g.rename(p.name, new, collection)
+
+    def merge(self, actor: str, collection: str, person_id: int, into_id: int) -> tuple[Person, int]:
+        with self.acting_as(actor) as g:
+            src = self.person(collection, person_id)
+            dst = self.person(collection, into_id)
+            if src.id == dst.id:
+                raise InvalidArgumentError("cannot merge a person into themselves", person_id=person_id)
+            moved = g.merge(src.name, dst.name, collection)
+            return self.person(collection, dst.id), moved
+
+    def forget(self, actor: str, collection: str, person_id: int):
+        with self.acting_as(actor) as g:
+            p = self.person(collection, person_id)
+            return p, g.forget(p.name, collection)
+
+    def crop(self, collection: str, face_id: int) -> bytes | None:
+        return self.gallery.face_crop(face_id, collection)
+
+    def move_face(self, actor: str, collection: str, face_id: int, person_id: int) -> None:
+        with self.acting_as(actor) as g:
+            g.move_face(face_id, self.person(collection, person_id).name, collection)
+
+    def delete_face(self, actor: str, collection: str, face_id: int) -> None:
+        with self.acting_as(actor) as g:
+            g.delete_face(face_id, collection)
+
+    # -- enroll ----------------------------------------------------------------------
+    def enroll(self, actor: str, collection: str, uploads: list[Upload], *, person: str | None = None,
+               person_id: int | None = None, pick: str = "one") -> tuple[EnrollReport, Person | None]:
+        """Enroll uploads as one person: a new one (`person`, a name not yet taken)
+        or an existing one (`person_id`). Returns the report with each image's
+        verdict from the gate, and the person afterwards (None if nothing was stored).
+
+        Today's Gallery.enroll reads files, so each upload is written to a private
+        temporary folder (mode 0700) for the call and removed after; the stored
+        source is that file's base name (the upload's own name)."""
+        if pick not in ("one", "largest", "central"):
+            raise InvalidArgumentError(f"pick must be one of one, largest, central (got {pick!r})", field="pick")
+        g = self.gallery
+        coll = g.collection(collection)  # 404 before any work
+        engine = self.engine(coll.detector, coll.contract.name)
+        tmp = Path(tempfile.mkdtemp(prefix="vultus-upload-"))
+        try:
+            items = []
+            for u in uploads:
+                path = tmp / f"{u.index}-{u.name}"
+                path.write_bytes(u.data)
+                items.append((u, path))
+            with self.acting_as(actor):
+                if person_id is not None:
+                    name = self.person(collection, person_id).name
+                else:
+                    name = person
+                    if any(p.name == name for p in g.people(collection)):
+                        raise ConflictError(f"there is already a person {name!r} in {collection!r}",
+                                            person=name, collection=collection)
+                report = g.enroll([EnrollItem(path, name) for _, path in items], collection, engine=engine,
+                                  workers=0, options=EnrollOptions(pick=pick, keep_crops=coll.keep_crops))
+            by_path = {str(path): u.name for u, path in items}
+            report = replace(report,
+                             outcomes=tuple(replace(o, path=by_path.get(o.path, Path(o.path).name))
+                                            for o in report.outcomes),
+                             warnings=tuple(replace(w, path=by_path.get(w.path, Path(w.path).name))
+                                            for w in report.warnings))
+            try:
+                after = g.person(name, collection)
+            except NotFoundError:
+                after = None
+            return report, after
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- audit -------------------------------------------------------------------------
+    def audit_log(self, collection: str | None, limit: int):
+        return self.gallery.audit_log(collection, limit)
+
+    def record(self, actor: str, action: str, collection: str, detail: dict) -> None:
+        """An audit record for a write outside the gallery (keys)."""
+        with self.acting_as(actor) as g:
+            g.store.audit(action, collection, detail)
+
+
+__all__ = ["Detected", "Library"]

@@ -1,0 +1,138 @@
+"""Collections (create, list, get, set the target rate, delete) and identify."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
+
+from vultus.service.auth import AdminKey, AnyKey, IdentifyKey, collection_not_found, visible_collection
+from vultus.service.routes.common import (
+    READ_ERRORS,
+    UPLOAD_ERRORS,
+    WRITE_ERRORS,
+    forget_proof,
+    identification,
+    json_body,
+    multipart_body,
+    state,
+)
+from vultus.service.schemas import (
+    CollectionCreate,
+    CollectionDeleted,
+    CollectionList,
+    CollectionOut,
+    IdentifyResponse,
+    TargetRate,
+)
+from vultus.service.uploads import read_uploads
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+CollectionName = Annotated[str, Path(min_length=1, max_length=200, description="the collection's name")]
+
+
+def collection_out(info: dict) -> dict:
+    d = info["collection"].to_dict()
+    d["people"] = info["counts"]["people"]
+    d["faces"] = info["counts"]["faces"]
+    d["decision"] = info["decision"].to_dict() if info["decision"] is not None else None
+    d["decision_error"] = info["decision_error"]
+    return d
+
+
+@router.get("", response_model=CollectionList, responses=READ_ERRORS, summary="The collections this key sees")
+async def list_collections(request: Request, key: AnyKey) -> dict:
+    lib = state(request).library
+
+    def run():
+        return [collection_out(lib.collection_info(c.name)) for c in lib.collections(key.sees)]
+
+    return {"collections": await state(request).run(run)}
+
+
+@router.post("", response_model=CollectionOut, status_code=201, responses=WRITE_ERRORS,
+             dependencies=[Depends(json_body)], summary="Create a collection pinned to an embedder (admin)")
+async def create_collection(request: Request, key: AdminKey, body: CollectionCreate):
+    st = state(request)
+    lib = st.library
+    if not key.sees(body.name):
+        # A scoped admin creates only collections named in its scope.
+        from vultus.service.errors import ServiceError
+
+        raise ServiceError(f"this key may not create collection {body.name!r} (outside its collections)",
+                           code="forbidden", collection=body.name)
+
+    def run():
+        lib.create_collection(key.actor, body.name, embedder=body.embedder, detector=body.detector,
+                              target_fmr=body.target_fmr, keep_crops=body.keep_crops, aggregation=body.aggregation)
+        return collection_out(lib.collection_info(body.name))
+
+    return await st.run(run)
+
+
+@router.get("/{collection}", response_model=CollectionOut, responses=READ_ERRORS,
+            summary="A collection: embedder contract, counts, threshold and its false-match rate")
+async def get_collection(request: Request, key: AnyKey, collection: CollectionName):
+    lib = state(request).library
+
+    def run():
+        visible_collection(key, collection, lib)
+        return collection_out(lib.collection_info(collection))
+
+    return await state(request).run(run)
+
+
+@router.put("/{collection}/target-fmr", response_model=CollectionOut, responses=WRITE_ERRORS,
+            dependencies=[Depends(json_body)], summary="Decide at another false-match rate (admin)")
+async def set_target_fmr(request: Request, key: AdminKey, collection: CollectionName, body: TargetRate):
+    lib = state(request).library
+
+    def run():
+        visible_collection(key, collection, lib)
+        lib.set_target_fmr(key.actor, collection, body.target_fmr)
+        return collection_out(lib.collection_info(collection))
+
+    return await state(request).run(run)
+
+
+@router.delete("/{collection}", response_model=CollectionDeleted, responses=WRITE_ERRORS,
+               summary="Forget every person (with proof) and delete the collection (admin)")
+async def delete_collection(request: Request, key: AdminKey, collection: CollectionName):
+    lib = state(request).library
+
+    def run():
+        visible_collection(key, collection, lib)
+        people = {p.name: p for p in lib.gallery.people(collection)}
+        reports = lib.delete_collection(key.actor, collection)
+        return {"collection": collection,
+                "people_forgotten": [forget_proof(people[r.person], r) for r in reports]}
+
+    return await state(request).run(run)
+
+
+@router.post("/{collection}/identify", response_model=IdentifyResponse, responses=UPLOAD_ERRORS,
+             dependencies=[Depends(multipart_body)],
+             summary="Every face in each image: top-k people and one decision, a person or unknown")
+async def identify(request: Request, key: IdentifyKey, collection: CollectionName,
+                   images: Annotated[list[UploadFile], File(description="one or more photos")],
+                   top_k: Annotated[int, Query(ge=1, le=50, description="people listed per face")] = 5) -> dict:
+    st = state(request)
+    lib = st.library
+    if not key.sees(collection):
+        raise collection_not_found(collection)
+    s = st.settings
+    uploads = await read_uploads(images, max_images=s.max_images, max_bytes=s.max_image_bytes,
+                                 max_pixels=s.max_pixels)
+
+    def run():
+        visible_collection(key, collection, lib)
+        return lib.identify(collection, uploads, top_k=top_k)
+
+    results = await st.run(run)
+    out = []
+    for r in results:
+        d = r.to_dict()
+        d["faces"] = [identification(i) for i in r.faces]
+        out.append(d)
+    return {"collection": collection, "images": out}

