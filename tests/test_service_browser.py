@@ -31,6 +31,10 @@ KEY_PATTERN = re.compile(r"\bvk_[A-Za-z0-9_\-]+")
 
 pytestmark = pytest.mark.slow
 
+# The machine running the tests may be busy: give every browser wait room (playwright's default is 30 s).
+WAIT_MS = 120_000
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+
 
 def chromium() -> str:
     for candidate in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium"):
@@ -114,6 +118,7 @@ def page(browser, live):
     """A fresh browser tab (its own session storage) with the key entered by keyboard."""
     url, key = live
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -137,6 +142,7 @@ def shot(tab, name: str) -> None:
 def test_wrong_key_shows_the_services_error(browser, live):
     url, _ = live
     context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
     tab.goto(url)
     tab.locator("#key-input").fill("vk_nothing_wrong")
@@ -161,7 +167,7 @@ def test_identify_names_every_face(page, fr_images):
     drawn = page.locator("#identify-canvas").get_attribute("data-labels")
     for name in ("biden", "obama", "unknown"):
         assert name in drawn
-    assert "similarity ≥" in page.locator("#identify-decision").inner_text()
+    assert re.search(r"similarity to someone is at least 0\.\d{3}", page.locator("#identify-decision").inner_text())
     shot(page, "identify")
 
 
@@ -205,11 +211,12 @@ def test_people_enroll_and_forget(page, fr_images):
     shot(page, "people-forgotten")
 
 
-def test_people_names_are_text_not_markup(page):
+def test_people_names_are_text_not_markup(page, fr_images):
     page.goto(page.url.split("#")[0] + "#people")
     page.locator("#people-items button").first.wait_for()
     name = '<img src=x onerror="window.pwned=1">'
     page.locator("#person-new-name").fill(name)
+    page.locator("#person-new-images").set_input_files(str(fr_images / "examples/lin-manuel-miranda.png"))
     page.locator("#person-new button[type=submit]").click()
     page.locator("#person-name").wait_for(state="visible")
     assert page.locator("#person-name").inner_text() == name
@@ -240,7 +247,9 @@ def test_analyze_and_system_pages(page, fr_images):
 
 def test_phone_width_has_no_sideways_scroll(browser, live, fr_images):
     url, key = live
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    # Not is_mobile: a mobile viewport zooms out to fit overflowing content, which would hide the fault.
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
     tab.goto(url + "#identify")
     tab.locator("#key-input").fill(key)
@@ -249,10 +258,10 @@ def test_phone_width_has_no_sideways_scroll(browser, live, fr_images):
     tab.locator("#identify-form button[type=submit]").click()
     tab.locator("#identify-table tbody tr").first.wait_for()
     tab.wait_for_timeout(200)
-    assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert tab.evaluate(NO_SIDEWAYS_SCROLL)
     shot(tab, "identify-phone")
     tab.goto(url + "#people")
     tab.locator("#people-items button").first.wait_for()
-    assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert tab.evaluate(NO_SIDEWAYS_SCROLL)
     shot(tab, "people-phone")
     context.close()

@@ -45,6 +45,24 @@ function fmtRate(rate) {
   return `${rate.toPrecision(2).replace(/\.?0+$/, "")} (1 in ${oneIn.toLocaleString("en")})`;
 }
 
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** An ISO time as "2026-11-29 14:48 UTC" (the service stores UTC). */
+function fmtTime(iso) {
+  if (typeof iso !== "string") return "–";
+  const m = iso.match(/^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/);
+  return m ? `${m[1]} ${m[2]} UTC` : iso;
+}
+
+/** A probability as a percentage people can read: 0.0139 -> "1.4%". */
+function fmtChance(p) {
+  if (typeof p !== "number") return "–";
+  const pct = 100 * p;
+  return `${pct >= 1 ? pct.toFixed(1) : pct.toPrecision(2)}%`;
+}
+
 function facts(dl, pairs) {
   clear(dl);
   for (const [term, value] of pairs) {
@@ -140,7 +158,14 @@ function showError(region, err) {
     }
     region.append(dl);
   }
-  if (err.status === 401) showKeyPanel("The key was refused: enter a valid key.");
+  if (err.status === 401 && region !== $("key-error")) {
+    // The key stopped working (revoked?): ask for another, saying why.
+    sessionStorage.removeItem(KEY_STORE);
+    whoami = null;
+    $("key-badge").textContent = "no key";
+    showKeyPanel();
+    showError($("key-error"), err);
+  }
 }
 
 /** Run an async form action with its button disabled and errors shown. */
@@ -191,8 +216,13 @@ async function drawFaces(canvas, file, boxes, size) {
   canvas.height = Math.round(srcH * scale);
   const ctx = canvas.getContext("2d");
   if (img) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-  const line = Math.max(2, Math.round(canvas.width / 300));
-  const fontPx = Math.max(14, Math.round(canvas.width / 45));
+  // Lines and labels keep the same size on screen whatever the photo's size: the canvas
+  // is shown scaled to fit its container's width and 80% of the window's height (style.css).
+  const room = (canvas.parentElement && canvas.parentElement.clientWidth) || canvas.width;
+  const shownScale = Math.min(1, room / canvas.width, (0.8 * window.innerHeight) / canvas.height);
+  const perCssPixel = 1 / Math.max(0.01, shownScale);
+  const line = Math.max(2, Math.round(2.5 * perCssPixel));
+  const fontPx = Math.round(15 * perCssPixel);
   ctx.font = `600 ${fontPx}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
   for (const { box, label, colour } of boxes) {
@@ -379,18 +409,22 @@ $("identify-form").addEventListener("submit", (event) => {
     const tbody = $("identify-table").querySelector("tbody");
     clear(tbody);
     faces.forEach((f, i) => {
+      // For a named face the runner-up; for an unknown one the closest person, who fell short.
       const next = (f.matches || []).find((m) => m.person !== f.person);
       tbody.append(el("tr", {},
         el("td", { class: "num", text: i + 1 }),
         el("td", { class: f.person === "unknown" ? "unknown" : "person", text: f.person }),
         el("td", { class: "num", text: fmt(f.similarity) }),
-        el("td", { text: next ? `${next.person} ${fmt(next.similarity)}` : "–" })));
+        el("td", { text: next ? `${f.person === "unknown" ? "closest: " : ""}${next.person} ${fmt(next.similarity)}`
+          : "–" })));
     });
     if (!faces.length) tbody.append(el("tr", {}, el("td", { colspan: 4, text: "No face found." })));
     const d = image.decision || r.decision;
     $("identify-decision").textContent = d
-      ? `A face is named when its similarity ≥ ${fmt(d.threshold)} (false-match rate ${fmtRate(d.false_match_rate)}` +
-        ` per comparison, measured on ${d.source}); otherwise it is unknown.`
+      ? `A face is named when its similarity to someone is at least ${fmt(d.threshold)}, otherwise it is unknown. ` +
+        `At this threshold two different people match at a rate of ${fmtRate(d.false_match_rate)} per ` +
+        `comparison, as measured on ${d.source}. Against everyone in this collection, a face of someone not ` +
+        `enrolled is wrongly named with a chance of about ${fmtChance(d.expected_false_positive_identification_rate)}.`
       : "";
   });
 });
@@ -416,7 +450,7 @@ async function loadPeople(reset) {
     const items = page.people || page.items || [];
     for (const p of items) {
       const button = el("button", { type: "button", "data-person": p.id },
-        el("span", { text: p.name }), el("span", { class: "count", text: `${p.faces ?? "?"} faces` }));
+        el("span", { text: p.name }), el("span", { class: "count", text: plural(p.faces ?? 0, "face", "faces") }));
       if (personState.selected && personState.selected.id === p.id) button.setAttribute("aria-current", "true");
       button.addEventListener("click", () => selectPerson(p.id));
       $("people-items").append(el("li", {}, button));
@@ -462,28 +496,30 @@ async function selectPerson(id) {
     $("person-card").hidden = false;
     $("person-gate").hidden = true;
     $("person-name").textContent = person.name;
-    $("person-meta").textContent = `${person.faces ?? 0} enrolled faces · added ${person.created_at || "–"}`;
+    $("person-meta").textContent = `${plural(person.faces ?? 0, "enrolled face", "enrolled faces")} · ` +
+      `added ${fmtTime(person.created_at)} · id ${person.id}`;
     $("person-rename-name").value = person.name;
-    await loadFaces(person);
+    await loadFaces(person, person.face_list || []);
   });
 }
 
 const thumbUrls = [];
 
-async function loadFaces(person) {
+async function loadFaces(person, faces) {
   const list = $("person-faces");
   clear(list);
   while (thumbUrls.length) URL.revokeObjectURL(thumbUrls.pop());
-  const data = await api("GET", personPath(person.id, "/faces"));
-  const faces = data.faces || data.items || [];
   if (!faces.length) list.append(el("li", { text: "none yet" }));
+  // Crops are biometric data: the service shows them to manage and admin keys only.
+  const mayViewCrops = whoami && whoami.role !== "identify";
   for (const f of faces) {
     const caption = `face ${f.id}` + (f.quality && typeof f.quality.score === "number"
       ? ` · q ${fmt(f.quality.score, 2)}` : "");
     const item = el("li", {});
     list.append(item);
-    if (f.crop_kept === false) {
-      item.append(el("div", { class: "nocrop", text: "no crop kept" }), caption);
+    if (f.crop_kept === false || !mayViewCrops) {
+      item.append(el("div", { class: "nocrop", text: f.crop_kept === false ? "no crop kept" : "needs a manage key" }),
+        caption);
       continue;
     }
     try {
@@ -539,17 +575,21 @@ $("person-enroll").addEventListener("submit", (event) => {
 $("person-new").addEventListener("submit", (event) => {
   event.preventDefault();
   busy(event.target, $("people-error"), async () => {
-    const name = $("person-new-name").value.trim();
-    const person = await api("POST", collectionPath("/people"), { json: { name } });
-    let report = null;
-    if ($("person-new-images").files.length) {
-      report = await api("POST", personPath(person.id, "/faces"), { form: filesForm($("person-new-images")) });
-    }
+    const body = filesForm($("person-new-images"));
+    body.append("name", $("person-new-name").value.trim());
+    const report = await api("POST", collectionPath("/people"), { form: body });
     event.target.reset();
-    personState.selected = person;
     await loadPeople(true);
-    await selectPerson(person.id);
-    if (report) showGate(report);
+    if (report.person) {
+      await selectPerson(report.person.id);
+    } else {
+      // Every photo was refused: nobody was created; the verdicts say why.
+      personState.selected = null;
+      $("person-card").hidden = true;
+      $("person-empty").hidden = false;
+      $("person-empty").textContent = "Nobody was added: no photo passed the enrollment gate (see below).";
+    }
+    showGate(report);
   });
 });
 
@@ -589,6 +629,7 @@ $("person-forget").addEventListener("submit", (event) => {
     event.target.reset();
     personState.selected = null;
     $("person-card").hidden = true;
+    $("person-gate").hidden = true;
     const stillMatching = (proof.still_matching || []).map((m) => `${m.person} ${fmt(m.similarity)}`);
     facts($("forget-facts"), [
       ["Person", proof.person],
@@ -599,7 +640,9 @@ $("person-forget").addEventListener("submit", (event) => {
       ["Best remaining similarity of a forgotten face",
         proof.best_remaining_similarity === null ? "nobody left to compare"
           : `${fmt(proof.best_remaining_similarity)} vs threshold ${fmt(proof.threshold)}`],
-      ["Verified: no match remains", proof.verified ? "yes" : "NO: " + stillMatching.join(", ")],
+      ["Verified: no match remains", proof.verified
+        ? "yes: no forgotten face matches anyone left at the threshold"
+        : "NO, still matching: " + stillMatching.join(", ")],
     ]);
     $("forget-proof").hidden = false;
     $("forget-proof").classList.toggle("danger", !proof.verified);
@@ -648,7 +691,7 @@ async function loadSystem() {
       ["Name", whoami.name || "–"],
       ["Role", whoami.role],
       ["Collections", whoami.collections && whoami.collections.length ? whoami.collections.join(", ") : "all"],
-      ["Created", whoami.created_at],
+      ["Created", fmtTime(whoami.created_at)],
     ]);
   }
   try {
@@ -673,7 +716,8 @@ async function loadSystem() {
       const checksum = el("td", {},
         el("span", { class: m.verified ? "status-enrolled" : "status-refused", text: m.status }));
       for (const f of m.files || []) {
-        checksum.append(el("div", { class: "mono", text: `${f.file} sha256 ${f.sha256}` }));
+        checksum.append(el("div", { class: "mono", text: f.file }),
+          el("div", { class: "mono sha", text: "sha256 " + f.sha256 }));
       }
       mbody.append(el("tr", {}, el("td", { text: m.name }), el("td", { text: m.task }),
         el("td", { text: m.license }), el("td", { text: `${m.source} (${m.version})` }), checksum));
