@@ -211,6 +211,36 @@ def test_people_enroll_and_forget(page, fr_images):
     shot(page, "people-forgotten")
 
 
+def test_people_search_rename_and_merge(page, fr_images):
+    page.goto(page.url.split("#")[0] + "#people")
+    page.locator("#people-items button").first.wait_for()
+    page.locator("#people-q").fill("bid")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#people-items button').length === 1")
+    assert "biden" in page.locator("#people-items").inner_text()
+    page.locator("#people-q").fill("")
+    page.keyboard.press("Enter")
+    page.locator("#people-items button", has_text="obama").wait_for()
+
+    page.locator("#person-new-name").fill("jon")
+    page.locator("#person-new-images").set_input_files(str(fr_images / "examples/knn_examples/test/johnsnow_test1.jpg"))
+    page.locator("#person-new button[type=submit]").click()
+    page.locator("#person-name", has_text="jon").wait_for()
+    page.locator("#person-rename-name").fill("Jon Snow")
+    page.locator("#person-rename button[type=submit]").click()
+    page.locator("#person-name", has_text="Jon Snow").wait_for()
+    page.locator("#people-items button", has_text="Jon Snow").wait_for()
+
+    kit_faces = int(re.search(r"(\d+) face", page.locator("#people-items button", has_text="kit_harington")
+                              .inner_text()).group(1))
+    page.locator("#person-merge-into").fill("kit_harington")
+    page.locator("#person-merge button[type=submit]").click()
+    page.locator("#person-name", has_text="kit_harington").wait_for()
+    assert page.locator("#people-items button", has_text="Jon Snow").count() == 0
+    assert f"{kit_faces + 1} enrolled faces" in page.locator("#person-meta").inner_text()
+    shot(page, "people-merged")
+
+
 def test_people_names_are_text_not_markup(page, fr_images):
     page.goto(page.url.split("#")[0] + "#people")
     page.locator("#people-items button").first.wait_for()
