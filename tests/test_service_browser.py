@@ -155,6 +155,19 @@ def test_wrong_key_shows_the_services_error(browser, live):
     context.close()
 
 
+def test_key_is_entered_once_per_browser_session(page, browser, live):
+    page.reload()
+    page.locator("#key-badge", has_text="admin").wait_for()
+    assert page.locator("#key-panel").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('vultus.key')").startswith("vk_")
+    assert page.evaluate("localStorage.length") == 0  # never kept beyond the session
+    other = browser.new_context()
+    tab = other.new_page()
+    tab.goto(live[0])
+    tab.locator("#key-input").wait_for(state="visible")
+    other.close()
+
+
 def test_identify_names_every_face(page, fr_images):
     page.goto(page.url.split("#")[0] + "#identify")
     page.locator("#identify-image").set_input_files(str(fr_images / "examples/knn_examples/test/obama_and_biden.jpg"))
@@ -169,6 +182,19 @@ def test_identify_names_every_face(page, fr_images):
         assert name in drawn
     assert re.search(r"similarity to someone is at least 0\.\d{3}", page.locator("#identify-decision").inner_text())
     shot(page, "identify")
+
+
+def test_identify_shows_the_services_error_for_a_non_image(page):
+    page.goto(page.url.split("#")[0] + "#identify")
+    page.locator("#identify-image").set_input_files(
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"})
+    page.locator("#identify-form button[type=submit]").click()
+    error = page.locator("#identify-error")
+    error.wait_for(state="visible")
+    text = error.inner_text()
+    # The message, code and status come from the JSON error body, not from the browser.
+    assert "HTTP 415" in text and "code unsupported_media_type" in text and "notes.txt" in text
+    shot(page, "identify-error")
 
 
 def test_verify_same_and_different(page, fr_images):

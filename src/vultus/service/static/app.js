@@ -359,6 +359,7 @@ $("verify-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = event.target;
   busy(form, $("verify-error"), async () => {
+    $("verify-result").hidden = true;  // an old answer must not stand beside a new error
     const fileA = $("verify-a").files[0];
     const fileB = $("verify-b").files[0];
     const body = new FormData();
@@ -391,6 +392,7 @@ $("verify-form").addEventListener("submit", (event) => {
 $("identify-form").addEventListener("submit", (event) => {
   event.preventDefault();
   busy(event.target, $("identify-error"), async () => {
+    $("identify-result").hidden = true;  // an old answer must not stand beside a new error
     if (!collection()) throw new Error("no collection: create one first (System page lists them)");
     const file = $("identify-image").files[0];
     const body = new FormData();
@@ -655,6 +657,7 @@ $("person-forget").addEventListener("submit", (event) => {
 $("analyze-form").addEventListener("submit", (event) => {
   event.preventDefault();
   busy(event.target, $("analyze-error"), async () => {
+    $("analyze-result").hidden = true;  // an old answer must not stand beside a new error
     const file = $("analyze-image").files[0];
     const body = new FormData();
     body.append("images", file, file.name);
