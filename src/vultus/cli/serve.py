@@ -34,10 +34,14 @@ def add_commands(sub) -> None:
     p.add_argument("--no-auth", action="store_true", help="no API keys (refused unless --host is a loopback address)")
     p.add_argument("--threads", type=int, metavar="N", help="inference threads per worker (default 2)")
     p.add_argument("--queue", type=int, metavar="N", help="requests waiting per worker before 429 (default 32)")
+    p.add_argument("--model-threads", type=int, metavar="N",
+                   help="onnxruntime threads per model (default: the cores divided among the inference threads)")
     p.add_argument("--max-image-mb", type=float, metavar="MB", help="largest upload per image (default 10)")
     p.add_argument("--max-request-mb", type=float, metavar="MB", help="largest request body (default 64)")
     p.add_argument("--max-megapixels", type=float, metavar="MP", help="largest decoded image (default 40)")
     p.add_argument("--max-images", type=int, metavar="N", help="images per request (default 16)")
+    p.add_argument("--max-request-megapixels", type=float, metavar="MP",
+                   help="decoded pixels of all images of one request together (default 200)")
     p.add_argument("--max-faces", type=int, metavar="N", help="faces per image (default 64)")
     p.add_argument("--timeout", type=float, metavar="S", help="request timeout in seconds (default 60)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -133,7 +137,9 @@ def cmd_serve(args) -> int:
     for flag, field, scale in (("threads", "inference_threads", None), ("queue", "queue_size", None),
                                ("max_image_mb", "max_image_bytes", mib), ("max_request_mb", "max_request_bytes", mib),
                                ("max_megapixels", "max_pixels", 1_000_000), ("max_images", "max_images", None),
-                               ("max_faces", "max_faces", None), ("timeout", "request_timeout", None)):
+                               ("max_request_megapixels", "max_request_pixels", 1_000_000),
+                               ("max_faces", "max_faces", None), ("timeout", "request_timeout", None),
+                               ("model_threads", "model_threads", None)):
         value = getattr(args, flag)
         if value is not None:
             changes[field] = int(value * scale) if scale else value

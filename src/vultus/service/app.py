@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from vultus import __version__
+from vultus.errors import VultusError
 from vultus.service import errors
 from vultus.service.inference import InferencePool
 from vultus.service.keys import KeyStore
@@ -45,16 +46,61 @@ See docs/service.md for the roles, the limits and curl examples."""
 
 @dataclass
 class ServiceState:
+    """What the routes share. The library (models, gallery) and the pool live from
+    the app's start-up to its shutdown; a restarted app (tests) gets fresh ones."""
+
     settings: Settings
     keys: KeyStore
-    library: Library
-    pool: InferencePool
+    library: Library | None = None
+    pool: InferencePool | None = None
     models_cache: list | None = None
     startup_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def start(self) -> None:
+        s = self.settings
+        self.library = Library(s.gallery_path, detector=s.detector, embedder=s.embedder,
+                               model_threads=s.threads_per_model, max_faces=s.max_faces)
+        self.pool = InferencePool(s.inference_threads, s.queue_size, s.request_timeout)
+        self.startup_error = None
+
+    def stop(self) -> None:
+        # Graceful shutdown: uvicorn has stopped accepting and let requests in flight
+        # finish; the pool finishes what it runs, then the gallery saves its index and
+        # closes, so the file is consistent.
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.library is not None:
+            self.library.close()
+
     async def run(self, fn, *args, **kwargs):
+        if self.pool is None:
+            from vultus.service.errors import ServiceError
+
+            raise ServiceError("the service is starting", code="not_ready")
         return await self.pool.run(fn, *args, **kwargs)
+
+
+class NoStore:
+    """`Cache-Control: no-store` on every /v1 answer that sets no policy of its own:
+    names, faces and crops must not linger in a proxy's or browser's cache."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            return await self.app(scope, receive, send)
+
+        async def send_no_store(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def swagger_assets() -> Path | None:
@@ -68,36 +114,36 @@ def swagger_assets() -> Path | None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    library = Library(settings.gallery_path, detector=settings.detector, embedder=settings.embedder,
-                      model_threads=settings.model_threads, max_faces=settings.max_faces)
-    state = ServiceState(settings=settings, keys=KeyStore(settings.keys_path), library=library,
-                         pool=InferencePool(settings.inference_threads, settings.queue_size,
-                                            settings.request_timeout))
+    state = ServiceState(settings=settings, keys=KeyStore(settings.keys_path))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        try:
+            state.start()
+        except VultusError as exc:  # e.g. a damaged gallery: stay up, answer 503 and say why
+            state.startup_error = exc.message
+            log.error("vultus service cannot start: %s", exc.message)
+            yield
+            return
         if settings.preload:
             try:
-                await state.pool.run(library.warm_up)
+                await state.run(state.library.warm_up)
             except Exception as exc:  # stay up and say why in /v1/ready; health still answers
                 state.startup_error = f"{type(exc).__name__}: {exc}"
                 log.exception("model warm-up failed")
         else:
-            library.ready = True
+            state.library.ready = True
         try:
             yield
         finally:
-            # Graceful shutdown: uvicorn has stopped accepting and let requests in flight
-            # finish; the pool finishes what it runs, then the gallery saves its index
-            # and closes, so the file is consistent.
-            state.pool.shutdown()
-            library.close()
+            state.stop()
 
     app = FastAPI(title="vultus", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.vultus = state
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(NoStore)
 
     from vultus.service.routes import admin, collections, people, stateless, system
 

@@ -44,10 +44,12 @@ HTTP_STATUS: dict[str, int] = {
     "no_face": 422,
     "many_faces": 422,
     "too_many_faces": 422,
+    "nothing_enrolled": 422,
     "file_too_large": 413,
     "image_too_large": 413,
     "payload_too_large": 413,
     "too_many_images": 413,
+    "too_many_pixels": 413,
     "limit_exceeded": 413,
     # models
     "model_error": 422,  # an unknown model name; a model failing its checksum has its own code below
@@ -95,6 +97,20 @@ _STARLETTE_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405
                     413: "payload_too_large", 415: "unsupported_media_type"}
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this path (Starlette's own 405 names only
+    the first route that matched the path, not all of them)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET", "type": "http"})
+        route_methods = getattr(route, "methods", None)
+        if route_methods and match != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Route every error through the one envelope."""
 
@@ -122,6 +138,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}"
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)

@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from vultus.service.errors import ServiceError
 ROLES = ("identify", "manage", "admin")  # each may do everything the one before it may
 PREFIX = "vk_"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB and ~50 ms per check: once per key and process
+FAILURES_ALLOWED = 10  # wrong secrets per key id and process ...
+FAILURE_WINDOW_S = 60.0  # ... in this many seconds, before they are refused without hashing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -104,6 +107,7 @@ class KeyStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._verified: dict[str, bytes] = {}  # key id -> sha256 of the full key, after one scrypt check
+        self._failures: dict[str, tuple[int, float]] = {}  # key id -> (wrong secrets, since)
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -216,8 +220,23 @@ class KeyStore:
             known = self._verified.get(kid)
         if known is not None and hmac.compare_digest(known, full):
             return key
+        # Each scrypt check costs ~50 ms of CPU: a flood of wrong secrets for one key id
+        # would burn the machine. Past FAILURES_ALLOWED in FAILURE_WINDOW_S, wrong
+        # secrets for that id are refused without hashing (a key already verified in
+        # this process keeps working: it was matched above).
+        now = time.monotonic()
+        with self._lock:
+            count, since = self._failures.get(kid, (0, now))
+            if now - since > FAILURE_WINDOW_S:
+                count, since = 0, now
+            if count >= FAILURES_ALLOWED:
+                raise ServiceError("too many wrong secrets for this key id; wait and retry", code="unauthorized",
+                                   key_id=kid)
         if not hmac.compare_digest(_hash(secret, row[6], json.loads(row[8])), row[7]):
+            with self._lock:
+                self._failures[kid] = (count + 1, since)
             raise ServiceError("unknown API key", code="unauthorized")
         with self._lock:
             self._verified[kid] = full
+            self._failures.pop(kid, None)
         return key

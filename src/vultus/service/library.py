@@ -20,15 +20,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vultus.engine import Engine, pick_one
-from vultus.errors import InvalidArgumentError
+from vultus.errors import InvalidArgumentError, ModelError
 from vultus.gallery import Gallery
 from vultus.gallery.errors import ConflictError, NotFoundError
 from vultus.gallery.inference import EnrollOptions
 from vultus.gallery.types import EnrollItem, EnrollReport, Person
 from vultus.imageio import load_image
-from vultus.models.calibration import operating_point
+from vultus.models.calibration import calibration_for, operating_point
 from vultus.service.errors import ServiceError
 from vultus.service.uploads import Upload, decode
+from vultus.textsafe import has_control
 from vultus.types import OperatingPoint, Verification
 
 
@@ -229,6 +230,14 @@ class Library:
         with self.acting_as(actor) as g:
             if any(c.name == name for c in g.collections()):
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
+            embedder, fmr = options.get("embedder", "sface"), options.get("target_fmr")
+            if fmr is not None:
+                try:
+                    calibration_for(embedder)
+                except ModelError:
+                    pass  # no calibration at all: the collection needs a pinned threshold, as in the CLI
+                else:
+                    operating_point(embedder, fmr)  # refuse a rate its calibration did not measure
             return g.create_collection(name, **options)
 
     def set_target_fmr(self, actor: str, name: str, fmr: float):
@@ -314,18 +323,30 @@ class Library:
         g = self.gallery
         coll = g.collection(collection)  # 404 before any work
         engine = self.engine(coll.detector, coll.contract.name)
-        tmp = Path(tempfile.mkdtemp(prefix="vultus-upload-"))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix="vultus-upload-"))
+        except OSError as exc:
+            raise ServiceError(f"cannot stage the uploads ({exc.strerror or exc})", code="disk_full") from exc
         try:
             items = []
             for u in uploads:
                 path = tmp / f"{u.index}-{u.name}"
-                path.write_bytes(u.data)
+                try:
+                    path.write_bytes(u.data)
+                except OSError as exc:  # a full temporary disk is the server's trouble, not the client's
+                    raise ServiceError(f"cannot stage the uploads ({exc.strerror or exc})",
+                                       code="disk_full") from exc
                 items.append((u, path))
             with self.acting_as(actor):
                 if person_id is not None:
                     name = self.person(collection, person_id).name
                 else:
-                    name = person
+                    # The library's name rules (length, no control characters) apply in
+                    # Gallery.enroll_image; enroll() takes items as given, so check here too.
+                    name = (person or "").strip()
+                    if not name or len(name) > 200 or has_control(name):
+                        raise InvalidArgumentError("a person's name must be 1 to 200 printable characters",
+                                                   code="invalid_name", field="name")
                     if any(p.name == name for p in g.people(collection)):
                         raise ConflictError(f"there is already a person {name!r} in {collection!r}",
                                             person=name, collection=collection)

@@ -37,10 +37,10 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    model_config = _ex(ready=True, gallery="/srv/vultus/gallery.db", models=["yunet", "sface"],
+    model_config = _ex(ready=True, gallery_open=True, models=["yunet", "sface"],
                        inference={"threads": 2, "capacity": 34, "admitted": 0, "running": 0})
     ready: bool
-    gallery: str
+    gallery_open: bool
     models: list[str]
     inference: dict[str, int]
 

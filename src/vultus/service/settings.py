@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from vultus.errors import InvalidArgumentError
@@ -34,22 +34,24 @@ class Settings:
     max_image_bytes: int = 10 * MiB  # one uploaded image
     max_request_bytes: int = 64 * MiB  # one whole request body
     max_pixels: int = 40_000_000  # decoded pixels of one image, checked from its header before decoding
+    max_request_pixels: int = 200_000_000  # all images of one request together (bounds a request's memory)
     max_images: int = 16  # images in one request
     max_faces: int = 64  # faces in one image (more: refused with too_many_faces)
     request_timeout: float = 60.0  # seconds a request may wait for and run its inference
     # -- inference pool --------------------------------------------------------
     inference_threads: int = 2  # requests whose models run at once in one worker process
     queue_size: int = 32  # requests waiting for a thread; more are refused with 429 and Retry-After
-    model_threads: int | None = None  # onnxruntime threads per model; None: the library's default
+    # onnxruntime threads per model; None: the cores shared out among the inference
+    # threads (so two requests running at once do not each spin on every core).
+    model_threads: int | None = None
     # -- models ----------------------------------------------------------------
     detector: str = "yunet"  # for the stateless endpoints (collections use their own)
     embedder: str = "sface"
     preload: bool = True  # load the default models at start-up, so /v1/ready means ready
-    default_collection: str = "default"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("max_image_bytes", "max_request_bytes", "max_pixels", "max_images", "max_faces",
+        for name in ("max_image_bytes", "max_request_bytes", "max_pixels", "max_request_pixels", "max_images",
+                     "max_faces",
                      "inference_threads", "queue_size"):
             if int(getattr(self, name)) < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1 (got {getattr(self, name)})",
@@ -61,6 +63,16 @@ class Settings:
             raise InvalidArgumentError(
                 f"authentication can be turned off only on a loopback host (127.0.0.1, ::1), not {self.host!r}",
                 code="auth_required", host=self.host)
+
+    @property
+    def threads_per_model(self) -> int:
+        if self.model_threads:
+            return int(self.model_threads)
+        if os.environ.get("VULTUS_THREADS"):  # the library's own override wins
+            from vultus.models.runtime import default_threads
+
+            return default_threads()
+        return max(1, (os.cpu_count() or 1) // self.inference_threads)
 
     @property
     def gallery_path(self) -> Path:
@@ -88,7 +100,7 @@ class Settings:
         changes = {}
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or f.name == "extra":
+            if raw is None:
                 continue
             changes[f.name] = _parse(f.name, raw, getattr(base, f.name))
         return replace(base, **changes) if changes else base

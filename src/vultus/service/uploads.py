@@ -59,13 +59,15 @@ def image_header_size(data: bytes, name: str) -> tuple[int, int]:
                          image=name) from exc
 
 
-def check_image(data: bytes, name: str, max_pixels: int) -> None:
+def check_image(data: bytes, name: str, max_pixels: int) -> int:
+    """The image's pixel count, from its header; ImageError if empty, unreadable or too large."""
     if not data:
         raise ImageError(f"{name}: empty file", code="empty_file", image=name)
     w, h = image_header_size(data, name)
     if w * h > max_pixels:
         raise ImageError(f"{name}: image too large ({w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,})",
                          code="image_too_large", image=name, width=w, height=h, limit=max_pixels)
+    return w * h
 
 
 def decode(upload: Upload) -> np.ndarray:
@@ -78,14 +80,18 @@ def decode(upload: Upload) -> np.ndarray:
         raise ImageError(f"{upload.name}: {why}", code=code, image=upload.name, index=upload.index) from exc
 
 
-async def read_uploads(files: list[UploadFile], *, max_images: int, max_bytes: int, max_pixels: int,
-                       field: str = "images") -> list[Upload]:
+async def read_uploads(files: list[UploadFile], settings, field: str = "images") -> list[Upload]:
+    """Checked uploads, within `settings`' limits: images per request, bytes per image,
+    pixels per image and per request (what decoding the request will cost in memory)."""
+    max_images, max_bytes = settings.max_images, settings.max_image_bytes
+    max_pixels, budget = settings.max_pixels, settings.max_request_pixels
     if not files:
         raise ServiceError(f"no image uploaded (multipart field {field!r})", code="invalid_request", field=field)
     if len(files) > max_images:
         raise ServiceError(f"{len(files)} images in one request; the limit is {max_images}",
                            code="too_many_images", limit=max_images, value=len(files))
     out = []
+    total = 0
     for i, f in enumerate(files):
         name = safe_name(f.filename, i)
         ctype = (f.content_type or "").split(";")[0].strip().lower()
@@ -97,10 +103,13 @@ async def read_uploads(files: list[UploadFile], *, max_images: int, max_bytes: i
             raise ImageError(f"{name}: upload larger than {max_bytes:,} bytes", code="file_too_large",
                              image=name, index=i, limit=max_bytes)
         try:
-            check_image(data, name, max_pixels)
+            total += check_image(data, name, max_pixels)
         except ImageError as exc:
             exc.data.setdefault("index", i)
             raise
+        if total > budget:
+            raise ServiceError(f"the images of this request hold more than {budget:,} pixels together; send fewer",
+                               code="too_many_pixels", limit=budget, index=i)
         out.append(Upload(name=name, data=data, index=i))
     return out
 

@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 
-from vultus.service.auth import AdminKey, AnyKey, IdentifyKey, collection_not_found, visible_collection
+from vultus.service.auth import AdminKey, AnyKey, IdentifyKey, collection_not_found
 from vultus.service.routes.common import (
     READ_ERRORS,
     UPLOAD_ERRORS,
     WRITE_ERRORS,
     forget_proof,
     identification,
+    in_collection,
     json_body,
     multipart_body,
     state,
@@ -75,12 +76,7 @@ async def create_collection(request: Request, key: AdminKey, body: CollectionCre
             summary="A collection: embedder contract, counts, threshold and its false-match rate")
 async def get_collection(request: Request, key: AnyKey, collection: CollectionName):
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return collection_out(lib.collection_info(collection))
-
-    return await state(request).run(run)
+    return await in_collection(request, key, collection, lambda: collection_out(lib.collection_info(collection)))
 
 
 @router.put("/{collection}/target-fmr", response_model=CollectionOut, responses=WRITE_ERRORS,
@@ -89,11 +85,10 @@ async def set_target_fmr(request: Request, key: AdminKey, collection: Collection
     lib = state(request).library
 
     def run():
-        visible_collection(key, collection, lib)
         lib.set_target_fmr(key.actor, collection, body.target_fmr)
         return collection_out(lib.collection_info(collection))
 
-    return await state(request).run(run)
+    return await in_collection(request, key, collection, run)
 
 
 @router.delete("/{collection}", response_model=CollectionDeleted, responses=WRITE_ERRORS,
@@ -102,13 +97,12 @@ async def delete_collection(request: Request, key: AdminKey, collection: Collect
     lib = state(request).library
 
     def run():
-        visible_collection(key, collection, lib)
         people = {p.name: p for p in lib.gallery.people(collection)}
         reports = lib.delete_collection(key.actor, collection)
         return {"collection": collection,
                 "people_forgotten": [forget_proof(people[r.person], r) for r in reports]}
 
-    return await state(request).run(run)
+    return await in_collection(request, key, collection, run)
 
 
 @router.post("/{collection}/identify", response_model=IdentifyResponse, responses=UPLOAD_ERRORS,
@@ -121,15 +115,9 @@ async def identify(request: Request, key: IdentifyKey, collection: CollectionNam
     lib = st.library
     if not key.sees(collection):
         raise collection_not_found(collection)
-    s = st.settings
-    uploads = await read_uploads(images, max_images=s.max_images, max_bytes=s.max_image_bytes,
-                                 max_pixels=s.max_pixels)
+    uploads = await read_uploads(images, st.settings)
 
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.identify(collection, uploads, top_k=top_k)
-
-    results = await st.run(run)
+    results = await in_collection(request, key, collection, lib.identify, collection, uploads, top_k=top_k)
     out = []
     for r in results:
         d = r.to_dict()

@@ -12,14 +12,31 @@ from vultus.service.schemas import ErrorResponse
 
 _ERR = {"model": ErrorResponse}
 AUTH_ERRORS = {401: _ERR, 403: _ERR}
-READ_ERRORS = {**AUTH_ERRORS, 404: _ERR, 422: _ERR, 429: _ERR, 503: _ERR}
+READ_ERRORS = {**AUTH_ERRORS, 400: _ERR, 404: _ERR, 422: _ERR, 429: _ERR, 503: _ERR}
 WRITE_ERRORS = {**READ_ERRORS, 409: _ERR, 415: _ERR}
 UPLOAD_ERRORS = {**WRITE_ERRORS, 413: _ERR}
 SYSTEM_ERRORS = {503: _ERR}
 
 
 def state(request: Request):
-    return request.app.state.vultus
+    st = request.app.state.vultus
+    if st.library is None:  # the app's start-up (lifespan) has not run
+        raise ServiceError("the service is starting", code="not_ready")
+    return st
+
+
+async def in_collection(request: Request, key, collection: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on the inference pool, once the key may see `collection`
+    (else the same 404 as a collection that does not exist)."""
+    from vultus.service.auth import visible_collection
+
+    st = state(request)
+
+    def run():
+        visible_collection(key, collection, st.library)
+        return fn(*args, **kwargs)
+
+    return await st.run(run)
 
 
 def _media_type(request: Request) -> str:

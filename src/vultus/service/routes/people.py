@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import Response
 
 from vultus.gallery.errors import NotFoundError
-from vultus.service.auth import AnyKey, ManageKey, visible_collection
+from vultus.service.auth import AnyKey, ManageKey
+from vultus.service.errors import ServiceError
 from vultus.service.routes.collections import CollectionName
 from vultus.service.routes.common import (
     READ_ERRORS,
@@ -17,6 +18,7 @@ from vultus.service.routes.common import (
     enroll_response,
     face_record,
     forget_proof,
+    in_collection,
     json_body,
     multipart_body,
     state,
@@ -46,8 +48,7 @@ Pick = Annotated[str, Query(pattern="^(one|largest|central)$",
 
 
 async def _uploads(st, images):
-    s = st.settings
-    return await read_uploads(images, max_images=s.max_images, max_bytes=s.max_image_bytes, max_pixels=s.max_pixels)
+    return await read_uploads(images, st.settings)
 
 
 @router.get("/people", response_model=PeoplePage, responses=READ_ERRORS,
@@ -57,12 +58,8 @@ async def list_people(request: Request, key: AnyKey, collection: CollectionName,
                       cursor: Annotated[str | None, Query(max_length=1000)] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.people_page(collection, q=q, cursor=cursor, limit=limit)
-
-    page, next_cursor, total = await state(request).run(run)
+    page, next_cursor, total = await in_collection(request, key, collection,
+                                                   lib.people_page, collection, q=q, cursor=cursor, limit=limit)
     return {"people": [p.to_dict() for p in page], "next_cursor": next_cursor, "total": total}
 
 
@@ -76,11 +73,14 @@ async def create_person(request: Request, key: ManageKey, collection: Collection
     lib = st.library
     uploads = await _uploads(st, images)
 
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.enroll(key.actor, collection, uploads, person=name.strip(), pick=pick)
-
-    return enroll_response(*await st.run(run))
+    report, person = await in_collection(request, key, collection, lib.enroll, key.actor, collection, uploads,
+                                         person=name.strip(), pick=pick)
+    answer = enroll_response(report, person)
+    if person is None:
+        # Nothing passed: no person was created. Each image's verdict is in the details.
+        raise ServiceError(f"no image of {name.strip()!r} could be enrolled", code="nothing_enrolled",
+                           person=name.strip(), images=answer["images"])
+    return answer
 
 
 @router.get("/people/{person_id}", response_model=PersonDetail, responses=READ_ERRORS,
@@ -89,11 +89,9 @@ async def get_person(request: Request, key: AnyKey, collection: CollectionName, 
     lib = state(request).library
 
     def run():
-        visible_collection(key, collection, lib)
-        p = lib.person(collection, person_id)
-        return p, lib.faces(collection, person_id)
+        return lib.person(collection, person_id), lib.faces(collection, person_id)
 
-    p, faces = await state(request).run(run)
+    p, faces = await in_collection(request, key, collection, run)
     return p.to_dict() | {"face_list": [face_record(f) for f in faces]}
 
 
@@ -102,12 +100,8 @@ async def get_person(request: Request, key: AnyKey, collection: CollectionName, 
 async def rename_person(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId,
                         body: Rename) -> dict:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.rename(key.actor, collection, person_id, body.name)
-
-    return (await state(request).run(run)).to_dict()
+    return (await in_collection(request, key, collection,
+                                lib.rename, key.actor, collection, person_id, body.name)).to_dict()
 
 
 @router.post("/people/{person_id}/merge", response_model=MergeResult, responses=WRITE_ERRORS,
@@ -115,12 +109,8 @@ async def rename_person(request: Request, key: ManageKey, collection: Collection
 async def merge_person(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId,
                        body: MergeRequest) -> dict:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.merge(key.actor, collection, person_id, body.into)
-
-    person, moved = await state(request).run(run)
+    person, moved = await in_collection(request, key, collection,
+                                        lib.merge, key.actor, collection, person_id, body.into)
     return {"person": person.to_dict(), "faces_moved": moved}
 
 
@@ -128,15 +118,10 @@ async def merge_person(request: Request, key: ManageKey, collection: CollectionN
                summary="Forget a person: every row, embedding, crop and index entry, with the proof (manage)")
 async def forget_person(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId) -> dict:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.forget(key.actor, collection, person_id)
-
-    return forget_proof(*await state(request).run(run))
+    return forget_proof(*await in_collection(request, key, collection, lib.forget, key.actor, collection, person_id))
 
 
-@router.post("/people/{person_id}/faces", response_model=EnrollResponse, status_code=201, responses=UPLOAD_ERRORS,
+@router.post("/people/{person_id}/faces", response_model=EnrollResponse, responses=UPLOAD_ERRORS,
              dependencies=[Depends(multipart_body)], summary="Enroll more photos of a person (manage)")
 async def enroll_faces(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId,
                        images: Images,
@@ -145,23 +130,16 @@ async def enroll_faces(request: Request, key: ManageKey, collection: CollectionN
     lib = st.library
     uploads = await _uploads(st, images)
 
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.enroll(key.actor, collection, uploads, person_id=person_id, pick=pick)
-
-    return enroll_response(*await st.run(run))
+    return enroll_response(*await in_collection(request, key, collection, lib.enroll, key.actor, collection, uploads,
+                                                person_id=person_id, pick=pick))
 
 
 @router.get("/faces", response_model=FaceList, responses=READ_ERRORS, summary="Enrolled faces (of one person)")
 async def list_faces(request: Request, key: AnyKey, collection: CollectionName,
                      person_id: Annotated[int | None, Query(description="only this person's faces")] = None) -> dict:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.faces(collection, person_id)
-
-    return {"faces": [face_record(f) for f in await state(request).run(run)]}
+    return {"faces": [face_record(f) for f in await in_collection(request, key, collection,
+                                                                  lib.faces, collection, person_id)]}
 
 
 @router.get("/faces/{face_id}/crop", response_class=Response, responses=READ_ERRORS | {
@@ -169,15 +147,10 @@ async def list_faces(request: Request, key: AnyKey, collection: CollectionName,
     summary="The face's aligned crop as JPEG (manage)")
 async def face_crop(request: Request, key: ManageKey, collection: CollectionName, face_id: FaceId) -> Response:
     lib = state(request).library
-
-    def run():
-        visible_collection(key, collection, lib)
-        return lib.crop(collection, face_id)
-
-    jpeg = await state(request).run(run)
+    jpeg = await in_collection(request, key, collection, lib.crop, collection, face_id)
     if jpeg is None:
         raise NotFoundError(f"face {face_id} was enrolled without keeping its crop", kind="crop", id=face_id)
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/faces/{face_id}/move", response_model=FaceList, responses=WRITE_ERRORS,
@@ -187,11 +160,10 @@ async def move_face(request: Request, key: ManageKey, collection: CollectionName
     lib = state(request).library
 
     def run():
-        visible_collection(key, collection, lib)
         lib.move_face(key.actor, collection, face_id, body.person_id)
         return [f for f in lib.faces(collection, body.person_id) if f.id == face_id]
 
-    return {"faces": [face_record(f) for f in await state(request).run(run)]}
+    return {"faces": [face_record(f) for f in await in_collection(request, key, collection, run)]}
 
 
 @router.delete("/faces/{face_id}", status_code=204, response_class=Response, responses=WRITE_ERRORS,
@@ -199,9 +171,5 @@ async def move_face(request: Request, key: ManageKey, collection: CollectionName
 async def delete_face(request: Request, key: ManageKey, collection: CollectionName, face_id: FaceId) -> Response:
     lib = state(request).library
 
-    def run():
-        visible_collection(key, collection, lib)
-        lib.delete_face(key.actor, collection, face_id)
-
-    await state(request).run(run)
+    await in_collection(request, key, collection, lib.delete_face, key.actor, collection, face_id)
     return Response(status_code=204)

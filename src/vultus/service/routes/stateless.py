@@ -21,9 +21,7 @@ ACTIONS_HELP = f"a subset of {', '.join(ACTIONS)} (default: all)"
 
 
 async def _uploads(st, files, field="images"):
-    s = st.settings
-    return await read_uploads(files, max_images=s.max_images, max_bytes=s.max_image_bytes, max_pixels=s.max_pixels,
-                              field=field)
+    return await read_uploads(files, st.settings, field)
 
 
 @router.post("/detect", response_model=DetectResponse, summary="Faces in each image: box, score, 5 landmarks")

@@ -21,13 +21,14 @@ async def health() -> dict:
 @router.get("/ready", response_model=Ready, responses=SYSTEM_ERRORS,
             summary="Models loaded and gallery open (readiness); 503 until then")
 async def ready(request: Request):
-    st = state(request)
+    st = request.app.state.vultus
     lib = st.library
-    if not lib.ready or st.startup_error:
-        why = st.startup_error or "models are loading"
+    if lib is None or not lib.ready or st.startup_error:
+        why = st.startup_error or ("starting" if lib is None else "models are loading")
         return JSONResponse(error_body("not_ready", f"not ready: {why}", {}), status_code=503,
                             headers={"Retry-After": "5"})
-    return {"ready": True, "gallery": lib.gallery.location, "models": [lib.detector, lib.embedder],
+    # No paths or names here: readiness is answered without a key.
+    return {"ready": True, "gallery_open": lib.gallery.store is not None, "models": [lib.detector, lib.embedder],
             "inference": {"threads": st.pool.threads, "capacity": st.pool.capacity, "admitted": st.pool.admitted,
                           "running": st.pool.running}}
 
