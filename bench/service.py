@@ -60,6 +60,8 @@ COLLECTION = "lfw1000"
 PROBES = 64
 CONCURRENCY = (1, 4, 16)
 WORKERS = (1, 2)
+# Requests that run no model: the HTTP stack's own cost, without and with the key check.
+FLOOR = {"health": "/v1/health", "key": "/v1/keys/me"}
 
 
 # ----------------------------------------------------------------- data
@@ -271,9 +273,16 @@ def load_generator(spec: dict) -> dict:
     ready = threading.Barrier(n + 1)
     start_time = [0.0]
 
+    method = spec.get("method", "POST")
+
     def send(conn, k):
+        if not bodies:  # a GET
+            conn.request(method, spec["path"], headers=headers_base)
+            response = conn.getresponse()
+            response.read()
+            return response.status
         content_type, body = bodies[k % len(bodies)]
-        conn.request("POST", spec["path"], body=body, headers=headers_base | {"Content-Type": content_type})
+        conn.request(method, spec["path"], body=body, headers=headers_base | {"Content-Type": content_type})
         response = conn.getresponse()
         response.read()
         return response.status
@@ -527,6 +536,15 @@ def write_report(res: dict, out: Path) -> str:
         b = res["bars"][kind]
         lines.append(f"- {kind}: overhead at 1 client " + ", ".join(f"{100 * x:+.0f}%" for x in b["overhead_rounds"])
                      + "; throughput ratio at 16 clients " + ", ".join(f"{100 * x:.0f}%" for x in b["ratio_rounds"]))
+    if res.get("floor"):
+        lines += ["", "## The HTTP stack by itself", "",
+                  "Requests that run no model, 1 client, 1 worker: what parsing, routing, the key check and the "
+                  "answer cost without any inference.", "",
+                  "| request | requests | req/s | p50 ms | p99 ms | CPU ms |", "|---|---|---|---|---|---|"]
+        for kind, path in FLOOR.items():
+            r = res["floor"][kind]
+            label = f"`GET {path}`" + (" (no key check)" if kind == "health" else " (key checked)")
+            lines.append(f"| {label} | {r['n']} | {fmt_cell(r)} |")
     lines += ["", "## Memory", "", "Resident set size after the run (MiB):", ""]
     for w in WORKERS:
         lines.append(f"- `vultus serve --workers {w}`: " + ", ".join(f"{m:.0f}" for m in res["memory"][str(w)])
@@ -572,7 +590,7 @@ def main() -> None:
     res = {"date": stamp(), "machine": machine(), "load_start": load_average(), "people": args.people,
            "seconds": args.seconds, "max_requests": args.max_requests, "threads": default_threads(),
            "rounds": args.rounds,
-           "library": {}, "http": {}, "memory": {}, "ready_s": {}, "bars": {}, "notes": []}
+           "library": {}, "http": {}, "floor": {}, "memory": {}, "ready_s": {}, "bars": {}, "notes": []}
     lfw = lfw_root()
     cache = cache_dir() / "bench-service"
     cache.mkdir(parents=True, exist_ok=True)
@@ -605,14 +623,14 @@ def main() -> None:
                 f = tmp / f"{kind}-{i}.body"
                 f.write_bytes(body)
                 bodies[kind].append({"content_type": ctype, "file": str(f)})
-        paths = {"verify": "/v1/verify?largest=true", "identify": f"/v1/collections/{COLLECTION}/identify"}
+        paths = {"verify": "/v1/verify?largest=true", "identify": f"/v1/collections/{COLLECTION}/identify"} | FLOOR
 
         def http_cell(server: Server, kind: str, c: int, max_requests: int, seconds: float) -> dict:
             pids = server.worker_pids()
             cpu0 = cpu_seconds(pids)
             out = run_load({"host": "127.0.0.1", "port": server.port, "path": paths[kind], "key": key,
-                            "bodies": bodies[kind], "concurrency": c, "max_requests": max_requests,
-                            "max_seconds": seconds}, tmp)
+                            "bodies": bodies.get(kind, []), "concurrency": c, "max_requests": max_requests,
+                            "max_seconds": seconds, "method": "GET" if kind in FLOOR else "POST"}, tmp)
             # The server's CPU per request, warm-up requests included (they did the same work).
             out["cpu_s"], out["cpu_requests"] = cpu_seconds(pids) - cpu0, out["all_requests"]
             return out
@@ -622,6 +640,11 @@ def main() -> None:
             try:
                 res["ready_s"][str(w)] = server.wait_ready()
                 print(f"serve --workers {w}: ready in {res['ready_s'][str(w)]:.1f} s", flush=True)
+                if w == 1:
+                    # What the HTTP stack costs by itself: no model, no image; with and without a key check.
+                    for kind in FLOOR:
+                        res["floor"][kind] = merge_runs([http_cell(server, kind, 1, 300, 3.0)])
+                        print(f"  HTTP {FLOOR[kind]}: {fmt_cell(res['floor'][kind])}", flush=True)
                 for kind in ("verify", "identify"):
                     res["http"].setdefault(kind, {})[str(w)] = {}
                     for c in CONCURRENCY:
