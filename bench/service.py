@@ -22,7 +22,10 @@ What runs:
 The two cells each bar compares (1 client / 1 worker against the library in
 this process; 16 clients / 2 workers against the library's 2 processes) run
 alternately in --rounds rounds, so load from other work on a shared machine
-falls on both sides alike. Next to wall-clock figures, CPU time per request
+falls on both sides alike. At 1 client the service's adapter
+(vultus.service.library, the same calls the routes make) also runs in-process
+each round, and two requests that run no model measure the HTTP stack alone,
+so the report can say where any overhead lies. Next to wall-clock figures, CPU time per request
 (user + system of the worker processes, or of the library's process) is
 reported: it moves far less with the machine's load.
 
@@ -169,11 +172,26 @@ def _load_work(kind: str, files: list[list[str]]) -> list[tuple[bytes, ...]]:
     return [tuple(Path(f).read_bytes() for f in item) for item in files]
 
 
-class InProcess:
-    """The library in this process, models loaded once (as a server worker has them)."""
+def _adapter_call(kind: str, gallery_path: str):
+    """One request's work through the service's own adapter (vultus.service.library:
+    upload decoding, the face limit, the same Engine and Gallery calls), without HTTP."""
+    from vultus.service.library import Library
+    from vultus.service.uploads import Upload
 
-    def __init__(self, kind: str, gallery_path: str, files: list[list[str]]):
-        self.call = _library_call(kind, gallery_path)
+    lib = Library(gallery_path)
+    lib.warm_up()
+    if kind == "verify":
+        return lambda work: lib.verify(Upload("a.jpg", work[0], 0), Upload("b.jpg", work[1], 1), fmr=None,
+                                       largest=True)
+    return lambda work: lib.identify(COLLECTION, [Upload("a.jpg", work[0], 0)])
+
+
+class InProcess:
+    """The library (or the service's adapter onto it) in this process, models loaded
+    once, as a server worker has them."""
+
+    def __init__(self, kind: str, gallery_path: str, files: list[list[str]], *, adapter: bool = False):
+        self.call = (_adapter_call if adapter else _library_call)(kind, gallery_path)
         self.work = _load_work(kind, files)
         for item in self.work[:2]:  # load the models and warm the caches, as the server is before it is ready
             self.call(item)
@@ -325,12 +343,16 @@ def load_generator(spec: dict) -> dict:
         t.start()
     ready.wait()  # after every client's warm-up request
     start_time[0] = time.perf_counter()
+    # The server's CPU over the timed window only: a worker's first request may load models
+    # (the warm-up requests above), which is not what a request costs.
+    cpu0 = cpu_seconds(spec.get("pids", []))
     for t in threads:
         t.join()
     wall = time.perf_counter() - start_time[0]
+    cpu = cpu_seconds(spec.get("pids", [])) - cpu0
     return {"latencies": latencies, "wall": wall, "statuses": statuses, "error_samples": errors[:3],
-            "errors": len(errors) + sum(v for k, v in statuses.items() if k != "200"),
-            "all_requests": warmed[0] + sum(statuses.values())}
+            "errors": len(errors) + sum(v for k, v in statuses.items() if k != "200"), "warmed": warmed[0],
+            "cpu_s": cpu, "cpu_requests": sum(statuses.values())}
 
 
 def free_port() -> int:
@@ -507,6 +529,9 @@ def write_report(res: dict, out: Path) -> str:
         lib1 = res["library"][kind]["1"]
         lib2 = res["library"][kind]["2"]
         lines.append(f"| {kind} | library, in-process | 1 | – | {lib1['n']} | {fmt_cell(lib1)} | 0 |")
+        ad = res["adapter"][kind]
+        lines.append(f"| {kind} | the service's adapter, in-process (no HTTP) | 1 | – | {ad['n']} | {fmt_cell(ad)} "
+                     "| 0 |")
         lines.append(f"| {kind} | library, 2 processes | 2 | – | {lib2['n']} | {fmt_cell(lib2)} | 0 |")
         for w in WORKERS:
             for c in CONCURRENCY:
@@ -530,12 +555,22 @@ def write_report(res: dict, out: Path) -> str:
                      f"{b['http_ceiling']:.1f} | {b['lib_ceiling']:.1f} | {100 * b['ceiling_ratio']:.0f}% | "
                      f"{verdict(b['ceiling_ratio'] >= 0.90)} |")
     lines += ["", f"Each bar's two sides ran alternately, {res['rounds']} rounds within one cell (library, then "
-              "HTTP, then the library again ...), so the other work on the machine fell on both sides alike; the "
-              "figures above pool the rounds. Round by round (wall clock):", ""]
+              "HTTP, then the library again ...; at 1 client the service's adapter ran in each round too), so the "
+              "other work on the machine fell on both sides alike; the figures above pool the rounds. Round by "
+              "round (wall clock):", ""]
     for kind in ("verify", "identify"):
         b = res["bars"][kind]
         lines.append(f"- {kind}: overhead at 1 client " + ", ".join(f"{100 * x:+.0f}%" for x in b["overhead_rounds"])
                      + "; throughput ratio at 16 clients " + ", ".join(f"{100 * x:.0f}%" for x in b["ratio_rounds"]))
+    lines += ["", "## Where the time goes", "",
+              "CPU ms per request at 1 client: the library alone, the service's adapter onto it in-process "
+              "(upload decoding and checks, no HTTP), and the whole service over HTTP (1 worker).", ""]
+    for kind in ("verify", "identify"):
+        lib, ad, http = res["library"][kind]["1"], res["adapter"][kind], res["http"][kind]["1"]["1"]
+        lines.append(f"- {kind}: library {lib['cpu_ms']:.1f}, adapter {ad['cpu_ms']:.1f} "
+                     f"({100 * (ad['cpu_ms'] / lib['cpu_ms'] - 1):+.0f}%), HTTP {http['cpu_ms']:.1f} "
+                     f"({100 * (http['cpu_ms'] / lib['cpu_ms'] - 1):+.0f}%); p50 wall clock {lib['p50_ms']:.1f}, "
+                     f"{ad['p50_ms']:.1f}, {http['p50_ms']:.1f} ms")
     if res.get("floor"):
         lines += ["", "## The HTTP stack by itself", "",
                   "Requests that run no model, 1 client, 1 worker: what parsing, routing, the key check and the "
@@ -590,7 +625,7 @@ def main() -> None:
     res = {"date": stamp(), "machine": machine(), "load_start": load_average(), "people": args.people,
            "seconds": args.seconds, "max_requests": args.max_requests, "threads": default_threads(),
            "rounds": args.rounds,
-           "library": {}, "http": {}, "floor": {}, "memory": {}, "ready_s": {}, "bars": {}, "notes": []}
+           "library": {}, "adapter": {}, "http": {}, "floor": {}, "memory": {}, "ready_s": {}, "bars": {}, "notes": []}
     lfw = lfw_root()
     cache = cache_dir() / "bench-service"
     cache.mkdir(parents=True, exist_ok=True)
@@ -603,6 +638,7 @@ def main() -> None:
 
     # The library in this process, for the concurrency-1 comparison; models loaded once.
     in_process = {kind: InProcess(kind, str(gallery), files[kind]) for kind in ("verify", "identify")}
+    adapter = {kind: InProcess(kind, str(gallery), files[kind], adapter=True) for kind in ("verify", "identify")}
     rounds = args.rounds
     per_round = {"max_requests": max(1, args.max_requests // rounds), "seconds": args.seconds / rounds}
     raw: dict = {"lib1": {}, "lib2": {}, "http": {}}
@@ -626,14 +662,10 @@ def main() -> None:
         paths = {"verify": "/v1/verify?largest=true", "identify": f"/v1/collections/{COLLECTION}/identify"} | FLOOR
 
         def http_cell(server: Server, kind: str, c: int, max_requests: int, seconds: float) -> dict:
-            pids = server.worker_pids()
-            cpu0 = cpu_seconds(pids)
-            out = run_load({"host": "127.0.0.1", "port": server.port, "path": paths[kind], "key": key,
-                            "bodies": bodies.get(kind, []), "concurrency": c, "max_requests": max_requests,
-                            "max_seconds": seconds, "method": "GET" if kind in FLOOR else "POST"}, tmp)
-            # The server's CPU per request, warm-up requests included (they did the same work).
-            out["cpu_s"], out["cpu_requests"] = cpu_seconds(pids) - cpu0, out["all_requests"]
-            return out
+            return run_load({"host": "127.0.0.1", "port": server.port, "path": paths[kind], "key": key,
+                             "bodies": bodies.get(kind, []), "concurrency": c, "max_requests": max_requests,
+                             "max_seconds": seconds, "method": "GET" if kind in FLOOR else "POST",
+                             "pids": sorted({server.proc.pid, *server.worker_pids()})}, tmp)
 
         for w in WORKERS:
             server = Server(served, w, env_with_src(), tmp / f"serve-{w}.log")
@@ -655,12 +687,13 @@ def main() -> None:
                             # A bar's two sides alternate, round by round, so the other work on this
                             # shared machine weighs on both alike.
                             side = "lib1" if c == 1 else "lib2"
-                            lib_runs, http_runs = [], []
+                            lib_runs, http_runs, adapter_runs = [], [], []
                             procs = LibraryProcesses(kind, str(gallery), files[kind], 2) if c == 16 else None
                             try:
                                 for k in range(rounds):
                                     if procs is None:
                                         lib_runs.append(in_process[kind].run(offset=k * 5, **per_round))
+                                        adapter_runs.append(adapter[kind].run(offset=k * 5, **per_round))
                                     else:
                                         lib_runs.append(procs.run(**per_round))
                                     http_runs.append(http_cell(server, kind, c, **per_round))
@@ -670,6 +703,8 @@ def main() -> None:
                             raw[side][kind] = {"lib": lib_runs, "http": http_runs}
                             res["library"].setdefault(kind, {})["1" if c == 1 else "2"] = merge_runs(lib_runs)
                             r = merge_runs(http_runs)
+                            if adapter_runs:
+                                res["adapter"][kind] = merge_runs(adapter_runs)
                             print(f"  library {kind}, {'1 process' if c == 1 else '2 processes'}: "
                                   f"{fmt_cell(res['library'][kind]['1' if c == 1 else '2'])}", flush=True)
                         res["http"][kind][str(w)][str(c)] = r

@@ -168,6 +168,22 @@ def test_key_is_entered_once_per_browser_session(page, browser, live):
     other.close()
 
 
+def test_changing_the_key_leaves_nothing_of_the_old_session(page, live, fr_images):
+    page.goto(page.url.split("#")[0] + "#identify")
+    page.locator("#identify-image").set_input_files(str(fr_images / "examples/obama.jpg"))
+    page.locator("#identify-form button[type=submit]").click()
+    page.locator("#identify-table tbody tr").first.wait_for()
+    page.locator("#key-change").click()
+    assert page.locator("#key-input").is_visible()
+    assert page.evaluate("sessionStorage.getItem('vultus.key')") is None
+    page.keyboard.type(live[1])
+    page.keyboard.press("Enter")
+    page.locator("#key-badge", has_text="admin").wait_for()
+    page.locator("#page-identify").wait_for(state="visible")
+    assert page.locator("#identify-result").is_hidden()
+    assert page.locator("#identify-table tbody tr").count() == 0
+
+
 def test_identify_names_every_face(page, fr_images):
     page.goto(page.url.split("#")[0] + "#identify")
     page.locator("#identify-image").set_input_files(str(fr_images / "examples/knn_examples/test/obama_and_biden.jpg"))

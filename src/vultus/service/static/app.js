@@ -257,6 +257,9 @@ function colourFor(name, known) {
 // ---------------------------------------------------------------- key and session
 
 let whoami = null;
+// Whether this page has shown anything under a key: a new key then starts from a fresh page,
+// so nothing seen with the old key (people, photos, results) stays on screen.
+let pageUsed = false;
 
 function showKeyPanel(message) {
   $("key-panel").hidden = false;
@@ -308,6 +311,10 @@ $("key-form").addEventListener("submit", async (event) => {
   const ok = await busy($("key-form"), $("key-error"), async () => { await useKey(key); return true; });
   if (ok) {
     $("key-input").value = "";
+    if (pageUsed) {
+      location.reload();
+      return;
+    }
     $("key-panel").hidden = true;
     route();
   }
@@ -322,7 +329,7 @@ $("key-change").addEventListener("click", () => {
 
 $("collection-select").addEventListener("change", (event) => {
   sessionStorage.setItem(COLLECTION_STORE, event.target.value);
-  personState.selected = null;
+  resetPersonPane();
   route();
 });
 
@@ -336,6 +343,7 @@ function currentPage() {
 function route() {
   if (!whoami) { showKeyPanel(); return; }
   $("key-panel").hidden = true;
+  pageUsed = true;
   const page = currentPage();
   for (const p of PAGES) $("page-" + p).hidden = p !== page;
   for (const link of document.querySelectorAll("nav a[data-page]")) {
@@ -433,23 +441,35 @@ $("identify-form").addEventListener("submit", (event) => {
 
 // ---------------------------------------------------------------- People
 
-const personState = { cursor: null, selected: null, query: "" };
+// `listing` counts list loads: an answer that arrives after a newer load began is dropped,
+// so two loads in flight (a page change and a form's refresh) cannot both fill the list.
+const personState = { cursor: null, selected: null, query: "", listing: 0 };
+
+function resetPersonPane() {
+  personState.selected = null;
+  $("person-card").hidden = true;
+  $("person-gate").hidden = true;
+  $("forget-proof").hidden = true;
+  $("person-empty").hidden = false;
+  $("person-empty").textContent = "Pick a person from the list, or add one.";
+}
 
 async function loadPeople(reset) {
   if (!collection()) {
     showError($("people-error"), new Error("no collection: create one first"));
     return;
   }
-  if (reset) {
-    personState.cursor = null;
-    clear($("people-items"));
-    clear($("people-names"));
-  }
+  const listing = reset ? ++personState.listing : personState.listing;
   await busy(null, $("people-error"), async () => {
     const page = await api("GET", collectionPath("/people"), {
-      query: { q: personState.query, cursor: personState.cursor, limit: 50 },
+      query: { q: personState.query, cursor: reset ? null : personState.cursor, limit: 50 },
     });
-    const items = page.people || page.items || [];
+    if (listing !== personState.listing) return;
+    if (reset) {
+      clear($("people-items"));
+      clear($("people-names"));
+    }
+    const items = page.people || [];
     for (const p of items) {
       const button = el("button", { type: "button", "data-person": p.id },
         el("span", { text: p.name }), el("span", { class: "count", text: plural(p.faces ?? 0, "face", "faces") }));
@@ -589,7 +609,7 @@ $("person-new").addEventListener("submit", (event) => {
       personState.selected = null;
       $("person-card").hidden = true;
       $("person-empty").hidden = false;
-      $("person-empty").textContent = "Nobody was added: no photo passed the enrollment gate (see below).";
+      $("person-empty").textContent = "Nobody was added: no photo passed the enrollment gate (the verdicts are above).";
     }
     showGate(report);
   });
