@@ -520,10 +520,11 @@ def write_report(res: dict, out: Path) -> str:
         "",
         "**The machine was shared while this ran**: other people's builds and tests used the same "
         f"{cores} cores (a load average above {cores} means work was waiting for a core), so wall-clock figures "
-        "are lower and noisier than on an idle machine, and they move from run to run. The CPU time per request "
-        "(CPU ms: the server's worker processes, or the library's process, user + system, every thread) depends "
-        "far less on that load, so it is given next to each wall-clock figure and the bars are also checked on it. "
-        "Every ratio below compares figures from this one run.",
+        "are lower and noisier than on an idle machine, and they move from run to run: a verdict within the "
+        "round-to-round spread shown below the bars can flip on another run. The CPU time per request (CPU ms: the "
+        "server's processes, or the library's process, user + system, every thread) depends less on that load "
+        "(though it too rises on a busy machine, whose cores share caches), so it is given next to each wall-clock "
+        "figure and the bars are also checked on it. Every ratio below compares figures from this one run.",
         "",
         f"Work: verify = one of {PROBES} LFW View 2 pairs (two 250x250 JPEGs, `largest=true`); identify = one "
         f"250x250 LFW image against a {res['people']}-person collection (sface, top 5). Each cell stops after "
@@ -630,7 +631,12 @@ def main() -> None:
                     help="onnxruntime threads per model in every process (VULTUS_THREADS; default 1)")
     ap.add_argument("--out", type=Path, default=RESULTS / "service.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="measure nothing: write the report again from the raw figures a run saved with --json")
     args = ap.parse_args()
+    if args.from_json:
+        print(write_report(json.loads(args.from_json.read_text()), args.out))
+        return
     os.environ["VULTUS_THREADS"] = str(args.threads)  # this process, the library's and the server's
     from vultus.models.registry import cache_dir
     from vultus.models.runtime import default_threads

@@ -139,6 +139,24 @@ def shot(tab, name: str) -> None:
     tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def open_page(tab, name: str) -> None:
+    tab.goto(tab.url.split("#")[0] + "#" + name)
+
+
+def submit_photo(tab, page_name: str, photo) -> object:
+    """Send one photo from the Identify or Analyze page; the result table's rows (not waited for)."""
+    tab.locator(f"#{page_name}-image").set_input_files(photo if isinstance(photo, dict) else str(photo))
+    tab.locator(f"#{page_name}-form button[type=submit]").click()
+    return tab.locator(f"#{page_name}-table tbody tr")
+
+
+def add_person(tab, name: str, photo) -> None:
+    """Fill and send the People page's "New person" form."""
+    tab.locator("#person-new-name").fill(name)
+    tab.locator("#person-new-images").set_input_files(str(photo))
+    tab.locator("#person-new button[type=submit]").click()
+
+
 def test_wrong_key_shows_the_services_error(browser, live):
     url, _ = live
     context = browser.new_context()
@@ -169,10 +187,8 @@ def test_key_is_entered_once_per_browser_session(page, browser, live):
 
 
 def test_changing_the_key_leaves_nothing_of_the_old_session(page, live, fr_images):
-    page.goto(page.url.split("#")[0] + "#identify")
-    page.locator("#identify-image").set_input_files(str(fr_images / "examples/obama.jpg"))
-    page.locator("#identify-form button[type=submit]").click()
-    page.locator("#identify-table tbody tr").first.wait_for()
+    open_page(page, "identify")
+    submit_photo(page, "identify", fr_images / "examples/obama.jpg").first.wait_for()
     page.locator("#key-change").click()
     assert page.locator("#key-input").is_visible()
     assert page.evaluate("sessionStorage.getItem('vultus.key')") is None
@@ -185,10 +201,8 @@ def test_changing_the_key_leaves_nothing_of_the_old_session(page, live, fr_image
 
 
 def test_identify_names_every_face(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#identify")
-    page.locator("#identify-image").set_input_files(str(fr_images / "examples/knn_examples/test/obama_and_biden.jpg"))
-    page.locator("#identify-form button[type=submit]").click()
-    rows = page.locator("#identify-table tbody tr")
+    open_page(page, "identify")
+    rows = submit_photo(page, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg")
     rows.first.wait_for()
     page.wait_for_function("document.getElementById('identify-canvas').dataset.labels !== undefined")
     names = sorted(rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count()))
@@ -201,10 +215,8 @@ def test_identify_names_every_face(page, fr_images):
 
 
 def test_identify_shows_the_services_error_for_a_non_image(page):
-    page.goto(page.url.split("#")[0] + "#identify")
-    page.locator("#identify-image").set_input_files(
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"})
-    page.locator("#identify-form button[type=submit]").click()
+    open_page(page, "identify")
+    submit_photo(page, "identify", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"})
     error = page.locator("#identify-error")
     error.wait_for(state="visible")
     text = error.inner_text()
@@ -214,7 +226,7 @@ def test_identify_shows_the_services_error_for_a_non_image(page):
 
 
 def test_verify_same_and_different(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#verify")
+    open_page(page, "verify")
     photos = fr_images / "examples"
     page.locator("#verify-a").set_input_files(str(photos / "obama.jpg"))
     page.locator("#verify-b").set_input_files(str(photos / "obama2.jpg"))
@@ -228,11 +240,9 @@ def test_verify_same_and_different(page, fr_images):
 
 
 def test_people_enroll_and_forget(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#people")
+    open_page(page, "people")
     page.locator("#people-items button", has_text="obama").wait_for()
-    page.locator("#person-new-name").fill("Lin-Manuel Miranda")
-    page.locator("#person-new-images").set_input_files(str(fr_images / "examples/lin-manuel-miranda.png"))
-    page.locator("#person-new button[type=submit]").click()
+    add_person(page, "Lin-Manuel Miranda", fr_images / "examples/lin-manuel-miranda.png")
     page.locator("#person-name", has_text="Lin-Manuel Miranda").wait_for()
     verdicts = page.locator("#person-gate tbody tr")
     verdicts.first.wait_for()
@@ -254,7 +264,7 @@ def test_people_enroll_and_forget(page, fr_images):
 
 
 def test_people_search_rename_and_merge(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#people")
+    open_page(page, "people")
     page.locator("#people-items button").first.wait_for()
     page.locator("#people-q").fill("bid")
     page.keyboard.press("Enter")
@@ -264,9 +274,7 @@ def test_people_search_rename_and_merge(page, fr_images):
     page.keyboard.press("Enter")
     page.locator("#people-items button", has_text="obama").wait_for()
 
-    page.locator("#person-new-name").fill("jon")
-    page.locator("#person-new-images").set_input_files(str(fr_images / "examples/knn_examples/test/johnsnow_test1.jpg"))
-    page.locator("#person-new button[type=submit]").click()
+    add_person(page, "jon", fr_images / "examples/knn_examples/test/johnsnow_test1.jpg")
     page.locator("#person-name", has_text="jon").wait_for()
     page.locator("#person-rename-name").fill("Jon Snow")
     page.locator("#person-rename button[type=submit]").click()
@@ -284,12 +292,10 @@ def test_people_search_rename_and_merge(page, fr_images):
 
 
 def test_people_names_are_text_not_markup(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#people")
+    open_page(page, "people")
     page.locator("#people-items button").first.wait_for()
     name = '<img src=x onerror="window.pwned=1">'
-    page.locator("#person-new-name").fill(name)
-    page.locator("#person-new-images").set_input_files(str(fr_images / "examples/lin-manuel-miranda.png"))
-    page.locator("#person-new button[type=submit]").click()
+    add_person(page, name, fr_images / "examples/lin-manuel-miranda.png")
     page.locator("#person-name").wait_for(state="visible")
     assert page.locator("#person-name").inner_text() == name
     assert page.locator("#people-items img").count() == 0
@@ -300,16 +306,14 @@ def test_people_names_are_text_not_markup(page, fr_images):
 
 
 def test_analyze_and_system_pages(page, fr_images):
-    page.goto(page.url.split("#")[0] + "#analyze")
-    page.locator("#analyze-image").set_input_files(str(fr_images / "examples/two_people.jpg"))
-    page.locator("#analyze-form button[type=submit]").click()
-    rows = page.locator("#analyze-table tbody tr")
+    open_page(page, "analyze")
+    rows = submit_photo(page, "analyze", fr_images / "examples/two_people.jpg")
     rows.first.wait_for()
     assert rows.count() == 2
     assert "years" in rows.first.inner_text()
     shot(page, "analyze")
 
-    page.goto(page.url.split("#")[0] + "#system")
+    open_page(page, "system")
     page.locator("#system-models tbody tr").first.wait_for()
     assert page.locator("#system-models", has_text="sface").count() == 1
     assert page.locator("#system-collections", has_text="default").count() == 1
@@ -326,9 +330,7 @@ def test_phone_width_has_no_sideways_scroll(browser, live, fr_images):
     tab.goto(url + "#identify")
     tab.locator("#key-input").fill(key)
     tab.locator("#key-form button").click()
-    tab.locator("#identify-image").set_input_files(str(fr_images / "examples/knn_examples/test/obama_and_biden.jpg"))
-    tab.locator("#identify-form button[type=submit]").click()
-    tab.locator("#identify-table tbody tr").first.wait_for()
+    submit_photo(tab, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg").first.wait_for()
     tab.wait_for_timeout(200)
     assert tab.evaluate(NO_SIDEWAYS_SCROLL)
     shot(tab, "identify-phone")
