@@ -143,10 +143,18 @@ def open_page(tab, name: str) -> None:
     tab.goto(tab.url.split("#")[0] + "#" + name)
 
 
-def submit_photo(tab, page_name: str, photo) -> object:
-    """Send one photo from the Identify or Analyze page; the result table's rows (not waited for)."""
+def submit_photo(tab, page_name: str, photo) -> None:
+    """Send one photo (a path, or playwright's {name, mimeType, buffer}) from the Identify or Analyze page."""
     tab.locator(f"#{page_name}-image").set_input_files(photo if isinstance(photo, dict) else str(photo))
     tab.locator(f"#{page_name}-form button[type=submit]").click()
+
+
+def result_rows(tab, page_name: str):
+    """The result table's rows once they are there; an error shown instead fails with its text."""
+    tab.wait_for_function(f"document.querySelector('#{page_name}-table tbody tr') || "
+                          f"document.getElementById('{page_name}-error').textContent.trim()")
+    error = tab.locator(f"#{page_name}-error").inner_text()
+    assert not error, f"the {page_name} page shows an error: {error}"
     return tab.locator(f"#{page_name}-table tbody tr")
 
 
@@ -188,7 +196,8 @@ def test_key_is_entered_once_per_browser_session(page, browser, live):
 
 def test_changing_the_key_leaves_nothing_of_the_old_session(page, live, fr_images):
     open_page(page, "identify")
-    submit_photo(page, "identify", fr_images / "examples/obama.jpg").first.wait_for()
+    submit_photo(page, "identify", fr_images / "examples/obama.jpg")
+    result_rows(page, "identify")
     page.locator("#key-change").click()
     assert page.locator("#key-input").is_visible()
     assert page.evaluate("sessionStorage.getItem('vultus.key')") is None
@@ -202,8 +211,8 @@ def test_changing_the_key_leaves_nothing_of_the_old_session(page, live, fr_image
 
 def test_identify_names_every_face(page, fr_images):
     open_page(page, "identify")
-    rows = submit_photo(page, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg")
-    rows.first.wait_for()
+    submit_photo(page, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg")
+    rows = result_rows(page, "identify")
     page.wait_for_function("document.getElementById('identify-canvas').dataset.labels !== undefined")
     names = sorted(rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count()))
     assert names == ["biden", "obama", "unknown"]
@@ -307,8 +316,8 @@ def test_people_names_are_text_not_markup(page, fr_images):
 
 def test_analyze_and_system_pages(page, fr_images):
     open_page(page, "analyze")
-    rows = submit_photo(page, "analyze", fr_images / "examples/two_people.jpg")
-    rows.first.wait_for()
+    submit_photo(page, "analyze", fr_images / "examples/two_people.jpg")
+    rows = result_rows(page, "analyze")
     assert rows.count() == 2
     assert "years" in rows.first.inner_text()
     shot(page, "analyze")
@@ -330,7 +339,8 @@ def test_phone_width_has_no_sideways_scroll(browser, live, fr_images):
     tab.goto(url + "#identify")
     tab.locator("#key-input").fill(key)
     tab.locator("#key-form button").click()
-    submit_photo(tab, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg").first.wait_for()
+    submit_photo(tab, "identify", fr_images / "examples/knn_examples/test/obama_and_biden.jpg")
+    result_rows(tab, "identify")
     tab.wait_for_timeout(200)
     assert tab.evaluate(NO_SIDEWAYS_SCROLL)
     shot(tab, "identify-phone")
