@@ -652,19 +652,23 @@ $("person-forget").addEventListener("submit", (event) => {
     personState.selected = null;
     $("person-card").hidden = true;
     $("person-gate").hidden = true;
-    const stillMatching = (proof.still_matching || []).map((m) => `${m.person} ${fmt(m.similarity)}`);
+    const p = proof.proof || {};
+    const lookalikes = (p.lookalikes || []).map((m) => `${m.person} ${fmt(m.similarity)}`);
     facts($("forget-facts"), [
       ["Person", proof.person],
       ["Faces removed", proof.faces_removed],
       ["Embeddings removed", proof.embeddings_removed],
       ["Crops removed", proof.crops_removed],
       ["Index entries removed", proof.index_entries_removed],
-      ["Best remaining similarity of a forgotten face",
-        proof.best_remaining_similarity === null ? "nobody left to compare"
-          : `${fmt(proof.best_remaining_similarity)} vs threshold ${fmt(proof.threshold)}`],
-      ["Verified: no match remains", proof.verified
-        ? "yes: no forgotten face matches anyone left at the threshold"
-        : "NO, still matching: " + stillMatching.join(", ")],
+      ["Rows or index entries still referring to them", `${p.rows_remaining} rows, ${p.index_entries_remaining} entries`],
+      ["Their own faces searched again", `${p.checked_faces} faces; came back as them ${p.search_hits} times`],
+      ["Verified: the person is gone", proof.verified
+        ? "yes: no row, index entry or search returns them, and the index file holds none of their vectors"
+        : "NO: something of theirs remains (see the counts above)"],
+      ["Look-alikes (a warning, not a failure)", lookalikes.length
+        ? `${lookalikes.join(", ")} at the strict threshold ${fmt(p.strict_threshold)} `
+          + `(false-match rate ${p.false_match_rate}): the same person enrolled under another name?`
+        : `none at the strict threshold ${fmt(p.strict_threshold)}`],
     ]);
     $("forget-proof").hidden = false;
     $("forget-proof").classList.toggle("danger", !proof.verified);
