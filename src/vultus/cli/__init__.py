@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "vultus.cli.evaluate",
     "vultus.cli.gallery",
     "vultus.cli.analyze",
+    "vultus.cli.cluster",
 ]
 
 
