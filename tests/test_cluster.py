@@ -225,3 +225,38 @@ def test_lfw_sample_of_300_people_meets_the_bcubed_floor():
     labels = cluster_vectors(e.vectors[ok], operating_point("sface", DEFAULT_FMR).threshold)
     s = score_clusters(labels, [p.parent.name for p, good in zip(e.paths, ok, strict=True) if good])
     assert s.bcubed_f >= LFW_SAMPLE_BCUBED_FLOOR, s
+
+
+def test_exact_index_search_above_is_search_cut_at_the_threshold():
+    from vultus.cluster.algorithms import knn_graph
+    from vultus.gallery.search import make_index
+
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((500, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    index = make_index("exact", 8)
+    index.add(np.arange(500) + 1000, v)
+    ids, sims = index.search(v[:50], 12)
+    above_ids, above_sims = index.search_above(v[:50], 12, 0.6)
+    keep = sims >= 0.6
+    assert np.array_equal(np.where(keep, ids, -1), above_ids)
+    assert np.allclose(np.where(keep, sims, -np.inf), above_sims)
+    # The clustering is the same from the cut graph as from the full one.
+    full = average_linkage_knn(v, 0.6, graph=knn_graph(v, 10))
+    cut = average_linkage_knn(v, 0.6, graph=knn_graph(v, 10, min_similarity=0.6))
+    assert np.array_equal(full, cut) and (full >= 0).any()
+
+
+def test_exact_self_join_equals_searching_every_vector():
+    from vultus.gallery.search import make_index
+
+    rng = np.random.default_rng(4)
+    v = rng.standard_normal((700, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    index = make_index("exact", 8)
+    index.add(np.arange(700), v)
+    joined_ids, joined_sims = index.neighbors_above(6, 0.55, block=64)
+    ids, sims = index.search_above(v, 7, 0.55)
+    ids, sims = ids[:, 1:], sims[:, 1:]  # each vector finds itself first
+    assert np.array_equal(joined_ids, ids) and np.allclose(joined_sims, sims)
+    assert (joined_ids >= 0).sum() > 100

@@ -132,8 +132,8 @@ class PhotoClusters:
         cons = Constraints(len(rows), groups, links)
         # Only the free faces' neighbourhoods matter: seeded faces are already together, and two
         # sealed seeds never merge.
-        graph = knn_graph(vectors, min(self.k, max(1, len(rows) - 1)), rows=free) if len(free) and len(rows) > 1 \
-            else None
+        graph = knn_graph(vectors, min(self.k, max(1, len(rows) - 1)), rows=free,
+                          min_similarity=self.point.threshold) if len(free) and len(rows) > 1 else None
         seed_list = list(seeds.values())
         if graph is None:
             labels = np.full(len(rows), -1, np.int64)
@@ -180,14 +180,7 @@ class PhotoClusters:
         free = np.flatnonzero(~in_seed)
         labels = self._cluster(rows, seeds, free, st.cannot_link, sealed=True)
         label_to_id = {int(labels[m[0]]): cid for cid, m in seeds.items()}
-        next_id = st.next_id
-        new_ids: dict[int, str | None] = {}
-        for lab in np.unique(labels[labels >= 0]).tolist():
-            if lab not in label_to_id:
-                label_to_id[lab] = next_id
-                new_ids[next_id] = None
-                next_id += 1
-        ids = [label_to_id.get(int(lab)) if lab >= 0 else None for lab in labels]
+        ids, new_ids, next_id = _fresh_ids(labels, label_to_id, st.next_id)
         add_rows = [ClusterFaceRow(**{**_as_kwargs(r), "cluster_id": ids[len(st.faces) + j]})
                     for j, r in enumerate(new_rows)]
         assign = {r.key: ids[i] for i, r in enumerate(st.faces) if ids[i] != r.cluster_id}
@@ -220,14 +213,7 @@ class PhotoClusters:
         rest_new = labels.copy()
         rest_new[np.isin(labels, list(mapping))] = -1
         mapping |= map_by_overlap(rest_old, rest_new)
-        next_id = st.next_id
-        names: dict[int, str | None] = {}
-        for lab in np.unique(labels[labels >= 0]).tolist():
-            if lab not in mapping:
-                mapping[lab] = next_id
-                names[next_id] = None
-                next_id += 1
-        ids = [mapping[int(lab)] if lab >= 0 else None for lab in labels]
+        ids, names, next_id = _fresh_ids(labels, mapping, st.next_id)
         kept = set(mapping.values())
         drop = [cid for cid in st.names if cid not in kept]
         assign = {r.key: ids[i] for i, r in enumerate(rows) if ids[i] != r.cluster_id}
@@ -319,6 +305,18 @@ class PhotoClusters:
         return build_result(faces, labels, list(low_quality), embedder=self.embedder, point=self.point,
                             errors=errors or {}, ids=ids, names={c: n for c, n in st.names.items() if n},
                             algorithm=ALGORITHM, **extra)
+
+
+def _fresh_ids(labels: np.ndarray, mapping: dict[int, int], next_id: int):
+    """Cluster id per face (None: unsorted): labels in `mapping` keep their id, the others get new
+    ids from `next_id` on. Returns (ids, {new id: None}, the next free id); `mapping` is extended."""
+    created: dict[int, str | None] = {}
+    for lab in np.unique(labels[labels >= 0]).tolist():
+        if lab not in mapping:
+            mapping[lab] = next_id
+            created[next_id] = None
+            next_id += 1
+    return [mapping[int(lab)] if lab >= 0 else None for lab in labels], created, next_id
 
 
 def _as_kwargs(r: ClusterFaceRow) -> dict:
