@@ -185,6 +185,12 @@ def test_must_not_link_survives_recluster_and_names_enroll(tmp_path):
         assert "Joe" in {i.person for i in found.faces}
         named = book.result()
         assert next(c for c in named.clusters if c.id == biden.id).name == "Joe"
+        # Forgetting the person erases the cluster named after them: faces, vectors, name.
+        g.forget("Joe")
+        st = book.state()
+        assert biden.id not in st.names
+        assert not {f.key for f in biden.faces} & {r.key for r in st.faces}
+        assert "Joe" not in json.dumps([r.detail for r in g.store.audit_log()])
 
 
 @pytest.mark.slow
@@ -260,3 +266,31 @@ def test_exact_self_join_equals_searching_every_vector():
     ids, sims = ids[:, 1:], sims[:, 1:]  # each vector finds itself first
     assert np.array_equal(joined_ids, ids) and np.allclose(joined_sims, sims)
     assert (joined_ids >= 0).sum() > 100
+
+
+def _synthetic_face(vector: np.ndarray, name: str):
+    from vultus.cluster.faces import PhotoFace
+    from vultus.types import Box
+
+    v = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return PhotoFace(image=f"/photos/{name}.jpg", sha256=name.ljust(64, "0"), index=0, box=Box(0, 0, 50, 50),
+                     score=0.9, quality=0.9, gate=(), vector=v)
+
+
+def test_a_new_face_near_two_clusters_waits_and_a_clear_one_joins(tmp_path):
+    rng = np.random.default_rng(5)
+    e = np.eye(128, dtype=np.float32)
+    first = [_synthetic_face(e[0] + 0.2 * rng.standard_normal(128).astype(np.float32) / 11, f"a{i}")
+             for i in range(3)]
+    first += [_synthetic_face(e[1] + 0.2 * rng.standard_normal(128).astype(np.float32) / 11, f"b{i}")
+              for i in range(3)]
+    with Gallery(tmp_path / "g.db") as g:
+        book = open_clusters(g)
+        book.add(first)
+        before = {c.id: {f.key for f in c.faces} for c in book.result().clusters}
+        assert len(before) == 2
+        step = book.add([_synthetic_face(e[0] + e[1], "between"), _synthetic_face(e[0] + 0.1 * e[2], "clear")])
+        after = book.result()
+        assert step.waiting == 1 and step.joined == 1
+        assert [f.image for f in after.unsorted] == ["/photos/between.jpg"]
+        assert {c.id for c in after.clusters} == set(before)  # ids stay

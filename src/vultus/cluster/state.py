@@ -9,8 +9,9 @@ audit record, and a crash leaves the state before or after the step, never half 
   photos named people were enrolled as are first identified against the collection: a match at
   the collection's threshold joins that person's cluster. The rest go through the same average
   linkage as a full run, seeded with the existing clusters: a new face joins the cluster whose
-  mean similarity to it is highest and at least the threshold, new faces that agree with each other
-  form a new cluster, and faces that do neither wait as "unsorted" and are reconsidered next time.
+  mean similarity to it is highest and at least the threshold (unless a second existing cluster also
+  reaches it: then it is not clearly closer, and waits), new faces that agree with each other form a
+  new cluster, and faces that do neither wait as "unsorted" and are reconsidered next time.
   Existing clusters keep their ids and never merge with each other automatically (only a person
   merges them), so ids are stable across runs.
 - recluster: everything from scratch (faces a person placed stay together), then each new cluster
@@ -56,14 +57,15 @@ class StepReport:
     known: int = 0  # faces already in the state (skipped)
     joined: int = 0  # new faces that joined an existing cluster
     identified: int = 0  # new faces that joined a named cluster by identification
+    waiting: int = 0  # new faces near two existing clusters: left unsorted until it is clear
     new_clusters: int = 0
     unsorted: int = 0  # faces in no cluster after the step
     id_map: dict[int, int] = field(default_factory=dict)  # recluster: old id -> new id (same id: kept)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("action", "added", "known", "joined", "identified", "new_clusters",
-                                              "unsorted", "seconds")} | {"id_map": {str(k): v for k, v
+        return {k: getattr(self, k) for k in ("action", "added", "known", "joined", "identified", "waiting",
+                                              "new_clusters", "unsorted", "seconds")} | {"id_map": {str(k): v for k, v
                                                                                     in self.id_map.items()}}
 
 
@@ -181,17 +183,41 @@ class PhotoClusters:
         labels = self._cluster(rows, seeds, free, st.cannot_link, sealed=True)
         label_to_id = {int(labels[m[0]]): cid for cid, m in seeds.items()}
         ids, new_ids, next_id = _fresh_ids(labels, label_to_id, st.next_id)
+        waiting = self._ambiguous(st, new_rows, ids, pulled)
+        for j in waiting:
+            ids[len(st.faces) + j] = None
         add_rows = [ClusterFaceRow(**{**_as_kwargs(r), "cluster_id": ids[len(st.faces) + j]})
                     for j, r in enumerate(new_rows)]
         assign = {r.key: ids[i] for i, r in enumerate(st.faces) if ids[i] != r.cluster_id}
         joined = sum(1 for j in range(len(new_rows)) if ids[len(st.faces) + j] in st.names) - identified
         report = StepReport("cluster", added=len(new_rows), known=n_known, joined=joined, identified=identified,
-                            new_clusters=len(new_ids), unsorted=sum(i is None for i in ids),
+                            waiting=len(waiting), new_clusters=len(new_ids), unsorted=sum(i is None for i in ids),
                             seconds=time.perf_counter() - t0)
         self.store.save_clustering(self.coll.id, ClusteringChange(
             action="cluster", detail={k: v for k, v in report.to_dict().items() if k not in ("id_map", "seconds")},
             add_faces=add_rows, assign=assign, names=new_ids, next_id=next_id))
         return report
+
+    def _ambiguous(self, st: ClusteringState, new_rows: list[ClusterFaceRow], ids: list, pulled: list) -> list[int]:
+        """New faces that joined an existing cluster while another existing cluster also reaches the
+        threshold on average: not clearly one person's, so they wait (unsorted) for more evidence or a
+        person, rather than be put where a later photo may show they do not belong."""
+        groups: dict[int, list[np.ndarray]] = {}
+        for r in st.faces:
+            if r.cluster_id is not None:
+                groups.setdefault(r.cluster_id, []).append(r.vector)
+        if len(groups) < 2:
+            return []
+        cids = list(groups)
+        means = np.stack([np.sum(groups[c], axis=0) / len(groups[c]) for c in cids])
+        out = []
+        for j, r in enumerate(new_rows):
+            cid = ids[len(st.faces) + j]
+            if cid not in groups or pulled[j] is not None:
+                continue
+            if int(((means @ r.vector) >= self.point.threshold).sum()) >= 2:
+                out.append(j)
+        return out
 
     def recluster(self) -> StepReport:
         """Cluster every stored face from scratch; old ids carry over by overlap."""
@@ -250,7 +276,7 @@ class PhotoClusters:
         keys = [r.key for r in moved] + [r.key for r in st.faces if r.cluster_id == into]
         name = st.names.get(into) or st.names.get(other)
         self.store.save_clustering(self.coll.id, ClusteringChange(
-            action="cluster-merge", detail={"into": into, "from": other, "faces": len(moved)},
+            action="cluster-merge", detail={"cluster": into, "merged": other, "faces": len(moved)},
             assign={r.key: into for r in moved}, pin=dict.fromkeys(keys, True),
             names={into: name}, drop_clusters=[other]))
         return len(moved)
