@@ -16,10 +16,10 @@ from vultus.cluster.report import render_html
 from vultus.cluster.state import map_by_overlap, open_clusters
 from vultus.gallery import Gallery
 
-# BCubed F floor for a 300-person LFW sample with sface: the bench measured 0.96+ on half B of LFW
-# (bench/results/cluster.md); a sample of 300 people sits near that, the floor leaves room for the
-# sample's spread.
-LFW_SAMPLE_BCUBED_FLOOR = 0.93
+# BCubed F floor for a 300-person LFW sample with sface at the shipped setting: bench/cluster.py
+# measured 0.988 on half B of LFW (bench/results/cluster.md), and five 300-person samples (seeds 300,
+# 1-4) gave 0.981 to 0.994; the floor is the bar for the whole of LFW.
+LFW_SAMPLE_BCUBED_FLOOR = 0.95
 
 
 def _knn(kind: str) -> Path:
@@ -181,8 +181,8 @@ def test_must_not_link_survives_recluster_and_names_enroll(tmp_path):
         biden = next(c for c in after.clusters if any("/train/biden/" in f.image for f in c.faces))
         report = book.name(biden.id, "Joe")
         assert report.count("enrolled") == biden.size
-        found = g.identify([_knn("test") / "obama_and_biden.jpg"])[0]
-        assert "Joe" in {i.person for i in found.faces}
+        group = np.stack([f.vector for f in faces if f.image.endswith("obama_and_biden.jpg")])
+        assert "Joe" in {i.person for i in g.identify_vectors(group)}
         named = book.result()
         assert next(c for c in named.clusters if c.id == biden.id).name == "Joe"
         # Forgetting the person erases the cluster named after them: faces, vectors, name.
@@ -226,7 +226,7 @@ def test_lfw_sample_of_300_people_meets_the_bcubed_floor():
     people = sorted(p.name for p in root.iterdir() if p.is_dir())
     pick = np.random.default_rng(300).choice(len(people), 300, replace=False)
     paths = [p for i in sorted(pick) for p in sorted((root / people[i]).glob("*.jpg"))]
-    e = embed_images(Engine(), paths, pick="center", show_progress=False)
+    e = embed_images(Engine(), paths, pick="center")
     ok = e.ok
     labels = cluster_vectors(e.vectors[ok], operating_point("sface", DEFAULT_FMR).threshold)
     s = score_clusters(labels, [p.parent.name for p, good in zip(e.paths, ok, strict=True) if good])
@@ -294,3 +294,16 @@ def test_a_new_face_near_two_clusters_waits_and_a_clear_one_joins(tmp_path):
         assert step.waiting == 1 and step.joined == 1
         assert [f.image for f in after.unsorted] == ["/photos/between.jpg"]
         assert {c.id for c in after.clusters} == set(before)  # ids stay
+
+
+def test_cli_corrections_on_unknown_clusters_are_one_line_errors(tmp_path, capsys):
+    from vultus.cli import main
+
+    with Gallery(tmp_path / "g.db") as g:
+        g.ensure_collection()
+    assert main(["cluster", "merge", "4", "9", "--gallery", str(tmp_path / "g.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no cluster 4" in err and "vultus cluster show" in err
+    assert main(["cluster", "remove", "abc:0", "--gallery", str(tmp_path / "g.db")]) == 2
+    assert "no face 'abc:0'" in capsys.readouterr().err
+    assert main(["cluster"]) == 2

@@ -101,7 +101,7 @@ def cmd_cluster(args) -> int:
         for opt in ("gallery", "collection", "json", "out", "workers"):
             setattr(sub, opt, getattr(args, opt))
         return {"name": cmd_name, "merge": cmd_merge, "remove": cmd_remove, "show": cmd_show}[first](sub)
-    from vultus.cluster.api import DEFAULT_FMR, cluster_photos
+    from vultus.cluster.api import cluster_photos
     from vultus.cluster.faces import photo_faces
     from vultus.engine import Engine
 
@@ -109,7 +109,7 @@ def cmd_cluster(args) -> int:
     if args.photos and not paths and errors:
         raise VultusError(f"no images to cluster: {'; '.join(f'{k}: {v}' for k, v in errors.items())}",
                           code="no_images")
-    fmr = args.fmr if args.fmr is not None else DEFAULT_FMR
+    fmr = args.fmr  # None: the rate bench/cluster.py chose for the embedder
     bar = progress(total=len(paths), desc="faces", unit="img")
     try:
         if args.no_gallery:

@@ -20,6 +20,8 @@ DEFAULT_EXIT_STATUS = 2
 HINTS: dict[str, str] = {
     "many_faces": "use --largest to take the biggest",
     "read_only": "reads still work; copy the gallery somewhere writable to change it",
+    "no_cluster": "`vultus cluster show` lists the clusters; --collection picks another collection",
+    "no_face": "face keys are IMAGE_SHA256:N, as `vultus cluster show --json` lists them",
 }
 
 

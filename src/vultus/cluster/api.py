@@ -25,10 +25,12 @@ from vultus.cluster.faces import PhotoFace, photo_faces
 from vultus.gallery.gate import GateThresholds
 from vultus.models.calibration import operating_point
 
-# The calibrated false-match rate whose threshold cuts the average-linkage tree, and the kNN graph's
-# k. Chosen by bench/cluster.py on one half of the LFW people by the rule written in
-# bench/results/cluster.md, then reported on the other half.
+# The calibrated false-match rate whose threshold cuts the average-linkage tree, per embedder, and the
+# kNN graph's k. Chosen by bench/cluster.py on one half of the LFW people by the rule written in
+# bench/results/cluster.md, then reported on the other half. Embedders the bench did not run get
+# DEFAULT_FMR (sface's).
 DEFAULT_FMR = 1e-5
+DEFAULT_FMRS = {"sface": 1e-5, "dlib-resnet": 1e-4}
 DEFAULT_K = 30
 ALGORITHM = "average-linkage-knn"
 
@@ -103,8 +105,9 @@ def representative(vectors: np.ndarray, qualities: np.ndarray) -> int:
     return int(np.flatnonzero(good)[np.argmax(sims[good])])
 
 
-def threshold_for(embedder: str, fmr: float):
-    return operating_point(embedder, fmr)
+def threshold_for(embedder: str, fmr: float | None = None):
+    """The calibrated operating point clustering uses: at `fmr`, else the rate chosen for `embedder`."""
+    return operating_point(embedder, fmr if fmr is not None else DEFAULT_FMRS.get(embedder, DEFAULT_FMR))
 
 
 def cluster_vectors(vectors: np.ndarray, threshold: float, *, groups: np.ndarray | None = None,
@@ -146,7 +149,7 @@ def photo_groups(faces: list[PhotoFace]) -> np.ndarray:
     return np.asarray(inv, np.int64)
 
 
-def cluster_photos(paths: Sequence, *, embedder: str = "sface", detector: str = "yunet", fmr: float = DEFAULT_FMR,
+def cluster_photos(paths: Sequence, *, embedder: str = "sface", detector: str = "yunet", fmr: float | None = None,
                    gate: GateThresholds | None = None, engine=None, workers: int | None = None,
                    use_cache: bool = True, cache_root: Path | None = None, thumbnails: bool = True,
                    progress: Callable[[int], None] | None = None) -> ClusterResult:

@@ -35,7 +35,6 @@ import numpy as np
 from vultus.cluster.algorithms import Constraints, average_linkage_knn, knn_graph
 from vultus.cluster.api import (
     ALGORITHM,
-    DEFAULT_FMR,
     DEFAULT_K,
     ClusterResult,
     build_result,
@@ -101,7 +100,7 @@ def map_by_overlap(old: np.ndarray, new: np.ndarray) -> dict[int, int]:
 class PhotoClusters:
     """The clustering state of one gallery collection. Use through `open_clusters`."""
 
-    def __init__(self, gallery, collection: str, *, fmr: float = DEFAULT_FMR, k: int = DEFAULT_K):
+    def __init__(self, gallery, collection: str, *, fmr: float | None = None, k: int = DEFAULT_K):
         self.gallery = gallery
         self.coll = gallery.collection(collection)
         self.embedder = self.coll.contract.name
@@ -350,7 +349,7 @@ def _as_kwargs(r: ClusterFaceRow) -> dict:
 
 
 def open_clusters(gallery, collection: str = "default", *, embedder: str | None = None,
-                  fmr: float = DEFAULT_FMR) -> PhotoClusters:
+                  fmr: float | None = None) -> PhotoClusters:
     """The clustering state of `collection` (created for `embedder` if it does not exist)."""
     gallery.ensure_collection(collection, embedder=embedder)
     return PhotoClusters(gallery, collection, fmr=fmr)
