@@ -307,3 +307,22 @@ def test_cli_corrections_on_unknown_clusters_are_one_line_errors(tmp_path, capsy
     assert main(["cluster", "remove", "abc:0", "--gallery", str(tmp_path / "g.db")]) == 2
     assert "no face 'abc:0'" in capsys.readouterr().err
     assert main(["cluster"]) == 2
+
+
+def test_a_step_computed_from_a_stale_state_is_refused(tmp_path):
+    from vultus.gallery.errors import ConflictError
+    from vultus.gallery.storage.base import ClusteringChange
+
+    e = np.eye(128, dtype=np.float32)
+    with Gallery(tmp_path / "g.db") as g1, Gallery(tmp_path / "g.db") as g2:
+        one, two = open_clusters(g1), open_clusters(g2)
+        one.add([_synthetic_face(e[0], "a0"), _synthetic_face(e[0] + 0.1 * e[1], "a1")])
+        stale = two.state()
+        one.add([_synthetic_face(e[2], "b0"), _synthetic_face(e[2] + 0.1 * e[3], "b1")])
+        with pytest.raises(ConflictError) as exc:
+            g2.store.save_clustering(two.coll.id, ClusteringChange(
+                action="cluster", detail={}, names={stale.next_id: None}, next_id=stale.next_id + 1,
+                base_generation=stale.generation))
+        assert exc.value.code == "cluster_conflict"
+        assert len(two.state().names) == 2  # nothing written
+        assert two.add([_synthetic_face(e[4], "c0"), _synthetic_face(e[4] + 0.1 * e[5], "c1")]).new_clusters == 1

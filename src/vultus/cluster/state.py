@@ -192,7 +192,7 @@ class PhotoClusters:
         report = StepReport("cluster", added=len(new_rows), known=n_known, joined=joined, identified=identified,
                             waiting=len(waiting), new_clusters=len(new_ids), unsorted=sum(i is None for i in ids),
                             seconds=time.perf_counter() - t0)
-        self.store.save_clustering(self.coll.id, ClusteringChange(
+        self.store.save_clustering(self.coll.id, ClusteringChange(base_generation=st.generation,
             action="cluster", detail={k: v for k, v in report.to_dict().items() if k not in ("id_map", "seconds")},
             add_faces=add_rows, assign=assign, names=new_ids, next_id=next_id))
         return report
@@ -251,7 +251,7 @@ class PhotoClusters:
         report = StepReport("recluster", new_clusters=len(names), unsorted=sum(i is None for i in ids),
                             id_map={k: v for k, v in id_map.items() if v is not None},
                             seconds=time.perf_counter() - t0)
-        self.store.save_clustering(self.coll.id, ClusteringChange(
+        self.store.save_clustering(self.coll.id, ClusteringChange(base_generation=st.generation,
             action="recluster", detail={"clusters": len(kept), "new_clusters": len(names), "retired": len(drop),
                                         "moved_faces": len(assign)},
             assign=assign, names=names, drop_clusters=drop, next_id=next_id))
@@ -274,7 +274,7 @@ class PhotoClusters:
         moved = self._members(st, other)
         keys = [r.key for r in moved] + [r.key for r in st.faces if r.cluster_id == into]
         name = st.names.get(into) or st.names.get(other)
-        self.store.save_clustering(self.coll.id, ClusteringChange(
+        self.store.save_clustering(self.coll.id, ClusteringChange(base_generation=st.generation,
             action="cluster-merge", detail={"cluster": into, "merged": other, "faces": len(moved)},
             assign={r.key: into for r in moved}, pin=dict.fromkeys(keys, True),
             names={into: name}, drop_clusters=[other]))
@@ -291,7 +291,7 @@ class PhotoClusters:
         if row.cluster_id is None:
             return None
         others = [r.key for r in st.faces if r.cluster_id == row.cluster_id and r.key != face_key]
-        self.store.save_clustering(self.coll.id, ClusteringChange(
+        self.store.save_clustering(self.coll.id, ClusteringChange(base_generation=st.generation,
             action="cluster-remove", detail={"cluster": row.cluster_id, "face": face_key},
             assign={face_key: None}, pin={face_key: False},
             cannot_link=[(face_key, o) for o in others]))
@@ -313,7 +313,7 @@ class PhotoClusters:
                                code="name_taken", person=person)
         items = [EnrollItem(Path(r.image_path), person, box=r.box) for r in members]
         report = self.gallery.enroll(items, self.coll.name, options=options, workers=workers)
-        self.store.save_clustering(self.coll.id, ClusteringChange(
+        self.store.save_clustering(self.coll.id, ClusteringChange(base_generation=st.generation,
             action="cluster-name", detail={"cluster": cluster_id, "person": person,
                                            "enrolled": sum(o.status == "enrolled" for o in report.outcomes)},
             names={cluster_id: person}, pin={r.key: True for r in members}))

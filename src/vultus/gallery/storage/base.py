@@ -130,6 +130,7 @@ class ClusteringState:
     names: dict[int, str | None]  # every cluster id that exists -> its name (None if unnamed)
     cannot_link: list[tuple[str, str]]  # face key pairs that are two people
     next_id: int  # the next cluster id to hand out (ids are never reused)
+    generation: int = 0  # bumped by every saved change: a step computed from an older state is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,7 @@ class ClusteringChange:
     drop_clusters: list[int] = field(default_factory=list)
     cannot_link: list[tuple[str, str]] = field(default_factory=list)
     next_id: int | None = None
+    base_generation: int | None = None  # the state's generation this change was computed from
 
 
 class GalleryStore(ABC):
@@ -311,7 +313,8 @@ class GalleryStore(ABC):
     @abstractmethod
     def save_clustering(self, collection_id: int, change: ClusteringChange) -> None:
         """Apply one clustering step (new faces, assignments, pins, cluster names, must-not-links)
-        and its audit record in one transaction."""
+        and its audit record in one transaction; ConflictError (nothing written) when the state's
+        generation is no longer `change.base_generation`."""
 
     # -- audit and counts --------------------------------------------------
     @abstractmethod

@@ -192,7 +192,8 @@ CREATE TABLE IF NOT EXISTS cluster_cannot_link (
 );
 CREATE TABLE IF NOT EXISTS cluster_seq (
     collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
-    next_id INTEGER NOT NULL
+    next_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -1187,12 +1188,19 @@ class SQLiteStore(GalleryStore):
                                    (collection_id,)).fetchall())
             links = [tuple(x) for x in r.execute("SELECT face_a, face_b FROM cluster_cannot_link "
                                                  "WHERE collection_id = ?", (collection_id,))]
-            row = r.execute("SELECT next_id FROM cluster_seq WHERE collection_id = ?", (collection_id,)).fetchone()
-        return ClusteringState(faces, names, links, int(row[0]) if row else 1)
+            row = r.execute("SELECT next_id, generation FROM cluster_seq WHERE collection_id = ?",
+                            (collection_id,)).fetchone()
+        return ClusteringState(faces, names, links, int(row[0]) if row else 1, int(row[1]) if row else 0)
 
     def save_clustering(self, collection_id, change: ClusteringChange) -> None:
         at = now()
         with self._write() as w:
+            row = w.execute("SELECT generation FROM cluster_seq WHERE collection_id = ?", (collection_id,)).fetchone()
+            if change.base_generation is not None and (int(row[0]) if row else 0) != change.base_generation:
+                # Another process changed the clusters since this step read them: its result
+                # would be computed from a stale state. Nothing is written.
+                raise ConflictError("the clusters changed while this step ran (another process?); run it again",
+                                    code="cluster_conflict", collection=self._cname(w, collection_id))
             w.executemany(
                 "INSERT OR IGNORE INTO cluster_faces (collection_id, face_key, image_path, x1, y1, x2, y2, "
                 "detector_score, quality, vector, thumbnail, cluster_id, pinned, added_at) "
@@ -1215,10 +1223,9 @@ class SQLiteStore(GalleryStore):
                           (collection_id, *ids))
             w.executemany("INSERT OR IGNORE INTO cluster_cannot_link (collection_id, face_a, face_b) VALUES (?, ?, ?)",
                           [(collection_id, *sorted(pair)) for pair in change.cannot_link])
-            if change.next_id is not None:
-                w.execute("INSERT INTO cluster_seq (collection_id, next_id) VALUES (?, ?) ON CONFLICT "
-                          "(collection_id) DO UPDATE SET next_id = max(next_id, excluded.next_id)",
-                          (collection_id, int(change.next_id)))
+            w.execute("INSERT INTO cluster_seq (collection_id, next_id, generation) VALUES (?, ?, 1) ON CONFLICT "
+                      "(collection_id) DO UPDATE SET next_id = max(next_id, excluded.next_id), "
+                      "generation = generation + 1", (collection_id, int(change.next_id or 1)))
             self._audit(w, change.action, self._cname(w, collection_id), change.detail)
 
     def audit(self, action, collection, detail) -> None:
