@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "vultus.cli.serve",
     "vultus.cli.liveness",
     "vultus.cli.video",
+    "vultus.cli.cluster",
 ]
 
 

@@ -27,6 +27,8 @@ HINTS: dict[str, str] = {
                       "--fmr F --source WHERE",
     "busy": "another vultus process holds the gallery; try again when it has finished",
     "challenge_forged": "issue a new challenge with `vultus liveness challenge` on this installation",
+    "no_cluster": "`vultus cluster show` lists the clusters; --collection picks another collection",
+    "no_cluster_face": "face keys are IMAGE_SHA256:N, as `vultus cluster show --json` lists them",
 }
 
 

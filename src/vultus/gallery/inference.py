@@ -28,7 +28,7 @@ from vultus.errors import ImageError, VultusError
 from vultus.gallery import gate
 from vultus.gallery.types import EnrollItem, NewFace
 from vultus.imageio import load_image, read_file_bytes
-from vultus.types import Embedding, Face
+from vultus.types import Box, Embedding, Face
 
 CROP_JPEG_QUALITY = 95
 CHUNK = 8  # images per worker task and per committed transaction
@@ -107,6 +107,19 @@ def choose_face(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int,
     return by_area[0], ""
 
 
+# A face given by its box must overlap a detected face at least this much (intersection over union).
+MIN_BOX_IOU = 0.5
+
+
+def face_at(faces: Sequence[Face], box: tuple[float, float, float, float]) -> tuple[Face | None, str]:
+    """The detected face that is the given box (a face found earlier by the same detector)."""
+    target = Box(*box)
+    best = max(faces, key=lambda f: f.box.iou(target), default=None)
+    if best is None or best.box.iou(target) < MIN_BOX_IOU:
+        return None, "the face at the given box was not found in the photo"
+    return best, ""
+
+
 def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: EnrollOptions) -> list[Processed]:
     """Load, detect, gate and embed a chunk of images; batched where the models allow."""
     out: dict[int, Processed] = {}
@@ -122,7 +135,7 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
     detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
     chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face]] = []
     for (pos, item, sha, img), faces in zip(loaded, detections, strict=True):
-        face, why = choose_face(faces, options, img.shape)
+        face, why = choose_face(faces, options, img.shape) if item.box is None else face_at(faces, item.box)
         if face is None:
             out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
             continue

@@ -234,6 +234,9 @@ class ImageIdentification:
 class EnrollItem:
     path: Path
     person: str
+    # Which face of the photo is the person, as a detector box (x1, y1, x2, y2): the detected face
+    # that overlaps it most is taken (a clustered face of a group photo). None: EnrollOptions.pick.
+    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,15 @@ class VectorIndex(ABC):
     def search(self, queries: np.ndarray, k: int, *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(Q, k) int64 ids (-1 where fewer exist) and (Q, k) float32 similarities, best first."""
 
+    def search_above(self, queries: np.ndarray, k: int, min_similarity: float, *,
+                     exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """As search, keeping only hits with similarity >= min_similarity (-1 / -inf elsewhere).
+        Clustering's kNN graph needs only the neighbours that can matter; an index that can skip
+        the rest cheaply overrides this."""
+        ids, sims = self.search(queries, k, exact=exact)
+        low = sims < min_similarity
+        return np.where(low, -1, ids), np.where(low, -np.inf, sims).astype(np.float32)
+
     @abstractmethod
     def keys(self) -> np.ndarray:
         """Every id held, int64."""

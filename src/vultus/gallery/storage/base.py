@@ -108,6 +108,47 @@ class CropItem:
     image_sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterFaceRow:
+    """One face in the clustering state (vultus.cluster): where it is, its embedding, its cluster
+    (None: unsorted) and whether a person placed it there (pinned: never moved by the algorithm)."""
+
+    key: str  # image sha256 ":" face number
+    image_path: str
+    box: tuple[float, float, float, float]
+    detector_score: float
+    quality: float
+    vector: np.ndarray = field(repr=False)
+    thumbnail: bytes = field(default=b"", repr=False)
+    cluster_id: int | None = None
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringState:
+    faces: list[ClusterFaceRow]
+    names: dict[int, str | None]  # every cluster id that exists -> its name (None if unnamed)
+    cannot_link: list[tuple[str, str]]  # face key pairs that are two people
+    next_id: int  # the next cluster id to hand out (ids are never reused)
+    generation: int = 0  # bumped by every saved change: a step computed from an older state is refused
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringChange:
+    """Everything one clustering step changes, applied in one transaction with its audit record."""
+
+    action: str
+    detail: dict
+    add_faces: list[ClusterFaceRow] = field(default_factory=list)
+    assign: dict[str, int | None] = field(default_factory=dict)  # face key -> cluster id (None: unsorted)
+    pin: dict[str, bool] = field(default_factory=dict)
+    names: dict[int, str | None] = field(default_factory=dict)  # clusters to create or rename
+    drop_clusters: list[int] = field(default_factory=list)
+    cannot_link: list[tuple[str, str]] = field(default_factory=list)
+    next_id: int | None = None
+    base_generation: int | None = None  # the state's generation this change was computed from
+
+
 class GalleryStore(ABC):
     """Source of truth for one gallery. Implementations must be safe for several
     processes writing at once (each change is one atomic transaction)."""
@@ -277,6 +318,17 @@ class GalleryStore(ABC):
 
     @abstractmethod
     def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None: ...
+
+    # -- face clustering state (vultus.cluster) ----------------------------
+    @abstractmethod
+    def clustering(self, collection_id: int) -> ClusteringState:
+        """The collection's clustering state (empty when nothing was clustered into it)."""
+
+    @abstractmethod
+    def save_clustering(self, collection_id: int, change: ClusteringChange) -> None:
+        """Apply one clustering step (new faces, assignments, pins, cluster names, must-not-links)
+        and its audit record in one transaction; ConflictError (nothing written) when the state's
+        generation is no longer `change.base_generation`."""
 
     # -- audit and counts --------------------------------------------------
     @abstractmethod

@@ -44,6 +44,9 @@ from vultus.gallery.names import MAX_NAME_LENGTH, check_name
 from vultus.gallery.storage.base import (
     ID_HASH_MOD,
     ID_HASH_MUL,
+    ClusterFaceRow,
+    ClusteringChange,
+    ClusteringState,
     CropItem,
     ForgottenData,
     GalleryStore,
@@ -157,6 +160,42 @@ CREATE TABLE IF NOT EXISTS erasures (
     collection_id INTEGER PRIMARY KEY,
     generation INTEGER NOT NULL
 );
+-- Face clustering (vultus.cluster): every face of the photos clustered into this collection,
+-- keyed by image sha256 and the face's number in it. cluster_id NULL is "unsorted". Pinned faces
+-- were placed by a person and the algorithm never moves them. Pairs a person said are two people
+-- (must-not-link) stay across reclusters. Ids come from cluster_seq and are never reused.
+CREATE TABLE IF NOT EXISTS cluster_faces (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_key TEXT NOT NULL,
+    image_path TEXT NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    detector_score REAL NOT NULL,
+    quality REAL NOT NULL,
+    vector BLOB NOT NULL,
+    thumbnail BLOB,
+    cluster_id INTEGER,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (collection_id, face_key)
+);
+CREATE TABLE IF NOT EXISTS clusters (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    id INTEGER NOT NULL,
+    name TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (collection_id, id)
+);
+CREATE TABLE IF NOT EXISTS cluster_cannot_link (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_a TEXT NOT NULL,
+    face_b TEXT NOT NULL,
+    PRIMARY KEY (collection_id, face_a, face_b)
+);
+CREATE TABLE IF NOT EXISTS cluster_seq (
+    collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    next_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -172,6 +211,9 @@ CREATE TABLE IF NOT EXISTS audit (
 # that names a person must use these keys so that it is redacted too.
 _AUDIT_PERSON_KEYS = (("person", "person_id"), ("from", "from_id"), ("into", "into_id"), ("to", "to_id"))
 REDACTED = "[forgotten]"
+# Tables added after the first galleries were made: opening an older gallery for writing adds them.
+_LATER_TABLES = frozenset({"index_trash", "erasures", "cluster_faces", "clusters", "cluster_cannot_link",
+                           "cluster_seq"})
 
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
                     "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
@@ -309,6 +351,7 @@ class SQLiteStore(GalleryStore):
         self._lock = threading.RLock()
         self._conn = None
         self._has_trash = False
+        self._has_clusters = False
         if self.path.is_dir():
             raise GalleryError(f"{self.path}: is a folder, not a gallery file (e.g. {self.path}/gallery.db)",
                                code="not_a_gallery", path=str(self.path))
@@ -479,7 +522,7 @@ class SQLiteStore(GalleryStore):
             raise GalleryError(f"{self.path}: gallery schema version {version} is newer than this vultus "
                                f"understands ({SCHEMA_VERSION}); upgrade vultus", code="not_a_gallery",
                                path=str(self.path))
-        if not names or not {"index_trash", "erasures"} <= names:
+        if not names or not names >= _LATER_TABLES:
             # An empty SQLite file (made by someone else) becomes a gallery, and a gallery
             # made before index_trash existed gains it; IF NOT EXISTS settles races.
             if self.read_only:
@@ -489,7 +532,7 @@ class SQLiteStore(GalleryStore):
             else:
                 with self._lock:
                     self._create_schema(c)
-                names |= {"index_trash", "erasures"}
+                names |= _LATER_TABLES
         self._has_trash = {"index_trash", "erasures"} <= names  # a read-only gallery made before it existed has none
         self._collection_cols = _COLLECTION_COLS
         if "collections" in names or not self.read_only:
@@ -502,6 +545,7 @@ class SQLiteStore(GalleryStore):
                     # the column first (then this one's ALTER fails harmlessly).
                     with self._lock, contextlib.suppress(sqlite3.OperationalError):
                         c.execute("ALTER TABLE collections ADD COLUMN liveness TEXT")
+        self._has_clusters = "cluster_faces" in names
 
     def _quick_check(self) -> str | None:
         rows = self._conn.execute("PRAGMA quick_check(3)").fetchall()
@@ -829,6 +873,15 @@ class SQLiteStore(GalleryStore):
             faces = w.execute("DELETE FROM faces WHERE person_id = ?", (p.id,)).rowcount
             images = w.execute("DELETE FROM images WHERE person_id = ?", (p.id,)).rowcount
             w.execute("DELETE FROM people WHERE id = ?", (p.id,))
+            # A photo cluster named after the person is the person too: its faces (embeddings,
+            # thumbnails) and its name go in the same transaction.
+            named = [r[0] for r in w.execute("SELECT id FROM clusters WHERE collection_id = ? AND name = ?",
+                                             (collection_id, p.name))]
+            if named:
+                w.execute(f"DELETE FROM cluster_faces WHERE collection_id = ? AND cluster_id IN "
+                          f"({_in_list(len(named))})", (collection_id, *named))
+                w.execute(f"DELETE FROM clusters WHERE collection_id = ? AND id IN ({_in_list(len(named))})",
+                          (collection_id, *named))
             # Every saved index of the collection holds the vectors: they are listed for
             # deletion in this transaction, so a crash before they are unlinked cannot keep
             # them (the next open deletes them and rebuilds from these rows).
@@ -1162,6 +1215,61 @@ class SQLiteStore(GalleryStore):
             w.executemany("DELETE FROM index_trash WHERE file = ?", [(f,) for f in files])
 
     # -- audit and counts --------------------------------------------------
+    # -- face clustering state ----------------------------------------------
+    def clustering(self, collection_id) -> ClusteringState:
+        if not self._has_clusters:  # a read-only gallery made before clustering existed
+            return ClusteringState([], {}, [], 1)
+        with self._read() as r:
+            faces = [ClusterFaceRow(key=k, image_path=p, box=(x1, y1, x2, y2), detector_score=ds, quality=q,
+                                    vector=_f32(v), thumbnail=t or b"", cluster_id=c, pinned=bool(pin))
+                     for k, p, x1, y1, x2, y2, ds, q, v, t, c, pin in r.execute(
+                         "SELECT face_key, image_path, x1, y1, x2, y2, detector_score, quality, vector, thumbnail, "
+                         "cluster_id, pinned FROM cluster_faces WHERE collection_id = ? ORDER BY rowid",
+                         (collection_id,))]
+            names = dict(r.execute("SELECT id, name FROM clusters WHERE collection_id = ? ORDER BY id",
+                                   (collection_id,)).fetchall())
+            links = [tuple(x) for x in r.execute("SELECT face_a, face_b FROM cluster_cannot_link "
+                                                 "WHERE collection_id = ?", (collection_id,))]
+            row = r.execute("SELECT next_id, generation FROM cluster_seq WHERE collection_id = ?",
+                            (collection_id,)).fetchone()
+        return ClusteringState(faces, names, links, int(row[0]) if row else 1, int(row[1]) if row else 0)
+
+    def save_clustering(self, collection_id, change: ClusteringChange) -> None:
+        at = now()
+        with self._write() as w:
+            row = w.execute("SELECT generation FROM cluster_seq WHERE collection_id = ?", (collection_id,)).fetchone()
+            if change.base_generation is not None and (int(row[0]) if row else 0) != change.base_generation:
+                # Another process changed the clusters since this step read them: its result
+                # would be computed from a stale state. Nothing is written.
+                raise ConflictError("the clusters changed while this step ran (another process?); run it again",
+                                    code="cluster_conflict", collection=self._cname(w, collection_id))
+            w.executemany(
+                "INSERT OR IGNORE INTO cluster_faces (collection_id, face_key, image_path, x1, y1, x2, y2, "
+                "detector_score, quality, vector, thumbnail, cluster_id, pinned, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(collection_id, f.key, f.image_path, *map(float, f.box), float(f.detector_score), float(f.quality),
+                  _blob(f.vector), f.thumbnail or None, f.cluster_id, int(f.pinned), at) for f in change.add_faces])
+            for cid, name in change.names.items():
+                w.execute("INSERT INTO clusters (collection_id, id, name, created_at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (collection_id, id) DO UPDATE SET name = excluded.name",
+                          (collection_id, int(cid), name, at))
+            w.executemany("UPDATE cluster_faces SET cluster_id = ? WHERE collection_id = ? AND face_key = ?",
+                          [(c, collection_id, k) for k, c in change.assign.items()])
+            w.executemany("UPDATE cluster_faces SET pinned = ? WHERE collection_id = ? AND face_key = ?",
+                          [(int(p), collection_id, k) for k, p in change.pin.items()])
+            if change.drop_clusters:
+                ids = [int(i) for i in change.drop_clusters]
+                w.execute(f"UPDATE cluster_faces SET cluster_id = NULL WHERE collection_id = ? "
+                          f"AND cluster_id IN ({_in_list(len(ids))})", (collection_id, *ids))
+                w.execute(f"DELETE FROM clusters WHERE collection_id = ? AND id IN ({_in_list(len(ids))})",
+                          (collection_id, *ids))
+            w.executemany("INSERT OR IGNORE INTO cluster_cannot_link (collection_id, face_a, face_b) VALUES (?, ?, ?)",
+                          [(collection_id, *sorted(pair)) for pair in change.cannot_link])
+            w.execute("INSERT INTO cluster_seq (collection_id, next_id, generation) VALUES (?, ?, 1) ON CONFLICT "
+                      "(collection_id) DO UPDATE SET next_id = max(next_id, excluded.next_id), "
+                      "generation = generation + 1", (collection_id, int(change.next_id or 1)))
+            self._audit(w, change.action, self._cname(w, collection_id), change.detail)
+
     def audit(self, action, collection, detail) -> None:
         with self._write() as w:
             self._audit(w, action, collection, detail)
