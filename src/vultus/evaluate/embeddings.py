@@ -167,7 +167,7 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
         faces.append(_face(e, i, detector, model))
     return EmbeddedImages(paths=unique, vectors=vectors, faces=faces, n_faces=n_faces, errors=errors, model=model,
                           detector=detector, pick=pick, cache_hits=hits, seconds=time.perf_counter() - start,
-                          cache_path=cache.path if cache else None)
+                          cache_path=cache.path if cache is not None else None)
 
 
 def _process_chunk(engine, chunk, hashes, entries, chosen, errors, pick, dim, cache) -> None:
