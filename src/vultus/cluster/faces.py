@@ -162,7 +162,7 @@ def photo_faces(engine, paths: Sequence, *, limits: GateThresholds | None = None
             errors[p] = str(exc).removeprefix(f"{p}: ")
     cache = EmbeddingCache(engine_cache_path(engine, cache_root), dim) if use_cache else None
     try:
-        known = cache.get_many(list(hashes.values())) if cache else {}
+        known = cache.get_many(list(hashes.values())) if cache is not None else {}
         hits = sum(1 for h in hashes.values() if h in known
                    and all(known[h].has_vector(i) for i in range(known[h].n_faces)))
         jobs = [(p, hashes[p], known.get(hashes[p])) for p in paths if p in hashes]

@@ -118,7 +118,7 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
             hashes[p] = sha256_bytes(read_file_bytes(p))
         except ImageError as exc:
             errors[p] = str(exc).removeprefix(f"{p}: ")
-    entries: dict[str, CachedImage] = cache.get_many(list(hashes.values())) if cache else {}
+    entries: dict[str, CachedImage] = cache.get_many(list(hashes.values())) if cache is not None else {}
     hits = 0
     chosen: dict[Path, int] = {}
     todo: list[Path] = []
