@@ -291,3 +291,40 @@ def test_challenge_answer_refuses_bad_requests(svc, tmp_path):
     assert junk.status_code == 422
     # the service keeps answering
     assert c.get("/v1/health").status_code == 200
+
+
+# -- the library parts the service relies on ------------------------------------------------------------
+def test_a_token_with_any_text_is_refused_as_forged_not_a_crash():
+    from vultus.errors import VultusError
+    from vultus.liveness.challenge import ChallengeIssuer
+
+    for token in ("abc.dé", "é", "x." + "\u202e" * 3):
+        with pytest.raises(VultusError) as exc:
+            ChallengeIssuer().read(token)
+        assert exc.value.code == "challenge_forged"
+
+
+def _secret_of(folder, barrier, out):
+    from vultus.liveness.challenge import install_issuer
+
+    barrier.wait()
+    out.put(install_issuer(folder=folder, prefix="svc")._secret)
+
+
+def test_worker_processes_starting_together_share_one_secret(tmp_path):
+    """uvicorn starts its workers at once: each must read the one complete key, never a half-written one."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for attempt in range(8):  # the old race lost about one start in three
+        folder = tmp_path / str(attempt)
+        barrier, out = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_secret_of, args=(folder, barrier, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert all(p.exitcode == 0 for p in procs)
+        secrets = {out.get(timeout=5) for _ in procs}
+        assert len(secrets) == 1 and len(next(iter(secrets))) == 32
+        assert (folder / "svc.key").read_bytes() == next(iter(secrets))
