@@ -86,23 +86,24 @@ async def get_collection(request: Request, key: AnyKey, collection: CollectionNa
 @router.put("/{collection}/target-fmr", response_model=CollectionOut, responses=WRITE_ERRORS,
             dependencies=[Depends(json_body)], summary="Decide at another false-match rate (admin)")
 async def set_target_fmr(request: Request, key: AdminKey, collection: CollectionName, body: TargetRate):
-    lib = state(request).library
-
-    def run():
-        lib.set_target_fmr(key.actor, collection, body.target_fmr)
-        return collection_out(lib.collection_info(collection))
-
-    return await in_collection(request, key, collection, run)
+    return await changed_collection(request, key, collection,
+                                    lambda lib: lib.set_target_fmr(key.actor, collection, body.target_fmr))
 
 
 @router.put("/{collection}/liveness", response_model=CollectionOut, responses=WRITE_ERRORS,
             dependencies=[Depends(json_body)],
             summary="Require liveness at enroll and identify, at an operating point, or stop (admin)")
 async def set_liveness(request: Request, key: AdminKey, collection: CollectionName, body: LivenessRequirement):
+    return await changed_collection(request, key, collection,
+                                    lambda lib: lib.set_liveness(key.actor, collection, body.point))
+
+
+async def changed_collection(request: Request, key, collection: str, change) -> dict:
+    """change(library) on the pool, once the key may see the collection; the collection afterwards."""
     lib = state(request).library
 
     def run():
-        lib.set_liveness(key.actor, collection, body.point)
+        change(lib)
         return collection_out(lib.collection_info(collection))
 
     return await in_collection(request, key, collection, run)
