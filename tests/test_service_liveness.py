@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +329,35 @@ def test_worker_processes_starting_together_share_one_secret(tmp_path):
         secrets = {out.get(timeout=5) for _ in procs}
         assert len(secrets) == 1 and len(next(iter(secrets))) == 32
         assert (folder / "svc.key").read_bytes() == next(iter(secrets))
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_the_secret_and_the_spent_nonces(tmp_path):
+    """`vultus serve --workers 2`: challenges issued by either worker are answered at either, and a replay is
+    refused by whichever worker receives it (each request on a new connection, so both workers take some)."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("uvicorn")
+    from test_service_live import Server
+    from vultus.service.keys import KeyStore
+
+    gallery = tmp_path / "g.db"
+    token, _ = KeyStore(Path(str(gallery) + ".keys")).create("identify", name="live")
+    h = {"Authorization": f"Bearer {token}"}
+    server = Server(gallery, "--workers", "2")
+    try:
+        server.wait_ready()
+        photos = poses()
+        for _ in range(4):
+            ch = httpx.post(server.url + "/v1/liveness/challenge", headers=h, timeout=30).json()
+            names = ["rest", *(a if a != "smile" else "rest" for a in ch["actions"])]
+            first = httpx.post(server.url + "/v1/liveness/challenge/answer", headers=h, timeout=60,
+                               data={"token": ch["token"], "fps": "2"}, files=_frames(photos, names))
+            assert first.status_code == 200, first.text  # signed by one worker, read by either: not forged
+            assert "replayed" not in first.json()["reason"]
+            assert first.json()["passed"] is ("smile" not in ch["actions"]), first.json()["reason"]
+            for _ in range(3):
+                again = httpx.post(server.url + "/v1/liveness/challenge/answer", headers=h, timeout=60,
+                                   data={"token": ch["token"], "fps": "2"}, files=_frames(photos, names))
+                assert again.status_code == 200 and "replayed nonce" in again.json()["reason"]
+    finally:
+        assert server.stop() == 0
