@@ -182,7 +182,7 @@ def _adapter_call(kind: str, gallery_path: str):
     lib.warm_up()
     if kind == "verify":
         return lambda work: lib.verify(Upload("a.jpg", work[0], 0), Upload("b.jpg", work[1], 1), fmr=None,
-                                       largest=True)
+                                       largest=True)[0]
     return lambda work: lib.identify(COLLECTION, [Upload("a.jpg", work[0], 0)])
 
 

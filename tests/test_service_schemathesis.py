@@ -29,7 +29,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
-pytestmark = pytest.mark.slow  # about 30 s: 28 operations, 8 generated requests each
+pytestmark = pytest.mark.slow  # about 30 s: 32 operations, 8 generated requests each
 
 
 def _app():

@@ -135,7 +135,8 @@ class ChallengeIssuer:
         """The challenge a token carries, if this issuer signed it (else a VultusError)."""
         body, _, sig = token.partition(".")
         want = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
-        if not sig or not hmac.compare_digest(sig, want):
+        # compared as bytes: a token with any text in it is refused, never a TypeError
+        if not sig or not hmac.compare_digest(sig.encode(), want.encode()):
             raise VultusError("the challenge token was not issued here or was altered", code="challenge_forged")
         p = json.loads(_unb64(body))
         return Challenge(p["nonce"], tuple(p["actions"]), p["issued_at"], p["deadline"], token)
@@ -170,26 +171,37 @@ class ChallengeIssuer:
         return False
 
 
-def install_issuer(ttl_s: float = DEFAULT_TTL_S) -> ChallengeIssuer:
-    """The issuer of this installation (the CLI's): its secret and spent nonces live in the cache dir."""
+def install_issuer(ttl_s: float = DEFAULT_TTL_S, *, folder: Path | None = None,
+                   prefix: str = "challenge") -> ChallengeIssuer:
+    """The issuer of this installation: its secret (`<prefix>.key`, made once, mode 0600) and its spent
+    nonces (`<prefix>-used.txt`) live in `folder` (default: the cache dir, the CLI's). Every process
+    that opens the same folder and prefix (uvicorn workers of one service) signs with the same secret
+    and refuses a nonce any of them has spent."""
+    import contextlib
     import os
+    import tempfile
 
     from vultus.models.registry import cache_dir
 
-    folder = cache_dir()
+    folder = Path(folder) if folder is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = folder / "challenge.key"
-    try:
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-    except FileExistsError:
-        pass
+    key = folder / f"{prefix}.key"
+    if not key.exists():
+        # Written whole to a temporary file, then linked into place: a second process starting at the
+        # same moment either wins the link or reads the complete key of the one that did.
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{prefix}.key.")
+        try:
+            with os.fdopen(fd, "wb") as fh:  # mkstemp makes it 0600
+                fh.write(secrets.token_bytes(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, key)
+        finally:
+            os.unlink(tmp)
     secret = key.read_bytes()
     if len(secret) != 32:
         raise VultusError(f"{key}: not a challenge key (remove it to make a new one)", code="challenge_key",
                           file=str(key))
-    return ChallengeIssuer(secret, ttl_s=ttl_s, used_file=folder / "challenge-used.txt")
+    return ChallengeIssuer(secret, ttl_s=ttl_s, used_file=folder / f"{prefix}-used.txt")
 
 
 def _failed(challenge: Challenge, reason: str, measures=()) -> ChallengeResult:

@@ -56,6 +56,18 @@ class ServiceState:
     models_cache: list | None = None
     startup_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    issuer: object | None = None  # the liveness ChallengeIssuer, made on first use
+
+    def challenge_issuer(self):
+        """This installation's ChallengeIssuer: its secret and spent nonces are files beside the key
+        store, shared by every worker process (see vultus.liveness.challenge.install_issuer)."""
+        from vultus.liveness.challenge import install_issuer
+
+        with self.lock:
+            if self.issuer is None:
+                keys = self.settings.keys_path
+                self.issuer = install_issuer(folder=keys.parent, prefix=keys.name + ".challenge")
+            return self.issuer
 
     def start(self) -> None:
         s = self.settings
@@ -145,9 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(NoStore)
 
-    from vultus.service.routes import admin, collections, people, stateless, system
+    from vultus.service.routes import admin, collections, liveness, people, stateless, system
 
-    for module in (system, stateless, collections, people, admin):
+    for module in (system, stateless, liveness, collections, people, admin):
         app.include_router(module.router)
 
     assets = swagger_assets()

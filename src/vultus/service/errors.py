@@ -55,6 +55,12 @@ HTTP_STATUS: dict[str, int] = {
     "model_error": 422,  # an unknown model name; a model failing its checksum has its own code below
     "model_checksum": 503,
     "model_missing": 503,
+    # liveness
+    "liveness_point": 422,  # an operating point the shipped model has no measurement for
+    "liveness_model": 422,
+    "challenge_actions": 422,
+    "challenge_forged": 422,  # a challenge token this installation did not issue, or altered
+    "challenge_key": 503,  # the installation's challenge key file is damaged
     # the server's state
     "overloaded": 429,
     "timeout": 503,

@@ -171,23 +171,28 @@ class Library:
                 for u, img, r in zip(uploads, arrays, results, strict=True)]
 
     @staticmethod
-    def _one_face_each(engine: Engine, uploads: list[Upload], largest: bool) -> list:
-        """Engine.embed_one_batch, with each upload's name in a no-face or many-faces error."""
+    def _one_face_each(engine: Engine, uploads: list[Upload], largest: bool) -> tuple[list, list]:
+        """Engine.embed_one_batch, with each upload's name in a no-face or many-faces error:
+        (the decoded images, the one embedded face of each)."""
         arrays = [decode(u) for u in uploads]
         detected = engine.detector.detect(arrays)
         picked = [[pick_one(fs, largest=largest, name=u.name)] for fs, u in zip(detected, uploads, strict=True)]
-        return [r.unwrap()[0] for r in engine.embed_batch(arrays, picked)]
+        return arrays, [r.unwrap()[0] for r in engine.embed_batch(arrays, picked)]
 
-    def verify(self, a: Upload, b: Upload, *, fmr: float | None, largest: bool) -> Verification:
+    def verify(self, a: Upload, b: Upload, *, fmr: float | None, largest: bool,
+               liveness: str | None = None) -> tuple[Verification, list | None]:
+        """The verification, and with `liveness` (an operating point) each face's Liveness:
+        a face that fails it makes the answer `same` false whatever the similarity."""
         engine = self.engine()
         point = engine.operating_point(fmr)
-        fa, fb = self._one_face_each(engine, [a, b], largest)
+        arrays, (fa, fb) = self._one_face_each(engine, [a, b], largest)
         sim = fa.embedding.similarity(fb.embedding)
-        return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
-                            fmr=point.fmr, model=engine.embedder_name, faces=(fa, fb))
+        result = Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
+                              fmr=point.fmr, model=engine.embedder_name, faces=(fa, fb))
+        return self._refuse_spoofs(engine, result, arrays, [fa, fb], liveness)
 
     def verify_person(self, a: Upload, collection: str, person_id: int, *, fmr: float | None,
-                      largest: bool) -> tuple[Verification, Person]:
+                      largest: bool, liveness: str | None = None) -> tuple[Verification, Person, list | None]:
         """Is the face in `a` this enrolled person? Compared with each of their
         faces (the best counts), at the collection's threshold unless `fmr` is given."""
         g = self.gallery
@@ -195,7 +200,7 @@ class Library:
         person = self.person(collection, person_id)
         engine = self.engine(coll.detector, coll.contract.name)
         g.check_contract(coll, engine.embedder_name)
-        face = self._one_face_each(engine, [a], largest)[0]
+        arrays, (face,) = self._one_face_each(engine, [a], largest)
         if fmr is None:
             d = g.decision(coll)
             point = OperatingPoint(d.threshold, d.fmr, d.source)
@@ -203,20 +208,63 @@ class Library:
             point = operating_point(coll.contract.name, fmr)
         pv = g.store.person_vectors(coll.id, coll.contract.key, [person.id])
         sim = float((pv.vectors @ face.embedding.vector).max()) if len(pv.embedding_ids) else -1.0
-        return Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
-                            fmr=point.fmr, model=engine.embedder_name, faces=(face,)), person
+        result = Verification(same=sim >= point.threshold, similarity=sim, threshold=point.threshold,
+                              fmr=point.fmr, model=engine.embedder_name, faces=(face,))
+        result, checks = self._refuse_spoofs(engine, result, arrays, [face], liveness)
+        return result, person, checks
+
+    @staticmethod
+    def _refuse_spoofs(engine: Engine, result: Verification, arrays: list, faces: list,
+                       point: str | None) -> tuple[Verification, list | None]:
+        if point is None:
+            return result, None
+        from vultus.liveness.api import liveness_batch
+
+        checks = [row[0] for row in liveness_batch(engine, arrays, [[f] for f in faces], point=point)]
+        if not all(c.live for c in checks):
+            result = replace(result, same=False)
+        return result, checks
 
     def default_operating_point(self, fmr: float | None = None) -> OperatingPoint:
         return operating_point(self.embedder, fmr)
 
     # -- identify ----------------------------------------------------------------
-    def identify(self, collection: str, uploads: list[Upload], *, top_k: int = 5):
+    def identify(self, collection: str, uploads: list[Upload], *, top_k: int = 5, liveness: str | None = None):
+        """Gallery.identify on the uploads. `liveness`: an operating point every face must also pass
+        (a collection that requires liveness checks its own point anyway; of the two, the stricter
+        one, the higher threshold, decides): a face that fails is refused, with why."""
         g = self.gallery
         coll = g.collection(collection)
         engine = _FaceLimit(self.engine(coll.detector, coll.contract.name), self.max_faces, uploads)
         arrays = [decode(u) for u in uploads]
         results = g.identify(arrays, collection, top_k=top_k, engine=engine)
-        return [replace(r.unwrap(), image=u.name) for r, u in zip(results, uploads, strict=True)]
+        out = [replace(r.unwrap(), image=u.name) for r, u in zip(results, uploads, strict=True)]
+        point = stricter_liveness_point(coll.liveness, liveness)
+        if point is None or point == coll.liveness:
+            return out  # nothing asked, or the gallery checked exactly this point
+        from vultus.liveness.api import liveness_batch
+
+        checks = liveness_batch(engine._engine, arrays, [[i.face for i in r.faces] for r in out], point=point)
+        return [replace(r, faces=tuple(refuse_if_spoof(i, c) for i, c in zip(r.faces, row, strict=True)))
+                for r, row in zip(out, checks, strict=True)]
+
+    # -- liveness ----------------------------------------------------------------
+    def liveness(self, uploads: list[Upload], point: str | None = None) -> list[Detected]:
+        """Every face of each upload with its Liveness at `point` (default: the shipped default)."""
+        from vultus.liveness.api import detect_for_liveness, liveness_batch
+
+        engine = self.engine()
+        arrays = [decode(u) for u in uploads]
+        faces = detect_for_liveness(engine.detector, arrays)  # a tight face crop is found too, as the CLI does
+        for u, fs in zip(uploads, faces, strict=True):
+            _check_faces(len(fs), self.max_faces, u)
+        rows = liveness_batch(engine, arrays, faces, point=point)
+        return [Detected(u, img.shape[1], img.shape[0], row) for u, img, row in zip(uploads, arrays, rows, strict=True)]
+
+    def answer_challenge(self, issuer, token: str, uploads: list[Upload], times: list[float]):
+        """issuer.verify on the frames (decoded here), each at its time in seconds."""
+        arrays = [decode(u) for u in uploads]
+        return issuer.verify(self.engine(), token, list(zip(times, arrays, strict=True)))
 
     # -- collections -------------------------------------------------------------
     def collections(self, visible=None):
@@ -249,6 +297,10 @@ class Library:
                 else:
                     operating_point(embedder, fmr)  # refuse a rate its calibration did not measure
             return g.create_collection(name, **options)
+
+    def set_liveness(self, actor: str, name: str, point: str | None):
+        with self.acting_as(actor) as g:
+            return g.set_liveness(name, point)
 
     def set_target_fmr(self, actor: str, name: str, fmr: float):
         with self.acting_as(actor) as g:
@@ -384,6 +436,20 @@ class Library:
         """An audit record for a write outside the gallery (keys)."""
         with self.acting_as(actor) as g:
             g.store.audit(action, collection, detail)
+
+
+def stricter_liveness_point(a: str | None, b: str | None) -> str | None:
+    """Of two liveness operating points (either may be None), the one with the higher threshold."""
+    if a is None or b is None or a == b:
+        return a or b
+    from vultus.liveness.api import operating_point as liveness_point
+
+    return a if liveness_point(a).threshold >= liveness_point(b).threshold else b
+
+
+def refuse_if_spoof(ident, check):
+    """The identification with its liveness check; a face that fails is nobody (`refused` says why)."""
+    return replace(ident, liveness=check, person=ident.person if check.live else None)
 
 
 __all__ = ["Detected", "Library"]

@@ -151,6 +151,104 @@ class AnalyzeResponse(BaseModel):
     images: list[AnalyzedImage]
 
 
+# -- liveness ------------------------------------------------------------------------
+LivenessPointName = Literal["door", "check-in"]
+
+
+class LivenessOut(BaseModel):
+    """One face's liveness (vultus.liveness.api.Liveness): the score, the decision at a measured
+    operating point, and the error rates measured there (ISO/IEC 30107-3 terms)."""
+
+    model_config = _ex(live=False, decision="spoof", score=0.0412, threshold=0.302946, operating_point="door",
+                       apcer=0.0, bpcer=0.0143, model="minifasnet", box=[312.0, 140.5, 521.3, 402.8],
+                       reason="liveness score 0.041 below 0.303 (presentation attack suspected)")
+    live: bool = Field(description="the decision: score >= threshold")
+    decision: Literal["live", "spoof"]
+    score: float = Field(description="in [0, 1]; higher is more likely a live face")
+    threshold: float
+    operating_point: str = Field(description="the named operating point the threshold belongs to")
+    apcer: float = Field(description="share of presentation attacks accepted as live at this threshold, measured "
+                                     "on held-out subjects")
+    bpcer: float = Field(description="share of live faces refused at this threshold, measured on held-out subjects")
+    model: str
+    box: Box
+    reason: str = Field(description="why the face was refused (empty when live)")
+
+
+class LivenessImage(BaseModel):
+    image: str
+    width: int
+    height: int
+    faces: list[LivenessOut]
+
+
+class LivenessResponse(BaseModel):
+    images: list[LivenessImage]
+
+
+class VerifyLivenessFace(LivenessOut):
+    image: str = Field(description="which upload the face is in: image_a or image_b (the upload's name)")
+    field: Literal["image_a", "image_b"]
+
+
+class VerifyLivenessOut(BaseModel):
+    """With liveness=true: each compared face's check; a face that fails makes `same` false."""
+
+    model_config = _ex(live=False, refused="image_b (phone.jpg): liveness score 0.041 below 0.303 "
+                                           "(presentation attack suspected)",
+                       faces=[{"field": "image_a", "image": "a.jpg", "live": True, "decision": "live", "score": 0.93,
+                               "threshold": 0.302946, "operating_point": "door", "apcer": 0.0, "bpcer": 0.0143,
+                               "model": "minifasnet", "box": [10, 20, 110, 140], "reason": ""}])
+    live: bool = Field(description="every compared face passed")
+    refused: str = Field(description="which face failed and why (empty when all passed)")
+    faces: list[VerifyLivenessFace]
+
+
+class ChallengeOut(BaseModel):
+    """A liveness challenge (vultus.liveness.challenge.Challenge): show `actions` to the person, record
+    frames, and send them back with `token` before `deadline`."""
+
+    model_config = _ex(nonce="9f2c4e0b7a1d4c3e8b6a5f4e3d2c1b0a", actions=["blink", "turn_left", "smile"],
+                       issued_at=1795964400.0, deadline=1795964430.0, token="eyJhY3Rpb25zIjpb...Rg.kq3Jx...")
+    nonce: str
+    actions: list[Literal["blink", "turn_left", "turn_right", "look_up", "smile"]] = Field(
+        description="in the order they must be shown; turns are to the person's own left or right")
+    issued_at: float = Field(description="seconds since the epoch (the service's clock)")
+    deadline: float = Field(description="the answer must arrive before this (seconds since the epoch)")
+    token: str = Field(description="signed by this installation; send it back with the frames")
+
+
+class ChallengeFrameOut(BaseModel):
+    time_s: float
+    ear: float = Field(description="eye aspect ratio (68 landmarks), mean of both eyes")
+    yaw: float
+    pitch: float
+    mouth: float = Field(description="mouth width over the outer eye-corner distance")
+    passive: float = Field(description="the passive liveness score of this frame")
+    same_face: float = Field(description="similarity of this frame's face to the first frame's")
+
+
+class ChallengeResultOut(BaseModel):
+    """The verdict on an answer (vultus.liveness.challenge.ChallengeResult)."""
+
+    model_config = _ex(passed=False, reason="turn_left not seen in order after blink (frame 1)",
+                       nonce="9f2c4e0b7a1d4c3e8b6a5f4e3d2c1b0a", actions=["blink", "turn_left"],
+                       seen_at_frame=[1, None], frames=[])
+    passed: bool
+    reason: str = Field(description="why it failed (empty when passed)")
+    nonce: str
+    actions: list[str]
+    seen_at_frame: list[int | None] = Field(description="per action, the frame that showed it")
+    frames: list[ChallengeFrameOut] = Field(description="what was measured per frame (empty when the answer was "
+                                                        "refused before measuring: replay, deadline, frame count)")
+
+
+class LivenessRequirement(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"point": "door"}]})
+    point: LivenessPointName | None = Field(description="the operating point every face enrolled into or identified "
+                                                        "in the collection must pass; null stops requiring it")
+
+
 class VerificationOut(BaseModel):
     """Are these the same person? (vultus.types.Verification)"""
 
@@ -164,6 +262,7 @@ class VerificationOut(BaseModel):
     model: str
     faces: list[FaceOut] | None
     person: PersonOut | None = Field(None, description="when verified against an enrolled person")
+    liveness: VerifyLivenessOut | None = Field(None, description="with liveness=true")
 
 
 # -- gallery -------------------------------------------------------------------------
@@ -208,6 +307,8 @@ class CollectionOut(BaseModel):
     aggregation: str
     created_at: str
     threshold_override: ThresholdOverrideOut | None = None
+    liveness: LivenessPointName | None = Field(None, description="the liveness operating point every face must pass "
+                                                                 "at enroll and identify (null: not required)")
     people: int | None = None
     faces: int | None = None
     decision: DecisionOut | None = None
@@ -343,12 +444,16 @@ class IdentificationOut(BaseModel):
                        detector_score=0.93,
                        matches=[{"person": "biden", "person_id": 3, "similarity": 0.734, "best_face_id": 17,
                                  "faces_compared": 2}])
-    person: str = Field(description="the decided person, or `unknown`")
+    person: str = Field(description="the decided person, `unknown`, or `refused` (failed the liveness check)")
     person_id: int | None
     similarity: float
     matches: list[MatchOut]
     box: Box | None = None
     detector_score: float | None = None
+    liveness: LivenessOut | None = Field(None, description="when liveness was checked (liveness=true, or the "
+                                                           "collection requires it)")
+    refused: str | None = Field(None, description="present when the face failed the liveness check: why; "
+                                                  "`person` is then `refused`")
 
 
 class ImageIdentificationOut(BaseModel):

@@ -15,6 +15,7 @@ from vultus.service.routes.common import (
     identification,
     in_collection,
     json_body,
+    liveness_point,
     multipart_body,
     state,
 )
@@ -24,6 +25,8 @@ from vultus.service.schemas import (
     CollectionList,
     CollectionOut,
     IdentifyResponse,
+    LivenessPointName,
+    LivenessRequirement,
     TargetRate,
 )
 from vultus.service.uploads import read_uploads
@@ -39,6 +42,7 @@ def collection_out(info: dict) -> dict:
     d["faces"] = info["counts"]["faces"]
     d["decision"] = info["decision"].to_dict() if info["decision"] is not None else None
     d["decision_error"] = info["decision_error"]
+    d.setdefault("liveness", None)
     return d
 
 
@@ -82,10 +86,24 @@ async def get_collection(request: Request, key: AnyKey, collection: CollectionNa
 @router.put("/{collection}/target-fmr", response_model=CollectionOut, responses=WRITE_ERRORS,
             dependencies=[Depends(json_body)], summary="Decide at another false-match rate (admin)")
 async def set_target_fmr(request: Request, key: AdminKey, collection: CollectionName, body: TargetRate):
+    return await changed_collection(request, key, collection,
+                                    lambda lib: lib.set_target_fmr(key.actor, collection, body.target_fmr))
+
+
+@router.put("/{collection}/liveness", response_model=CollectionOut, responses=WRITE_ERRORS,
+            dependencies=[Depends(json_body)],
+            summary="Require liveness at enroll and identify, at an operating point, or stop (admin)")
+async def set_liveness(request: Request, key: AdminKey, collection: CollectionName, body: LivenessRequirement):
+    return await changed_collection(request, key, collection,
+                                    lambda lib: lib.set_liveness(key.actor, collection, body.point))
+
+
+async def changed_collection(request: Request, key, collection: str, change) -> dict:
+    """change(library) on the pool, once the key may see the collection; the collection afterwards."""
     lib = state(request).library
 
     def run():
-        lib.set_target_fmr(key.actor, collection, body.target_fmr)
+        change(lib)
         return collection_out(lib.collection_info(collection))
 
     return await in_collection(request, key, collection, run)
@@ -110,14 +128,19 @@ async def delete_collection(request: Request, key: AdminKey, collection: Collect
              summary="Every face in each image: top-k people and one decision, a person or unknown")
 async def identify(request: Request, key: IdentifyKey, collection: CollectionName,
                    images: Annotated[list[UploadFile], File(description="one or more photos")],
-                   top_k: Annotated[int, Query(ge=1, le=50, description="people listed per face")] = 5) -> dict:
+                   top_k: Annotated[int, Query(ge=1, le=50, description="people listed per face")] = 5,
+                   liveness: Annotated[bool, Query(description="refuse faces that fail the liveness check")] = False,
+                   point: Annotated[LivenessPointName | None, Query(
+                       description="liveness operating point (default: the shipped default; a collection that "
+                                   "requires liveness uses the stricter of its own and this)")] = None) -> dict:
     st = state(request)
     lib = st.library
     if not key.sees(collection):
         raise collection_not_found(collection)
     uploads = await read_uploads(images, st.settings)
 
-    results = await in_collection(request, key, collection, lib.identify, collection, uploads, top_k=top_k)
+    results = await in_collection(request, key, collection, lib.identify, collection, uploads, top_k=top_k,
+                                  liveness=liveness_point(liveness, point))
     out = []
     for r in results:
         d = r.to_dict()

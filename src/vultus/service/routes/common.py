@@ -67,8 +67,28 @@ def face_record(f) -> dict:
     return d
 
 
+def liveness_point(liveness: bool, point: str | None) -> str | None:
+    """The operating point a request with `liveness` and `point` asks for (None: no check)."""
+    if not liveness:
+        if point is not None:
+            from vultus.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("point is for liveness=true", field="point")
+        return None
+    from vultus.liveness.api import shipped
+
+    return point or shipped()["default_point"]
+
+
+def liveness_out(check) -> dict:
+    """A vultus.liveness.api.Liveness as LivenessOut: its own fields, the decision in words and why."""
+    return check.to_dict() | {"decision": "live" if check.live else "spoof", "reason": check.reason}
+
+
 def identification(ident) -> dict:
     d = ident.to_dict()
+    if ident.liveness is not None:
+        d["liveness"] = liveness_out(ident.liveness)
     for m, md in zip(ident.matches, d["matches"], strict=True):
         md["person_id"] = m.person_id
     d["person_id"] = ident.matches[0].person_id if ident.person is not None and ident.matches else None

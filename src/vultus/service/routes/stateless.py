@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from vultus.errors import InvalidArgumentError
 from vultus.service.auth import IdentifyKey, visible_collection
-from vultus.service.routes.common import UPLOAD_ERRORS, multipart_body, state
-from vultus.service.schemas import AnalyzeResponse, DetectResponse, VerificationOut
+from vultus.service.routes.common import UPLOAD_ERRORS, liveness_out, liveness_point, multipart_body, state
+from vultus.service.schemas import AnalyzeResponse, DetectResponse, LivenessPointName, VerificationOut
 from vultus.service.uploads import read_uploads
 
 router = APIRouter(prefix="/v1", tags=["stateless"], responses=UPLOAD_ERRORS,
@@ -58,9 +58,14 @@ async def verify(request: Request, key: IdentifyKey,
                  collection: Annotated[str | None, Form(max_length=200, description="with person_id")] = None,
                  person_id: Annotated[int | None, Form(description="verify image_a against this person")] = None,
                  fmr: Annotated[float | None, Query(gt=0, lt=1, description="false-match rate (default 1e-3)")] = None,
-                 largest: Annotated[bool, Query(description="with several faces, take the largest")] = False) -> dict:
+                 largest: Annotated[bool, Query(description="with several faces, take the largest")] = False,
+                 liveness: Annotated[bool, Query(description="every compared face must pass the liveness check; "
+                                                             "one that fails makes `same` false")] = False,
+                 point: Annotated[LivenessPointName | None, Query(
+                     description="liveness operating point (default: the shipped default)")] = None) -> dict:
     st = state(request)
     lib = st.library
+    live_point = liveness_point(liveness, point)
     against_person = person_id is not None or collection is not None
     if against_person == (image_b is not None):
         raise InvalidArgumentError("give either image_b, or collection and person_id", code="invalid_request",
@@ -73,13 +78,22 @@ async def verify(request: Request, key: IdentifyKey,
 
         def run():
             visible_collection(key, collection, lib)
-            return lib.verify_person(a, collection, person_id, fmr=fmr, largest=largest)
+            return lib.verify_person(a, collection, person_id, fmr=fmr, largest=largest, liveness=live_point)
 
-        result, person = await st.run(run)
+        result, person, checks = await st.run(run)
         out = result.to_dict()
         out["person"] = person.to_dict()
-        return out
+        return out | verify_liveness([("image_a", a)], checks)
     (a,) = await _uploads(st, [image_a], "image_a")
     (b,) = await _uploads(st, [image_b], "image_b")
-    result = await st.run(lib.verify, a, b, fmr=fmr, largest=largest)
-    return result.to_dict() | {"person": None}
+    result, checks = await st.run(lib.verify, a, b, fmr=fmr, largest=largest, liveness=live_point)
+    return result.to_dict() | {"person": None} | verify_liveness([("image_a", a), ("image_b", b)], checks)
+
+
+def verify_liveness(uploads, checks) -> dict:
+    """The `liveness` part of a verify answer: each compared face's check, and which failed why."""
+    if checks is None:
+        return {}
+    faces = [{"field": f, "image": u.name} | liveness_out(c) for (f, u), c in zip(uploads, checks, strict=True)]
+    refused = "; ".join(f"{d['field']} ({d['image']}): {d['reason']}" for d in faces if not d["live"])
+    return {"liveness": {"live": not refused, "refused": refused, "faces": faces}}
