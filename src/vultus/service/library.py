@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vultus.engine import Engine, pick_one
-from vultus.errors import InvalidArgumentError, ModelError
+from vultus.errors import InvalidArgumentError, ModelError, VultusError
 from vultus.gallery import Gallery
 from vultus.gallery.errors import ConflictError, NotFoundError
 from vultus.gallery.inference import EnrollOptions
@@ -119,6 +119,10 @@ class Library:
         engine.detector.detect([blank])
         face = Face(Box(0, 0, 112, 112), 1.0, ARCFACE_112.astype(np.float32), "warm-up")
         engine.embedder.embed([(blank, face)])
+        # Each collection's search index too (loaded, or rebuilt in memory, on first use otherwise).
+        for coll in self.gallery.collections():
+            with contextlib.suppress(VultusError):  # a collection that cannot load says so when it is asked
+                self.gallery.indexes.get(coll)
         self.ready = True
 
     def close(self) -> None:
