@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "vultus.cli.gallery",
     "vultus.cli.analyze",
     "vultus.cli.video",
+    "vultus.cli.privacy",
 ]
 
 

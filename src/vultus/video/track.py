@@ -38,13 +38,15 @@ from vultus.types import Box, Face
 
 @dataclass(frozen=True, slots=True)
 class TrackedFace:
-    """A track's box in one frame. face is the detection (None when the box was carried)."""
+    """A track's box in one frame. face is the detection (None when the box was carried); lost: frames since
+    the track's face was last detected (0 when detected in this frame)."""
 
     track_id: int
     box: Box
     score: float
     detected: bool
     face: Face | None
+    lost: int = 0
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ class FaceTracker:
     def update(self, frame: int, faces: Sequence[Face] | None) -> list[TrackedFace]:
         """Advance to `frame`; `faces` are its detections, or None when detection did not run on it."""
         if faces is None:
-            return [TrackedFace(t.track_id, _to_box(t.predict(frame)), t.score, False, None)
+            return [TrackedFace(t.track_id, _to_box(t.predict(frame)), t.score, False, None, frame - t.last_detected)
                     for t in self._tracks]
         out: list[TrackedFace] = []
         faces = [f for f in faces if f.score >= self.low_score]
@@ -161,7 +163,8 @@ class FaceTracker:
             if i in matched_tracks:
                 survivors.append(t)
             elif frame - t.last_detected <= self.max_lost:
-                out.append(TrackedFace(t.track_id, _to_box(predicted[i]), t.score, False, None))
+                lost = frame - t.last_detected
+                out.append(TrackedFace(t.track_id, _to_box(predicted[i]), t.score, False, None, lost))
                 survivors.append(t)
         for i in high:
             if i in used:
