@@ -29,7 +29,7 @@ class RecallSettings:
     detector: str = "yunet"
     min_score: float = 0.3  # YuNet's own default is 0.6 (0.9 in OpenCV's demo)
     upscale: float = 2.0  # 1 turns the small-face pass off
-    tile: int = 960  # tile side in upscaled pixels
+    tile: int = 2560  # tile side in upscaled pixels (one tile for images up to 1280 px at 2x)
     small_face: float = 40.0  # pass 2 keeps faces whose shorter side (original pixels) is below this
     max_side: int = 1920  # pass 1 runs at most at this size
     max_upscaled_side: int = 2560  # pass 2's upscaled image is at most this large (its cost grows with the area)
