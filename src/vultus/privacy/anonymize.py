@@ -169,10 +169,10 @@ class PersonFilter:
         wanted = list(keep or only or ())
         missing = [n for n in wanted if n not in names]
         if missing:
-            from vultus.gallery.errors import GalleryError
+            from vultus.gallery.errors import NotFoundError
 
-            raise GalleryError(f"not enrolled in {self.coll.name!r}: {', '.join(missing)}", code="person_not_found",
-                               person=missing[0], collection=self.coll.name)
+            raise NotFoundError(f"not enrolled in {self.coll.name!r}: {', '.join(missing)}", kind="person",
+                                person=missing[0], collection=self.coll.name)
         self.keep = set(keep or ())
         self.only = set(only or ())
         self.embedder = get_model(self.coll.contract.name, task="embed", threads=threads)
