@@ -62,7 +62,7 @@ def read_gt(n_per_event: int = 2):
 @pytest.mark.slow
 def test_every_wider_face_over_16px_is_covered(tmp_path):
     from vultus.imageio import load_image
-    from vultus.privacy.anonymize import AnonymizeOptions, anonymize_image, cover_mask, grow
+    from vultus.privacy.anonymize import AnonymizeOptions, anonymize_image, cover_box, cover_mask
     from vultus.privacy.detect import RecallDetector
 
     det = RecallDetector()
@@ -70,8 +70,9 @@ def test_every_wider_face_over_16px_is_covered(tmp_path):
     for path, rows in read_gt(2):
         rgb = load_image(path)
         h, w = rgb.shape[:2]
-        _, covered, _ = anonymize_image(rgb, AnonymizeOptions(), det)
-        mask = cover_mask(h, w, [grow(f.box, 0.3, w, h) for f in covered]) > 0
+        options = AnonymizeOptions()
+        _, covered, _ = anonymize_image(rgb, options, det)
+        mask = cover_mask(h, w, [cover_box(f.box, options, w, h) for f in covered]) > 0
         for x, y, bw, bh, _blur, _expr, _ill, invalid, _occ, _pose in rows:
             if invalid or min(bw, bh) <= 16:
                 continue
@@ -124,6 +125,7 @@ def test_modes_cover_the_face(capsys, tmp_path, mode):
         assert get_model("yunet", task="detect").detect([rgb])[0] == []
 
 
+@pytest.mark.slow
 def test_keep_leaves_the_named_person_identifiable_and_covers_the_rest(capsys, tmp_path, knn_gallery):
     src = need_data(*KNN, "test", "obama_and_biden.jpg")
     before = _identified(knn_gallery, src)
@@ -141,6 +143,7 @@ def test_keep_leaves_the_named_person_identifiable_and_covers_the_rest(capsys, t
     assert "biden" in after and "obama" not in after
 
 
+@pytest.mark.slow
 def test_keep_of_someone_not_enrolled_is_an_error(capsys, tmp_path, knn_gallery):
     code, _, err = run(capsys, "anonymize", need_data(*KNN, "test", "obama1.jpg"), "--out", tmp_path, "--gallery",
                        knn_gallery, "--keep", "nobody_here")
@@ -204,14 +207,16 @@ def test_video_timeline_names_who_sings_in_the_hamilton_clip(capsys, tmp_path, k
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["live_real.webm", "spoof_fake.webm"])
-def test_video_timeline_on_the_webm_clips(capsys, name):
+# live: one face in front of the camera all along; spoof: the face is seen until the replayed phone covers it (6 s)
+@pytest.mark.parametrize("name,frames,longest_s", [("live_real.webm", 199, 10.5), ("spoof_fake.webm", 157, 5.0)])
+def test_video_timeline_on_the_webm_clips(capsys, name, frames, longest_s):
     clip = need_data("antispoof", "videos", name)
     code, out, _ = run(capsys, "video", clip, "--every", "2", "--json")
     d = json.loads(out)
-    assert code == 0 and d["frames"] == 199 and d["tracks"]
+    assert code == 0 and d["frames"] == frames and d["tracks"]
     longest = max(d["tracks"], key=lambda t: t["end_s"] - t["start_s"])
-    assert longest["end_s"] - longest["start_s"] > 0.8 * 13.2  # one person in front of the camera all along
+    assert longest["end_s"] - longest["start_s"] > longest_s
+    assert all(0 <= t["start_s"] <= t["end_s"] <= d["duration_s"] for t in d["tracks"])
     assert longest["person"] is None  # no gallery: nobody named
 
 

@@ -41,7 +41,8 @@ SHAPES = ("ellipse", "box")
 @dataclass(frozen=True, slots=True)
 class AnonymizeOptions:
     """mode: blur | pixelate | solid (black) | mask (the output is a white-on-black mask of the covers).
-    margin: each cover is the face's box grown by this share of its width/height on every side.
+    margin: each cover is the face's box grown by this share of its width/height on every side; faces under
+        64 px get up to small_face_margin more (at 16 px and below), as a small face's box is placed less exactly.
     every: in videos, detect on every n-th frame (tracks carry the covers between).
     carry_growth: a carried cover grows by this share per frame since the face was last detected.
     lookback: frames before a track's first detection that also get its cover (None: a sixth of a second).
@@ -52,6 +53,7 @@ class AnonymizeOptions:
     mode: str = "blur"
     shape: str = "ellipse"
     margin: float = 0.3
+    small_face_margin: float = 0.2
     every: int = 1
     strip_metadata: bool = True
     threads: int | None = None
@@ -100,6 +102,13 @@ def grow(box: Box, margin: float, width: int, height: int) -> Box:
     mx, my = box.width * margin, box.height * margin
     return Box(max(0.0, box.x1 - mx), max(0.0, box.y1 - my), min(float(width), box.x2 + mx),
                min(float(height), box.y2 + my))
+
+
+def cover_box(box: Box, options: AnonymizeOptions, width: int, height: int, extra: float = 0.0) -> Box:
+    """The face box grown into its cover: the margin, more for small faces, plus `extra` (carried covers)."""
+    side = min(box.width, box.height)
+    small = options.small_face_margin * min(1.0, max(0.0, (64.0 - side) / 48.0))
+    return grow(box, options.margin + small + extra, width, height)
 
 
 def cover_mask(height: int, width: int, boxes: Iterable[Box], shape: str = "ellipse") -> np.ndarray:
@@ -200,7 +209,7 @@ def anonymize_image(rgb: np.ndarray, options: AnonymizeOptions, detector, person
     faces = detector.detect([rgb])[0]
     covered, kept = _split(rgb, faces, person_filter)
     h, w = rgb.shape[:2]
-    boxes = [grow(f.box, options.margin, w, h) for f in covered]
+    boxes = [cover_box(f.box, options, w, h) for f in covered]
     return apply_covers(rgb, boxes, options.mode, options.shape), covered, kept
 
 
@@ -284,8 +293,7 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
                 covers: dict[int, Box] = {}
                 to_embed = []
                 for t in live:
-                    margin = options.margin + options.carry_growth * t.lost
-                    covers[t.track_id] = grow(t.box, margin, w, h)
+                    covers[t.track_id] = cover_box(t.box, options, w, h, options.carry_growth * t.lost)
                     if not t.detected:
                         carried += 1
                     if person_filter is not None and t.detected:
