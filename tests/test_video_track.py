@@ -61,3 +61,18 @@ def test_weak_detection_extends_a_track_but_does_not_start_one():
     assert t.detected and t.track_id == 1
     out = tr.update(2, [face(1, 0), face(300, 300, score=0.4)])
     assert [x.track_id for x in out] == [1]  # the weak lone box elsewhere is not a new track
+
+
+def test_scene_cuts_in_the_hamilton_clip_and_none_in_a_handheld_webm():
+    from conftest import need_data
+    from vultus.video import open_video
+    from vultus.video.track import SceneCutDetector
+
+    def cuts(path):
+        detector = SceneCutDetector()
+        with open_video(path) as video:
+            return [f.index for f in video if detector(f.rgb)]
+
+    assert cuts(need_data("face_recognition", "examples", "short_hamilton_clip.mp4")) == [20, 82, 211]
+    # the phone swung across the view in the replay clip is motion, not a cut
+    assert cuts(need_data("antispoof", "videos", "spoof_fake.webm")) == []

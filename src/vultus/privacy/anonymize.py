@@ -254,7 +254,7 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
                     best_k: int = 5) -> AnonymizeResult:
     from vultus.video.analyze import face_quality
     from vultus.video.io import VideoWriter, open_video
-    from vultus.video.track import FaceTracker
+    from vultus.video.track import FaceTracker, SceneCutDetector
 
     started = time.perf_counter()
     covered_tracks: set[int] = set()
@@ -267,7 +267,8 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
         lookback = options.lookback if options.lookback is not None else max(1, round((info.fps or 30) / 6))
         # detections below the recall detector's floor are never seen; all of them may extend a track
         tracker = FaceTracker(fps=info.fps, high_score=max(options.min_score, 0.5), low_score=options.min_score)
-        pending: deque = deque()  # (frame, covers: dict[track_id, Box]) awaiting lookback fills
+        cuts = SceneCutDetector()
+        pending: deque = deque()  # (frame, covers: dict[track_id, Box], forced: set of track ids) awaiting lookback
         seen_tracks: set[int] = set()
         with VideoWriter(out, fps=info.fps, width=info.width, height=info.height,
                          audio_from=src, threads=options.threads) as writer:
@@ -275,8 +276,8 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
             def flush(keep_last: int) -> None:
                 nonlocal covered_frames
                 while len(pending) > keep_last:
-                    fr, covers = pending.popleft()
-                    boxes = [b for tid, b in covers.items() if _is_covered(tid, ids, person_filter)]
+                    fr, covers, forced = pending.popleft()
+                    boxes = [b for tid, b in covers.items() if tid in forced or _is_covered(tid, ids, person_filter)]
                     if boxes:
                         covered_frames += 1
                     writer.write(apply_covers(fr.rgb, boxes, options.mode, options.shape), fr.time_s)
@@ -285,26 +286,36 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
 
             for frame in video:
                 faces = None
-                if frame.index % options.every == 0:
-                    small = (frame.index // options.every) % max(1, options.small_every) == 0
+                cut = cuts(frame.rgb)
+                if cut:  # a new shot: no track continues, and detection runs on its first frame whatever --every
+                    tracker.reset()
+                if cut or frame.index % options.every == 0:
+                    small = cut or (frame.index // options.every) % max(1, options.small_every) == 0
                     faces = detector.detect([frame.rgb], small_faces=small)[0]
                 live = tracker.update(frame.index, faces)
                 h, w = frame.rgb.shape[:2]
                 covers: dict[int, Box] = {}
+                forced: set[int] = set()
                 to_embed = []
+                to_verify = []
                 for t in live:
                     covers[t.track_id] = cover_box(t.box, options, w, h, options.carry_growth * t.lost)
                     if not t.detected:
                         carried += 1
                     if person_filter is not None and t.detected:
                         ident = ids.setdefault(t.track_id, _TrackIdentity())
+                        if ident.decided and not person_filter.covered(ident.person):
+                            # a visible track must show its own person in every frame it is detected in: a
+                            # tracker's id switch must not lend a kept person's decision to someone else
+                            to_verify.append((t.track_id, ident, t.face))
+                            continue
                         q = face_quality(t.face)
                         if len(ident.vectors) < best_k or q > ident.vectors[0][0]:
                             to_embed.append((ident, q, t.face))
                     if t.track_id not in seen_tracks:
                         seen_tracks.add(t.track_id)
                         # a new face: cover it in the buffered frames before it was first detected, too
-                        for _, earlier in pending:
+                        for _, earlier, _ in pending:
                             earlier.setdefault(t.track_id, covers[t.track_id])
                 if to_embed:
                     vectors = person_filter.embedder.embed([(frame.rgb, f) for _, _, f in to_embed])
@@ -318,9 +329,16 @@ def anonymize_video(src: str | Path, out: str | Path, options: AnonymizeOptions,
                     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
                     for ident, person in zip(touched, person_filter.people(means), strict=True):
                         ident.person, ident.decided = person, True
+                if to_verify:
+                    vectors = person_filter.embedder.embed([(frame.rgb, f) for _, _, f in to_verify])
+                    for (tid, ident, _), person in zip(to_verify, person_filter.people(vectors), strict=True):
+                        if person_filter.covered(person):
+                            forced.add(tid)  # covered in this frame, and identified afresh from here on
+                            ident.vectors, ident.person, ident.decided = [], None, False
                 for tid in covers:
-                    (covered_tracks if _is_covered(tid, ids, person_filter) else kept_tracks).add(tid)
-                pending.append((frame, covers))
+                    visible = tid not in forced and not _is_covered(tid, ids, person_filter)
+                    (kept_tracks if visible else covered_tracks).add(tid)
+                pending.append((frame, covers, forced))
                 flush(lookback)
             flush(0)
             frames = video.frames_read
