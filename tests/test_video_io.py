@@ -72,13 +72,18 @@ def test_rotation_metadata_is_applied(tmp_path, degrees, corner):
     assert (cy > h / 2, cx > w / 2) == (bool(corner[0]), bool(corner[1]))
 
 
-def test_write_mp4_keeps_audio_and_timing(tmp_path):
-    src = need_data(*HAMILTON)
-    out = tmp_path / "copy.mp4"
+def copy_video(src, out):
+    """Decode every frame and write it again, with the source's audio."""
     with open_video(src) as video, VideoWriter(out, fps=video.info.fps, width=video.info.width,
                                                height=video.info.height, audio_from=src) as writer:
         for f in video:
             writer.write(f.rgb, f.time_s)
+
+
+def test_write_mp4_keeps_audio_and_timing(tmp_path):
+    src = need_data(*HAMILTON)
+    out = tmp_path / "copy.mp4"
+    copy_video(src, out)
     a, b = probe_video(src), probe_video(out)
     assert b.codec == "h264" and b.has_audio and b.audio_codec == "aac"
     assert b.frame_count == a.frame_count == 275
@@ -91,10 +96,7 @@ def test_write_mp4_keeps_audio_and_timing(tmp_path):
 def test_webm_audio_is_reencoded_into_mp4(tmp_path):
     src = need_data(*WEBM)
     out = tmp_path / "webm.mp4"
-    with open_video(src) as video, VideoWriter(out, fps=video.info.fps, width=video.info.width,
-                                               height=video.info.height, audio_from=src) as writer:
-        for f in video:
-            writer.write(f.rgb, f.time_s)
+    copy_video(src, out)
     b = probe_video(out)
     assert b.has_audio and b.audio_codec == "aac" and b.frame_count == 199
     assert abs(b.duration_s - 13.28) < 0.1

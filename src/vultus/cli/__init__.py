@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "vultus.cli.liveness",
     "vultus.cli.video",
     "vultus.cli.cluster",
+    "vultus.cli.privacy",
 ]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from vultus.types import Box, Face
 from vultus.video.io import VideoInfo, open_video
-from vultus.video.track import FaceTracker
+from vultus.video.track import FaceTracker, SceneCutDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +134,12 @@ def analyze_video(path: str | Path, *, detector: str = "yunet", every: int = 1, 
     seq = 0
     with open_video(path, threads=threads) as video:
         tracker = FaceTracker(fps=video.info.fps)
+        cuts = SceneCutDetector()
         for frame in video:
-            faces = det.detect([frame.rgb])[0] if frame.index % every == 0 else None
+            cut = cuts(frame.rgb)
+            if cut:
+                tracker.reset()
+            faces = det.detect([frame.rgb])[0] if cut or frame.index % every == 0 else None
             live = tracker.update(frame.index, faces)
             boxes[frame.index] = [(t.track_id, t.box, t.detected) for t in live]
             to_embed = []

@@ -38,13 +38,15 @@ from vultus.types import Box, Face
 
 @dataclass(frozen=True, slots=True)
 class TrackedFace:
-    """A track's box in one frame. face is the detection (None when the box was carried)."""
+    """A track's box in one frame. face is the detection (None when the box was carried); lost: frames since
+    the track's face was last detected (0 when detected in this frame)."""
 
     track_id: int
     box: Box
     score: float
     detected: bool
     face: Face | None
+    lost: int = 0
 
 
 @dataclass(slots=True)
@@ -120,10 +122,14 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
 
+    def reset(self) -> None:
+        """End every track (a scene cut: no face on one side of it is the face on the other)."""
+        self._tracks = []
+
     def update(self, frame: int, faces: Sequence[Face] | None) -> list[TrackedFace]:
         """Advance to `frame`; `faces` are its detections, or None when detection did not run on it."""
         if faces is None:
-            return [TrackedFace(t.track_id, _to_box(t.predict(frame)), t.score, False, None)
+            return [TrackedFace(t.track_id, _to_box(t.predict(frame)), t.score, False, None, frame - t.last_detected)
                     for t in self._tracks]
         out: list[TrackedFace] = []
         faces = [f for f in faces if f.score >= self.low_score]
@@ -161,7 +167,8 @@ class FaceTracker:
             if i in matched_tracks:
                 survivors.append(t)
             elif frame - t.last_detected <= self.max_lost:
-                out.append(TrackedFace(t.track_id, _to_box(predicted[i]), t.score, False, None))
+                lost = frame - t.last_detected
+                out.append(TrackedFace(t.track_id, _to_box(predicted[i]), t.score, False, None, lost))
                 survivors.append(t)
         for i in high:
             if i in used:
@@ -174,3 +181,30 @@ class FaceTracker:
         self._tracks = survivors
         out.sort(key=lambda tf: tf.track_id)
         return out
+
+
+class SceneCutDetector:
+    """Is this frame the first of a new shot? Both the mean pixel change of a 64x36 grey thumbnail and the
+    change of its 16-bin histogram must be large: a hard cut changes both, while fast motion (a phone swung
+    across the view) changes pixels but keeps the histogram. Tracks must not continue across a cut: an id
+    carried onto another person's face would carry that person's identity (and a --keep decision) too.
+
+    Measured on the Hamilton clip: its three cuts score 28-30 (pixels) and 0.38-0.65 (histogram); within a
+    shot the pixel change stays under 14; the WebM phone replay's fastest motion reaches 25 but its histogram
+    change stays under 0.36 with under 0.21 on those frames.
+    """
+
+    def __init__(self, *, pixel: float = 20.0, histogram: float = 0.3):
+        self.pixel, self.histogram = pixel, histogram
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, rgb: np.ndarray) -> bool:
+        import cv2
+
+        grey = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
+        grey = grey.astype(np.float32)
+        hist = np.histogram(grey, bins=16, range=(0, 256))[0] / grey.size
+        prev, self._prev = self._prev, (grey, hist)
+        if prev is None:
+            return False
+        return bool(np.abs(grey - prev[0]).mean() > self.pixel and np.abs(hist - prev[1]).sum() > self.histogram)
