@@ -40,6 +40,7 @@ def lfw_split():
 def test_open_set_identification_on_lfw(tmp_path, engine, lfw_split):
     images, several, single = lfw_split
     with Gallery(tmp_path / "lfw.db") as g:
+        g.create_collection("default", target_fmr=1e-3)  # the per-comparison model first; FPIR below
         report = g.enroll([EnrollItem(images[n][0], n) for n in several], engine=engine, workers=0,
                           options=EnrollOptions(pick="central"))
         enrolled = {o.person for o in report.outcomes if o.status == "enrolled"}
@@ -71,3 +72,12 @@ def test_open_set_identification_on_lfw(tmp_path, engine, lfw_split):
               f"FPIR measured {measured:.3f} vs expected {expected:.3f} ({len(faces)} strangers)")
         assert abs(measured - expected) <= 3 * sigma + 1 / len(faces), (measured, expected)
         assert 0.01 < expected < 0.2  # the check above would be empty at either extreme
+
+        # Deciding by FPIR instead: the threshold derived for 5% with this many faces enrolled
+        g.set_target_fpir("default", 0.05)
+        d = g.decision("default")
+        assert d.expected_fpir == pytest.approx(0.05) and d.comparisons == len(enrolled)
+        measured = sum(f.similarity >= d.threshold for f in faces) / len(faces)
+        sigma = math.sqrt(0.05 * 0.95 / len(faces))
+        print(f"FPIR target 5%: threshold {d.threshold:.3f}, measured {measured:.3f}")
+        assert abs(measured - 0.05) <= 3 * sigma + 1 / len(faces), measured
