@@ -74,7 +74,7 @@ def lfw_embeddings(name: str, root: Path, *, workers: int = 2, cache: Path | Non
     from lfw import embed_paths
 
     print(f"{name}: embedding {len(paths)} LFW images with {workers} processes ...", flush=True)
-    vectors, ok, seconds = embed_paths(paths, name, workers)
+    vectors, ok, seconds, _ = embed_paths(paths, name, workers)
     print(f"{name}: {len(paths) / seconds:.1f} img/s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = f.with_name(f".{f.stem}.{os.getpid()}.npz")  # bench/lfw.py may read the same file: replace it whole

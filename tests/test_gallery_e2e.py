@@ -51,6 +51,7 @@ def test_enroll_and_identify_the_knn_examples(capsys, knn_gallery):
     assert people_left_to_right(by_name["obama_and_biden.jpg"]) == ["biden", "obama", "unknown"]
     assert people_left_to_right(by_name["kit_with_rose.jpg"]) == ["rose_leslie", "kit_harington"]
     for r in results:
+        assert r["search"] == "exact"  # a small collection is scanned exhaustively
         d = r["decision"]
         # a new collection decides by FPIR 1%: with 9 faces enrolled, about 1.1e-3 per comparison
         assert (d["target"], d["target_rate"], d["comparisons"]) == ("fpir", 0.01, 9) and d["source"]
@@ -68,7 +69,7 @@ def test_enroll_and_identify_the_knn_examples(capsys, knn_gallery):
 
     graph = run_json(capsys, "gallery", "identify", test / "obama_and_biden.jpg", "--gallery", knn_gallery,
                      "--search", "graph")
-    assert people_left_to_right(graph[0]) == ["biden", "obama", "unknown"]
+    assert people_left_to_right(graph[0]) == ["biden", "obama", "unknown"] and graph[0]["search"] == "graph"
 
     code, out, _ = run(capsys, "gallery", "identify", test / "obama_and_biden.jpg", "--gallery", knn_gallery)
     assert code == 0

@@ -289,7 +289,9 @@ def cmd_identify(args) -> int:
         if args.annotate:
             _annotate(args.annotate, results)
         if args.json:
-            print_json([r.to_dict() for r in results])
+            # which search served these faces: "exact" (every enrolled face scanned) or "graph" (HNSW)
+            method = g.search_method(g.collection(args.collection), args.search)
+            print_json([r.to_dict() | {"search": method} for r in results])
         else:
             rows = []
             for r in results:

@@ -528,6 +528,15 @@ class Gallery:
         return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision,
                               liveness=liveness)
 
+    def search_method(self, coll: Collection, search: str = "auto") -> str:
+        """Which method a search of this collection uses now: "exact" (every face
+        scanned) or "graph" (the HNSW graph proposes candidates); see EXHAUSTIVE_UP_TO."""
+        if search not in SEARCH_MODES:
+            raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
+        if search != "auto":
+            return search
+        return "exact" if len(self.indexes.get(coll)) <= self.exhaustive_up_to else "graph"
+
     def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5, *,
                       search: str = "auto") -> list[tuple[Match, ...]]:
         """Top-k people per query vector, scored exactly.
@@ -547,8 +556,8 @@ class Gallery:
         if n == 0:
             return [() for _ in range(len(vectors))]
         want = min(n, max(MIN_CANDIDATES, 8 * top_k))
+        exhaustive = self.search_method(coll, search) == "exact"
         while True:
-            exhaustive = search == "exact" or (search == "auto" and n <= self.exhaustive_up_to)
             cand, _ = index.search(vectors, want, exact=exhaustive)
             owners = self.store.owners(coll.id, key, cand.ravel())
             per_query = [len({owners[i] for i in row if i in owners}) for row in cand]
