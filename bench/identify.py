@@ -359,8 +359,9 @@ def write_report(results: list[dict], throughput, n_images: int, args, fpir_rows
             "",
             "A new collection decides by a false-positive identification rate (FPIR, 1% by default): the chance "
             "that a face of someone never enrolled is named as somebody. The threshold is derived from the "
-            "embedder's calibration (FMR per comparison, measured on LFW's impostor pairs, its tail extended as an "
-            "exponential below 1e-5) and the collection's size: FPIR = 1 - (1 - FMR)^n with n enrolled faces, so "
+            "embedder's calibration (FMR per comparison, measured on LFW's impostor pairs down to 1e-6 for SFace "
+            "and 1e-5 for the other embedders, its tail extended as an exponential below that; `extrapolated` in "
+            "the table) and the collection's size: FPIR = 1 - (1 - FMR)^n with n enrolled faces, so "
             "the threshold is the one whose FMR is 1 - (1 - FPIR)^(1/n). Each row goes through the gallery's own "
             "`decision` and `match_vectors`. Galleries of 100 and 1,000 people are drawn at random (the draws are "
             "pooled); non-mated searches are every single-image person plus the first image of every enrollable "
