@@ -439,7 +439,7 @@ def compare_size(n: int, space: FaceSpace, args, rng) -> list[dict]:
     rows = []
 
     def measure(label: str, fn, mem: float, build_s: float, note: str = "", scan: bool = False) -> None:
-        lat = pct(latencies(fn, timed))
+        lat = pct(latencies(lambda q2: fn(q2[0]), timed))  # latencies() passes (1, d) queries
         # A full scan costs the same for every query: past 100k its agreement is taken on the timed
         # queries only, to keep the run bounded on a shared machine (the note says so).
         m = len(timed) if scan and n > 100_000 else len(queries)
@@ -481,18 +481,18 @@ def compare_size(n: int, space: FaceSpace, args, rng) -> list[dict]:
         del data
     for cand in (1000, 4000):
         bp = BinaryPrefilter(vectors, cand)
-        measure(f"binary codes (128 bits) top-{cand} + exact re-rank", bp.search, bp.memory_bytes(), 0.0,
-                scan=True)
+        measure(f"binary codes (128 bits) top-{cand} + exact re-rank", lambda q, m=bp: m.search(q, K),
+                bp.memory_bytes(), 0.0, scan=True)
     pca = PcaPrefilter(vectors, 32, 2000, rng)
-    measure("PCA-32 scan top-2000 + exact re-rank", pca.search, pca.memory_bytes(), 0.0, scan=True)
+    measure("PCA-32 scan top-2000 + exact re-rank", lambda q, m=pca: m.search(q, K), pca.memory_bytes(), 0.0, scan=True)
     del pca
     t0 = time.perf_counter()
     ivf = IvfFlat(vectors, int(round(np.sqrt(n))), rng)
     build = time.perf_counter() - t0
     for nprobe in args.nprobe:
         ivf.nprobe = nprobe
-        measure(f"IVF-flat, {len(ivf.centres)} cells, nprobe {nprobe} (exact inside cells)", ivf.search,
-                ivf.memory_bytes(), build, "k-means on 60k vectors, 8 iterations")
+        measure(f"IVF-flat, {len(ivf.centres)} cells, nprobe {nprobe} (exact inside cells)",
+                lambda q, m=ivf: m.search(q, K), ivf.memory_bytes(), build, "k-means on 60k vectors, 8 iterations")
     del ivf
     if n <= args.hnsw_up_to:
         index = HnswIndex(vectors.shape[1], dtype=args.dtype, connectivity=args.connectivity,
