@@ -15,8 +15,10 @@ The model. With n comparisons per search and a per-comparison rate FMR(t),
 which treats a stranger's comparisons as independent. They are not quite (a
 stranger who looks like many people is a "lamb"), and at large FPIR the formula
 overstates it (66% measured where it said 79% on LFW at FMR 1e-3 with 1,559
-faces); near the small targets a collection is run at it was within a factor of
-1.2 of measurement on LFW (bench/results/identify.md). A target FPIR p is
+faces); at a 1% target it was within a factor of 1.2 of measurement on LFW with
+100 to 1,559 people enrolled, also with a calibration that never saw them; at
+0.1% within 1.5 up to 1,000 people and 2.2 (6 strangers) with 1,559
+(bench/results/identify.md). A target FPIR p is
 therefore met by the threshold whose FMR is 1 - (1 - p) ** (1 / n) (about p / n),
 read off the embedder's calibration, and re-derived at every decision from the
 collection's size at that moment: it rises as people are enrolled and falls as
