@@ -84,10 +84,15 @@ async def get_collection(request: Request, key: AnyKey, collection: CollectionNa
 @router.put("/{collection}/target-fmr", response_model=CollectionOut, responses=WRITE_ERRORS,
             dependencies=[Depends(json_body)], summary="Decide at another false-match rate (admin)")
 async def set_target_fmr(request: Request, key: AdminKey, collection: CollectionName, body: TargetRate):
+    return await _set_target(request, key, collection, "set_target_fmr", body.target_fmr)
+
+
+async def _set_target(request: Request, key, collection: str, setter: str, rate: float) -> dict:
+    """Change how the collection decides (library method `setter`) and answer with the collection."""
     lib = state(request).library
 
     def run():
-        lib.set_target_fmr(key.actor, collection, body.target_fmr)
+        getattr(lib, setter)(key.actor, collection, rate)
         return collection_out(lib.collection_info(collection))
 
     return await in_collection(request, key, collection, run)
@@ -97,13 +102,7 @@ async def set_target_fmr(request: Request, key: AdminKey, collection: Collection
             dependencies=[Depends(json_body)],
             summary="Decide at a false-positive identification rate; the threshold follows the size (admin)")
 async def set_target_fpir(request: Request, key: AdminKey, collection: CollectionName, body: TargetFpir):
-    lib = state(request).library
-
-    def run():
-        lib.set_target_fpir(key.actor, collection, body.target_fpir)
-        return collection_out(lib.collection_info(collection))
-
-    return await in_collection(request, key, collection, run)
+    return await _set_target(request, key, collection, "set_target_fpir", body.target_fpir)
 
 
 @router.delete("/{collection}", response_model=CollectionDeleted, responses=WRITE_ERRORS,
