@@ -30,7 +30,7 @@ from vultus.evaluate.lfw import read_lfw_pairs  # noqa: E402
 from vultus.evaluate.metrics import kfold_accuracy, logistic_fusion_weights, tar_at_fmr  # noqa: E402
 from vultus.models.registry import get_spec  # noqa: E402
 
-FMR_LADDER = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]
+FMR_LADDER = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6]  # 1e-6: ~30 of 29.6M pairs
 CALIBRATION = Path(__file__).resolve().parents[1] / "src/vultus/models/calibration.json"
 
 

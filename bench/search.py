@@ -2,6 +2,7 @@
 numpy brute force, in the same run on the same vectors.
 
     python bench/search.py                          # 100k and 1M, results to bench/results/search.md
+    python bench/search.py --compare                # issue 18: every candidate method side by side
     python bench/search.py --sizes 100000 --ef 64,128,256 --out /tmp/tune.md
 
 Vectors: real SFace embeddings of LFW are the starting point. Each synthetic
@@ -328,6 +329,236 @@ def gallery_path(vectors: np.ndarray, queries: np.ndarray, args) -> dict:
             "note": f"reopen with crc32 + id check {open_s:.1f}s ({report.action}); 500 queries"}
 
 
+# -- side by side: the candidates for 1M faces in 5 ms (issue 18) ------------------------------------
+class IvfFlat:
+    """Inverted lists over spherical k-means cells, vectors kept as float32 and scanned
+    exactly inside the `nprobe` cells whose centres are nearest the query."""
+
+    def __init__(self, vectors: np.ndarray, nlist: int, rng, train: int = 60_000, iters: int = 8):
+        sample = vectors[rng.choice(len(vectors), min(train, len(vectors)), replace=False)]
+        centres = sample[rng.choice(len(sample), nlist, replace=False)].copy()
+        for _ in range(iters):
+            assign = np.concatenate([np.argmax(sample[s:s + 8192] @ centres.T, axis=1)
+                                     for s in range(0, len(sample), 8192)])
+            sums = np.zeros_like(centres)
+            np.add.at(sums, assign, sample)
+            empty = np.linalg.norm(sums, axis=1) == 0
+            sums[empty] = sample[rng.choice(len(sample), int(empty.sum()), replace=False)]
+            centres = unit(sums)
+        assign = np.concatenate([np.argmax(vectors[s:s + 8192] @ centres.T, axis=1)
+                                 for s in range(0, len(vectors), 8192)])
+        order = np.argsort(assign, kind="stable")
+        self.ids = order.astype(np.int64)
+        self.vectors = np.ascontiguousarray(vectors[order])
+        self.offsets = np.r_[0, np.cumsum(np.bincount(assign, minlength=nlist))]
+        self.centres = centres
+        self.nprobe = 32
+
+    def memory_bytes(self) -> int:
+        return self.vectors.nbytes + self.ids.nbytes + self.centres.nbytes + self.offsets.nbytes
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        cells = np.argpartition(-(self.centres @ q), self.nprobe)[: self.nprobe]
+        sims, ids = [], []
+        for c in cells:
+            lo, hi = self.offsets[c], self.offsets[c + 1]
+            sims.append(self.vectors[lo:hi] @ q)
+            ids.append(self.ids[lo:hi])
+        sims, ids = np.concatenate(sims), np.concatenate(ids)
+        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
+        top = top[np.argsort(-sims[top])]
+        return ids[top], sims[top]
+
+
+class BinaryPrefilter:
+    """Sign bits of the centred vectors (128 bits = 16 bytes a face), Hamming scan for a
+    wide candidate list, then the exact float32 similarity of the candidates."""
+
+    def __init__(self, vectors: np.ndarray, candidates: int):
+        self.mu = vectors.mean(axis=0)
+        self.codes = np.packbits(vectors - self.mu > 0, axis=1).view(np.uint64)
+        self.vectors = vectors
+        self.candidates = candidates
+
+    def memory_bytes(self) -> int:
+        return self.codes.nbytes + self.vectors.nbytes
+
+    def search(self, q: np.ndarray, k: int):
+        code = np.packbits(q - self.mu > 0).view(np.uint64)
+        dist = np.bitwise_count(self.codes ^ code).sum(axis=1, dtype=np.uint16)
+        cand = np.argpartition(dist, self.candidates)[: self.candidates]
+        sims = self.vectors[cand] @ q
+        top = np.argsort(-sims)[:k]
+        return cand[top], sims[top]
+
+
+class PcaPrefilter:
+    """The first `dims` principal components (float32) scanned for a wide candidate list,
+    then the exact float32 similarity of the candidates."""
+
+    def __init__(self, vectors: np.ndarray, dims: int, candidates: int, rng):
+        sample = vectors[rng.choice(len(vectors), min(50_000, len(vectors)), replace=False)]
+        _, _, vt = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
+        self.proj = np.ascontiguousarray(vt[:dims].T.astype(np.float32))
+        self.reduced = np.ascontiguousarray(np.concatenate([vectors[s:s + 65536] @ self.proj
+                                                            for s in range(0, len(vectors), 65536)]))
+        self.vectors = vectors
+        self.candidates = candidates
+
+    def memory_bytes(self) -> int:
+        return self.reduced.nbytes + self.vectors.nbytes
+
+    def search(self, q: np.ndarray, k: int):
+        cand = np.argpartition(-(self.reduced @ (q @ self.proj)), self.candidates)[: self.candidates]
+        sims = self.vectors[cand] @ q
+        top = np.argsort(-sims)[:k]
+        return cand[top], sims[top]
+
+
+def decisions(found: np.ndarray, sims: np.ndarray, identity: np.ndarray, threshold: float) -> np.ndarray:
+    """The identification decision per query: the top face's identity, or -2**62 for unknown."""
+    top = found[:, 0]
+    who = identity[np.maximum(top, 0)]
+    return np.where((top >= 0) & (sims[:, 0] >= threshold), who, -(2**62))
+
+
+def compare_size(n: int, space: FaceSpace, args, rng) -> list[dict]:
+    """Every candidate on the same vectors and queries: single-query latency (wall and
+    CPU, one thread), decision agreement with exact search at the collection's FPIR-1%
+    threshold for this many faces, mated rank-1, memory."""
+    from vultus.gallery.decision import embedder_fpir_point
+    from vultus.models.calibration import operating_point
+
+    print(f"\n== compare at {n:,} embeddings", flush=True)
+    vectors, identity, queries, q_identity = make_gallery(n, space, args.queries, rng)
+    threshold = embedder_fpir_point("sface", 0.01, n)[0].threshold
+    # A looser threshold too (FMR 1e-5 per comparison): at 1M the FPIR-1% threshold is so strict that
+    # most mated queries are unknown to exact search too, which makes agreement easy.
+    loose = operating_point("sface", 1e-5).threshold
+    t0 = time.perf_counter()
+    truth, truth_sims = exact_search(vectors, queries, K)
+    print(f"exact ground truth {time.perf_counter() - t0:.1f}s; threshold {threshold:.4f} (FPIR 1%, {n:,} faces)",
+          flush=True)
+    truth_dec = decisions(truth, truth_sims, identity, threshold)
+    truth_loose = decisions(truth, truth_sims, identity, loose)
+    timed = queries[: args.timed_queries]
+    rows = []
+
+    def measure(label: str, fn, mem: float, build_s: float, note: str = "", scan: bool = False) -> None:
+        lat = pct(latencies(lambda q2: fn(q2[0]), timed))  # latencies() passes (1, d) queries
+        # A full scan costs the same for every query: past 100k its agreement is taken on the timed
+        # queries only, to keep the run bounded on a shared machine (the note says so).
+        m = len(timed) if scan and n > 100_000 else len(queries)
+        out = [fn(q) for q in queries[:m]]
+        found = np.full((m, K), -1, np.int64)
+        sims = np.full((m, K), -2.0, np.float32)
+        for i, (ids, s) in enumerate(out):
+            found[i, :len(ids)], sims[i, :len(s)] = ids, s
+        agree = float(np.mean(decisions(found, sims, identity, threshold) == truth_dec[:m]))
+        agree_loose = float(np.mean(decisions(found, sims, identity, loose) == truth_loose[:m]))
+        if m < len(queries):
+            note = f"{note}; agreement and rank-1 on {m} queries".lstrip("; ")
+        row = {"method": label, "n": n, "build_s": build_s, "index_mb": mem / 2**20, **lat, "queries": m,
+               "agree": agree, "rank1": rank1_hits(found, identity[:], q_identity[:m]),
+               "exact_rank1": rank1_hits(truth[:m], identity, q_identity[:m]),
+               "known": float(np.mean(truth_dec[:m] != -(2**62))), "agree_loose": agree_loose,
+               "known_loose": float(np.mean(truth_loose[:m] != -(2**62))), "threshold": threshold,
+               "loose": loose, "note": note}
+        rows.append(row)
+        print(f"{label}: p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} ms (CPU p99 {lat['cpu_p99']:.2f}), "
+              f"agreement {agree:.4f}, mated rank-1 {row['rank1']:.4f} (exact {row['exact_rank1']:.4f}), "
+              f"{row['index_mb']:.0f} MB", flush=True)
+
+    def exact(q):
+        ids, sims = top_k((q @ vectors.T)[None, :], K)
+        return ids[0], sims[0]
+
+    measure("exact, numpy float32 (matrix-vector + partial sort)", exact, vectors.nbytes, 0.0, scan=True)
+    from usearch.index import MetricKind
+    from usearch.index import search as usearch_exact
+
+    for label, data, conv in (("f16", vectors.astype(np.float16), lambda q: q.astype(np.float16)),
+                              ("i8", np.round(vectors * 127).astype(np.int8),
+                               lambda q: np.round(q * 127).astype(np.int8))):
+        def us(q, data=data, conv=conv):
+            m = usearch_exact(data, conv(q), K, MetricKind.IP, exact=True, threads=1)
+            ids = m.keys.astype(np.int64)
+            return ids, vectors[ids] @ q  # re-scored exactly, as the gallery re-ranks from its store
+
+        measure(f"exact, usearch SIMD scan over {label} (usearch.index.search, exact=True)", us,
+                data.nbytes + vectors.nbytes, 0.0, "top-10 re-scored in float32", scan=True)
+        del data
+    for cand in (1000, 4000):
+        bp = BinaryPrefilter(vectors, cand)
+        measure(f"binary codes (128 bits) top-{cand} + exact re-rank", lambda q, m=bp: m.search(q, K),
+                bp.memory_bytes(), 0.0, scan=True)
+    pca = PcaPrefilter(vectors, 32, 2000, rng)
+    measure("PCA-32 scan top-2000 + exact re-rank", lambda q, m=pca: m.search(q, K), pca.memory_bytes(), 0.0, scan=True)
+    del pca
+    t0 = time.perf_counter()
+    ivf = IvfFlat(vectors, int(round(np.sqrt(n))), rng)
+    build = time.perf_counter() - t0
+    for nprobe in args.nprobe:
+        ivf.nprobe = nprobe
+        measure(f"IVF-flat, {len(ivf.centres)} cells, nprobe {nprobe} (exact inside cells)",
+                lambda q, m=ivf: m.search(q, K), ivf.memory_bytes(), build, "k-means on 60k vectors, 8 iterations")
+    del ivf
+    if n <= args.hnsw_up_to:
+        index = HnswIndex(vectors.shape[1], dtype=args.dtype, connectivity=args.connectivity,
+                          expansion_add=args.expansion_add)
+        t0 = time.perf_counter()
+        for s in range(0, n, 100_000):
+            index.add(np.arange(s + 1, min(s + 100_000, n) + 1, dtype=np.int64), vectors[s:s + 100_000])
+        build = time.perf_counter() - t0
+        for ef in (256, 1024):
+            index._index.expansion_search = ef
+
+            def hn(q, index=index):
+                ids = rerank(index, vectors, q[None, :], 256)[0]
+                return ids, vectors[ids] @ q
+
+            measure(f"HNSW (M={args.connectivity}, ef {ef}) top-256 + exact re-rank", hn, index.memory_bytes(),
+                    build)
+    return rows
+
+
+def write_compare(rows, space: FaceSpace, args, started_load: str, out: Path) -> None:
+    lines = [
+        "# Gallery search at 1M: which method meets the goal (issue 18)",
+        "",
+        f"- Date: {stamp()}",
+        f"- Machine: {machine()}. Load average at the start {started_load}, at the end {load_average()}: the 2 "
+        "cores were shared with other helpers' tests and benchmarks throughout, so wall-clock tails include "
+        "time given to other processes; the CPU columns are what the search itself cost.",
+        f"- Vectors: 128-d synthetic faces in the space of SFace's LFW embeddings ({space.describe()}); gallery: "
+        "two thirds enrolled identities with 1-5 faces, one third single-face distractors.",
+        f"- Queries: {args.queries} (75% new faces of enrolled identities, 25% of new people) for agreement and "
+        f"rank-1; the first {args.timed_queries} timed one at a time on one thread (OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}).",
+        "- Decision agreement: share of queries whose decision (top person, or unknown) equals exact float32 "
+        "search's at the threshold a collection deciding by FPIR 1% uses at this size (best-face aggregation). "
+        "Mated rank-1: share of enrolled people's queries whose first result is their own face.",
+        "- Goal (issue 18): at 1M, single-query p99 <= 5 ms on one core, agreement >= 99.9%, mated rank-1 within "
+        "0.1 points of exact, index memory <= 1 GB.",
+        "",
+        "| method | faces | build s | memory MB | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms | decision agreement "
+        "at FPIR 1% (queries; known to exact) | at FMR 1e-5 (known to exact) | mated rank-1 (exact) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['n']:,} | {r['build_s']:.1f} | {r['index_mb']:.0f} | {r['p50']:.2f} | "
+                     f"{r['p99']:.2f} | {r['cpu_p50']:.2f} | {r['cpu_p99']:.2f} | "
+                     f"{100 * r['agree']:.2f}% ({r['queries']}; t={r['threshold']:.3f}, "
+                     f"{100 * r['known']:.0f}% known) | "
+                     f"{100 * r['agree_loose']:.2f}% (t={r['loose']:.3f}, {100 * r['known_loose']:.0f}% known) | "
+                     f"{r['rank1']:.4f} ({r['exact_rank1']:.4f}) | "
+                     f"{r['note']} |")
+    lines += ["", f"Command: `python bench/search.py {' '.join(sys.argv[1:])}`", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
 def write(rows, space: FaceSpace, args, started_load: str, out: Path) -> None:
     lines = [
         "# Gallery search: usearch HNSW vs numpy brute force",
@@ -384,8 +615,16 @@ def main() -> int:
     ap.add_argument("--gallery-ef", type=int, default=DEFAULTS["expansion_search"])
     ap.add_argument("--out", type=Path, default=RESULTS / "search.md")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compare", action="store_true",
+                    help="the issue-18 side-by-side (exact scans, prefilters + re-rank, IVF, HNSW + re-rank) instead "
+                         "of the HNSW sweep; results to bench/results/search.md")
+    ap.add_argument("--timed-queries", type=int, default=300, help="queries timed one at a time (--compare)")
+    ap.add_argument("--nprobe", default="16,32,64", help="IVF cells probed (--compare)")
+    ap.add_argument("--hnsw-up-to", type=int, default=100_000,
+                    help="build HNSW only up to this size (--compare; one thread builds 1M in ~30 min)")
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
+    args.nprobe = [int(x) for x in args.nprobe.split(",")]
     started = load_average()
     rng = np.random.default_rng(args.seed)
     root = data_root() / "lfw"
@@ -395,8 +634,12 @@ def main() -> int:
     print(f"face space: {space.describe()}", flush=True)
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
-        rows += bench_size(n, space, args, rng)
-        write(rows, space, args, started, args.out)
+        if args.compare:
+            rows += compare_size(n, space, args, rng)
+            write_compare(rows, space, args, started, args.out)
+        else:
+            rows += bench_size(n, space, args, rng)
+            write(rows, space, args, started, args.out)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from conftest import need_data
@@ -41,6 +42,7 @@ def lfw_split():
 def test_open_set_identification_on_lfw(tmp_path, engine, lfw_split):
     images, several, single = lfw_split
     with Gallery(tmp_path / "lfw.db") as g:
+        g.create_collection("default", target_fmr=1e-3)  # the per-comparison model first; FPIR below
         report = g.enroll([EnrollItem(images[n][0], n) for n in several], engine=engine, workers=0,
                           options=EnrollOptions(pick="central"))
         enrolled = {o.person for o in report.outcomes if o.status == "enrolled"}
@@ -73,3 +75,24 @@ def test_open_set_identification_on_lfw(tmp_path, engine, lfw_split):
               f"FPIR measured {measured:.3f} vs expected {expected:.3f} ({len(faces)} strangers)")
         assert abs(measured - expected) <= 3 * sigma + 1 / len(faces), (measured, expected)
         assert 0.01 < expected < 0.2  # the check above would be empty at either extreme
+
+        # Deciding by FPIR instead: the threshold derived for 5% with this many faces enrolled
+        g.set_target_fpir("default", 0.05)
+        d = g.decision("default")
+        assert d.expected_fpir == pytest.approx(0.05) and d.comparisons == len(enrolled)
+        measured = sum(f.similarity >= d.threshold for f in faces) / len(faces)
+        sigma = math.sqrt(0.05 * 0.95 / len(faces))
+        print(f"FPIR target 5%: threshold {d.threshold:.3f}, measured {measured:.3f}")
+        assert abs(measured - 0.05) <= 3 * sigma + 1 / len(faces), measured
+
+        # The search the gallery chooses at this size returns the exact top person: brute force over
+        # every enrolled vector from the store, best face per person, for the strangers' faces.
+        coll = g.collection("default")
+        assert g.search_method(coll) == "exact"
+        queries = np.stack([f.face.embedding.vector for f in faces])
+        found = g.match_vectors(coll, queries, top_k=1)
+        pv = g.store.person_vectors(coll.id, coll.contract.key, [p.id for p in g.people("default")])
+        sims = queries @ pv.vectors.T
+        people = np.array([pv.names[int(pid)] for pid in pv.person_ids])
+        assert [m[0].person for m in found] == list(people[sims.argmax(axis=1)])
+        assert np.allclose([m[0].similarity for m in found], sims.max(axis=1), atol=1e-5)

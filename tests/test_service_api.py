@@ -57,7 +57,8 @@ def test_identify_obama_and_biden(svc):
     labels = sorted(f["person"] for f in image["faces"])
     assert labels == ["biden", "obama", "unknown"]
     d = image["decision"]
-    assert 0 < d["threshold"] < 1 and d["false_match_rate"] == 0.001
+    assert 0 < d["threshold"] < 1 and (d["target"], d["target_rate"]) == ("fpir", 0.01)  # a new collection's default
+    assert d["expected_false_positive_identification_rate"] == pytest.approx(0.01, abs=1e-6)
     for f in image["faces"]:
         assert len(f["box"]) == 4 and f["matches"]
         if f["person"] != "unknown":
@@ -181,6 +182,28 @@ def test_collection_info_and_target_rate(svc):
     c.put("/v1/collections/default/target-fmr", headers=admin, json={"target_fmr": 1e-3})
     listed = c.get("/v1/collections", headers=admin).json()["collections"]
     assert [x["name"] for x in listed] == ["default"]
+
+
+def test_target_fpir(svc):
+    c, admin, *_ = svc
+    r = c.put("/v1/collections/default/target-fpir", headers=admin, json={"target_fpir": 1e-3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    d = body["decision"]
+    assert body["target_fpir"] == 1e-3 and (d["target"], d["target_rate"]) == ("fpir", 1e-3)
+    assert d["comparisons"] == body["faces"] >= 9  # best-face aggregation: one chance per enrolled face
+    assert d["expected_false_positive_identification_rate"] == pytest.approx(1e-3, abs=1e-6)
+    assert d["false_match_rate"] == pytest.approx(1 - (1 - 1e-3) ** (1 / d["comparisons"]))
+    looser = c.put("/v1/collections/default/target-fpir", headers=admin, json={"target_fpir": 0.05}).json()
+    assert looser["decision"]["threshold"] < d["threshold"]
+    r = c.put("/v1/collections/default/target-fpir", headers=admin, json={"target_fpir": 1.5})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = c.post("/v1/collections", headers=admin, json={"name": "both", "target_fmr": 1e-3, "target_fpir": 1e-2})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "conflicting_targets"
+    r = c.post("/v1/collections", headers=admin, json={"name": "by-fmr", "target_fmr": 1e-4})
+    assert r.status_code == 201 and r.json()["target_fpir"] is None and r.json()["decision"]["target"] == "fmr"
+    c.delete("/v1/collections/by-fmr", headers=admin)
+    c.put("/v1/collections/default/target-fpir", headers=admin, json={"target_fpir": 1e-2})
 
 
 def test_rename_merge_move_delete(svc):

@@ -33,7 +33,13 @@ def add_commands(sub) -> None:
     a = action("create", "create a collection pinned to one embedder", cmd_create)
     a.add_argument("--embedder", default="sface", help="embedder model (default sface)")
     a.add_argument("--detector", default="yunet", help="detector model (default yunet)")
-    a.add_argument("--fmr", type=float, default=1e-3, help="target false-match rate per comparison (default 1e-3)")
+    target = a.add_mutually_exclusive_group()
+    target.add_argument("--fpir", type=float, default=None,
+                        help="target false-positive identification rate: the chance a face of someone never "
+                             "enrolled is named as somebody (default 0.01; the threshold follows the collection's "
+                             "size)")
+    target.add_argument("--fmr", type=float, default=None,
+                        help="decide instead by a false-match rate per comparison (fixed threshold)")
     a.add_argument("--no-crops", action="store_true",
                    help="do not keep aligned face crops (privacy; reembed then needs the source images)")
     a.add_argument("--aggregation", choices=("max", "mean"), default="max",
@@ -105,8 +111,11 @@ def add_commands(sub) -> None:
     a.add_argument("--embedder", required=True, help="the embedder to migrate to")
     a.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
 
-    a = action("threshold", "show or set how the collection decides: target false-match rate or a threshold",
-               cmd_threshold)
+    a = action("threshold", "show or set how the collection decides: target identification rate, false-match rate "
+                            "or a threshold", cmd_threshold)
+    a.add_argument("--fpir", type=float,
+                   help="target false-positive identification rate (chance a never-enrolled face is named as "
+                        "somebody); the threshold is re-derived from the calibration as the collection grows")
     a.add_argument("--fmr", type=float, help="target false-match rate (resolved via the embedder's calibration); "
                                              "with --threshold: the rate that threshold was measured to give")
     a.add_argument("--threshold", type=float, help="a threshold measured on your own data (needs --fmr, --source)")
@@ -152,13 +161,13 @@ def _print_error(message: str) -> None:
 def cmd_create(args) -> int:
     with _open(args, create=True) as g:
         coll = g.create_collection(args.collection, embedder=args.embedder, detector=args.detector,
-                                   target_fmr=args.fmr, keep_crops=not args.no_crops, aggregation=args.aggregation)
+                                   target_fmr=args.fmr, target_fpir=args.fpir, keep_crops=not args.no_crops,
+                                   aggregation=args.aggregation)
         if args.json:
             print_json(coll.to_dict() | {"gallery": g.location})
         else:
             _say(f"created collection {coll.name!r} in {g.location}: {coll.contract.describe()}, detector "
-                  f"{coll.detector}, target false-match rate {coll.target_fmr:g}, "
-                  f"crops {'kept' if coll.keep_crops else 'not kept'}")
+                  f"{coll.detector}, {_target_text(coll)}, crops {'kept' if coll.keep_crops else 'not kept'}")
     return 0
 
 
@@ -275,15 +284,16 @@ def cmd_identify(args) -> int:
         def named(item):  # the identification of a chunk item, under the name the user gave
             return replace(item.result.value, image=str(item.path))
 
+        # which search serves these faces: "exact" (every enrolled face scanned) or "graph" (HNSW)
+        method = g.search_method(g.collection(args.collection), args.search)
         failures = run_images(paths, identify, desc="identify", as_json=args.json,
-                              entry=lambda item: named(item).to_dict(), rows=lambda item: _identify_rows(named(item)),
+                              entry=lambda item: named(item).to_dict() | {"search": method},
+                              rows=lambda item: _identify_rows(named(item)),
                               headers=["image", "face", "where", "box x1,y1,x2,y2", "person", "similarity",
                                        "next best"],
                               annotate=target and (target, lambda item: _annotated(item.image, named(item)), "_who"))
         if failures < len(paths) and not args.json:
-            _say(f"decision: similarity >= {d.threshold:.3f} (false-match rate {d.fmr:g} per comparison, "
-                 f"measured on {d.source}); an unenrolled face would match someone about "
-                 f"{100 * d.expected_fpir:.2g}% of the time in this collection")
+            _say(f"decision: {_decision_text(d)}")
     return 2 if failures else 0
 
 
@@ -435,14 +445,40 @@ def cmd_reembed(args) -> int:
                      f"{r.seconds:.1f} s")
 
 
+def _target_text(coll) -> str:
+    if coll.target_fpir is not None:
+        return f"target false-positive identification rate {coll.target_fpir:g}"
+    return f"target false-match rate {coll.target_fmr:g} per comparison"
+
+
+def _decision_text(d) -> str:
+    """The threshold, what chose it, and the rates it gives in this collection."""
+    if d.target == "fpir":
+        chosen = (f"chosen for a false-positive identification rate of {d.target_rate:g} with {d.comparisons} "
+                  f"enrolled {'faces' if d.comparisons != 1 else 'face'} to match")
+    elif d.target == "fmr":
+        chosen = f"chosen for a false-match rate of {d.target_rate:g} per comparison"
+    else:
+        chosen = "pinned"
+    tail = " (extrapolated below the calibration's lowest measured rate)" if d.extrapolated else ""
+    return (f"similarity >= {d.threshold:.4f}, {chosen}; false-match rate {d.fmr:.3g} per comparison{tail} "
+            f"({d.source}); a face of someone never enrolled is named as somebody about "
+            f"{100 * d.expected_fpir:.2g}% of the time")
+
+
 def cmd_threshold(args) -> int:
     with _open(args) as g:
+        if args.fpir is not None and (args.fmr is not None or args.threshold is not None):
+            raise VultusError("--fpir sets the target alone; --fmr and --threshold set another kind of target",
+                              code="conflicting_targets")
         if args.threshold is not None:
             if args.fmr is None or not args.source:
                 raise VultusError("--threshold needs --fmr (the rate it was measured to give) and --source")
             g.set_threshold(args.collection, args.threshold, args.fmr, args.source)
         elif args.fmr is not None:
             g.set_target_fmr(args.collection, args.fmr)
+        elif args.fpir is not None:
+            g.set_target_fpir(args.collection, args.fpir)
         if args.reset:
             g.clear_threshold(args.collection)
         if args.aggregation:
@@ -450,9 +486,7 @@ def cmd_threshold(args) -> int:
         coll = g.collection(args.collection)
         d = g.decision(coll)
         payload = coll.to_dict() | {"decision": d.to_dict()}
-        text = (f"{coll.name!r} decides at similarity >= {d.threshold:.4f}: false-match rate {d.fmr:g} per "
-                f"comparison ({d.source}), aggregation {coll.aggregation}; chance an unenrolled face matches "
-                f"someone here: {100 * d.expected_fpir:.2g}%")
+        text = f"{coll.name!r} decides at {_decision_text(d)}; aggregation {coll.aggregation}"
         return _done(args, payload, text)
 
 
@@ -486,8 +520,15 @@ def cmd_stats(args) -> int:
                 ("database size", f"{s.db_bytes / 1e6:.1f} MB"), ("index size", f"{s.index_bytes / 1e6:.1f} MB")]
         if s.decision:
             d = s.decision
-            rows.append(("decision", f"similarity >= {d.threshold:.4f} (false-match rate {d.fmr:g}, {d.source})"))
-            rows.append(("unknown face matches someone", f"about {100 * d.expected_fpir:.2g}%"))
+            rows.append(("decision target", _target_text(c) if d.target != "threshold" else
+                         f"pinned threshold ({d.source})"))
+            rows.append(("threshold now", f"similarity >= {d.threshold:.4f} ({d.comparisons} comparisons per search, "
+                                          f"{c.aggregation} aggregation)"))
+            rows.append(("stated false-match rate", f"{d.fmr:.3g} per comparison" + (
+                " (extrapolated below the calibration's lowest measured rate)" if d.extrapolated else "")
+                + f", {d.source}"))
+            rows.append(("stated identification rate", f"a face of someone never enrolled is named as somebody "
+                                                       f"about {100 * d.expected_fpir:.2g}% of the time"))
         else:
             rows.append(("decision", f"not available: {s.decision_error}"))
         width = max(len(k) for k, _ in rows)

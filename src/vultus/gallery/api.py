@@ -30,6 +30,7 @@ import numpy as np
 
 from vultus.batching import chunked, decode_batch, failed, source_label, with_value
 from vultus.errors import ImageError, ModelError, ModelMismatchError
+from vultus.gallery import decision as decide
 from vultus.gallery.errors import GalleryError, NotFoundError
 from vultus.gallery.indexes import IndexManager
 from vultus.gallery.inference import (
@@ -137,6 +138,14 @@ def _check_fmr(fmr: float) -> float:
     return fmr
 
 
+def _check_fpir(fpir: float) -> float:
+    fpir = float(fpir)
+    if not (0.0 < fpir < 1.0) or math.isnan(fpir):
+        raise GalleryError(f"a false-positive identification rate must be between 0 and 1 (got {fpir:g})",
+                           code="invalid_rate", target_fpir=fpir)
+    return fpir
+
+
 class Gallery:
     """One gallery file (several collections). Safe to share between threads of
     one process; several processes may open the same file at once."""
@@ -170,15 +179,25 @@ class Gallery:
 
     # -- collections -------------------------------------------------------
     def create_collection(self, name: str = DEFAULT_COLLECTION, *, embedder: str = "sface",
-                          detector: str = "yunet", target_fmr: float = DEFAULT_FMR, keep_crops: bool = True,
-                          aggregation: str = "max") -> Collection:
-        """A new collection pinned to `embedder`'s contract (name, version, alignment)."""
+                          detector: str = "yunet", target_fmr: float | None = None, keep_crops: bool = True,
+                          aggregation: str = "max", target_fpir: float | None = None) -> Collection:
+        """A new collection pinned to `embedder`'s contract (name, version, alignment).
+
+        It decides by a false-positive identification rate (`target_fpir`, 1% unless
+        given; the threshold follows the collection's size), or, when `target_fmr` is
+        given instead, by that false-match rate per comparison."""
         name = _check_name(name, "collection")
         get_spec(detector, task="detect")
         if aggregation not in AGGREGATIONS:
             raise GalleryError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r})")
-        return self.store.create_collection(name, contract_of(embedder), detector, _check_fmr(target_fmr),
-                                            keep_crops, aggregation)
+        if target_fmr is not None and target_fpir is not None:
+            raise GalleryError("a collection decides by a false-match rate or by a false-positive identification "
+                               "rate, not both", code="conflicting_targets", collection=name)
+        fpir = None if target_fmr is not None else _check_fpir(decide.DEFAULT_FPIR if target_fpir is None
+                                                                else target_fpir)
+        fmr = _check_fmr(target_fmr) if target_fmr is not None else DEFAULT_FMR
+        return self.store.create_collection(name, contract_of(embedder), detector, fmr, keep_crops, aggregation,
+                                            target_fpir=fpir)
 
     def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
         return self.store.collection(name)
@@ -208,7 +227,7 @@ class Gallery:
             get_spec(detector or "yunet", task="detect")
             coll = self.store.create_collection(name, contract_of(embedder or "sface"), detector or "yunet",
                                                 DEFAULT_FMR, True if keep_crops is None else keep_crops,
-                                                "max", exist_ok=True)
+                                                "max", exist_ok=True, target_fpir=decide.DEFAULT_FPIR)
         if embedder is not None:
             self.check_contract(coll, embedder)
         return coll
@@ -238,6 +257,23 @@ class Gallery:
         if coll.threshold_override is None:
             operating_point(coll.contract.name, fmr)  # refuse a rate the calibration did not measure
         return self.store.update_decision(coll.id, target_fmr=fmr)
+
+    def set_target_fpir(self, collection: str, fpir: float) -> Collection:
+        """Decide so that a face of someone never enrolled is named as somebody with
+        chance `fpir`: the threshold is derived from the embedder's calibration and the
+        collection's size at each decision (vultus.gallery.decision)."""
+        coll = self.collection(collection)
+        fpir = _check_fpir(fpir)
+        if coll.threshold_override is None:
+            from vultus.models.calibration import calibration_for
+
+            try:
+                calibration_for(coll.contract.name)  # without one, only a pinned threshold can decide
+            except ModelError as exc:
+                raise ModelError(f"{exc}; or set this collection's threshold from your own measurement",
+                                 code="no_calibration", collection=coll.name,
+                                 embedder=coll.contract.name) from exc
+        return self.store.update_decision(coll.id, target_fpir=fpir)
 
     def set_threshold(self, collection: str, threshold: float, fmr: float, source: str) -> Collection:
         """Pin a threshold measured for this collection (e.g. by `vultus calibrate`
@@ -272,24 +308,33 @@ class Gallery:
 
     def decision(self, coll: Collection | str) -> Decision:
         """The collection's threshold, its false-match rate, and what that rate
-        means for an unenrolled face against the whole collection."""
+        means for an unenrolled face against the whole collection. With an FPIR
+        target the threshold is derived here, from the collection's size now, so it
+        follows every enroll and forget (the model: vultus.gallery.decision)."""
         coll = self.collection(coll) if isinstance(coll, str) else coll
+        # With "max", an unenrolled face gets one chance to match per enrolled face;
+        # with "mean", about one per person.
+        n = decide.comparisons(coll.aggregation, len(self.indexes.get(coll)) if coll.aggregation == "max" else 0,
+                               self.store.counts(coll.id)["people"] if coll.aggregation != "max" else 0)
+        extrapolated = False
         if coll.threshold_override is not None:
             o = coll.threshold_override
-            threshold, fmr, source = o.threshold, o.fmr, o.source
+            threshold, fmr, source, target, rate = o.threshold, o.fmr, o.source, "threshold", None
         else:
             try:
-                point = operating_point(coll.contract.name, coll.target_fmr)
+                if coll.target_fpir is not None:
+                    point, source = decide.embedder_fpir_point(coll.contract.name, coll.target_fpir, n)
+                    threshold, fmr, extrapolated = point.threshold, point.fmr, point.extrapolated
+                    target, rate = "fpir", coll.target_fpir
+                else:
+                    op = operating_point(coll.contract.name, coll.target_fmr)
+                    threshold, fmr, source, target, rate = op.threshold, op.fmr, op.source, "fmr", coll.target_fmr
             except ModelError as exc:
                 raise ModelError(f"{exc}; or set this collection's threshold from your own measurement",
                                  code="no_calibration", collection=coll.name, embedder=coll.contract.name,
-                                 target_fmr=coll.target_fmr) from exc
-            threshold, fmr, source = point.threshold, point.fmr, point.source
-        # With "max", an unenrolled face gets one chance to match per enrolled face;
-        # with "mean", about one per person. Comparisons are treated as independent,
-        # which is what the measured rates on LFW come close to (bench/results).
-        n = len(self.indexes.get(coll)) if coll.aggregation == "max" else self.store.counts(coll.id)["people"]
-        return Decision(threshold=threshold, fmr=fmr, source=source, expected_fpir=1.0 - (1.0 - fmr) ** n)
+                                 target_fmr=coll.target_fmr, target_fpir=coll.target_fpir) from exc
+        return Decision(threshold=threshold, fmr=fmr, source=source, expected_fpir=decide.fpir_for_fmr(fmr, n),
+                        target=target, target_rate=rate, comparisons=n, extrapolated=extrapolated)
 
     # -- engines -----------------------------------------------------------
     def engine_for(self, coll: Collection, *, detector: str | None = None, threads: int | None = None):
@@ -521,6 +566,15 @@ class Gallery:
         return Identification(face=face, matches=matches, person=person, similarity=sim, decision=decision,
                               liveness=liveness)
 
+    def search_method(self, coll: Collection, search: str = "auto") -> str:
+        """Which method a search of this collection uses now: "exact" (every face
+        scanned) or "graph" (the HNSW graph proposes candidates); see EXHAUSTIVE_UP_TO."""
+        if search not in SEARCH_MODES:
+            raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
+        if search != "auto":
+            return search
+        return "exact" if len(self.indexes.get(coll)) <= self.exhaustive_up_to else "graph"
+
     def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5, *,
                       search: str = "auto") -> list[tuple[Match, ...]]:
         """Top-k people per query vector, scored exactly.
@@ -537,8 +591,8 @@ class Gallery:
         if n == 0:
             return [() for _ in range(len(vectors))]
         want = min(n, max(MIN_CANDIDATES, 8 * top_k))
+        exhaustive = self.search_method(coll, search) == "exact"
         while True:
-            exhaustive = search == "exact" or (search == "auto" and n <= self.exhaustive_up_to)
             cand, _ = index.search(vectors, want, exact=exhaustive)
             owners = self.store.owners(coll.id, key, cand.ravel())
             per_query = [len({owners[i] for i in row if i in owners}) for row in cand]

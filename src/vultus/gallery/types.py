@@ -82,11 +82,14 @@ class Collection:
     generation: int = 0  # bumped by every change to the collection's embeddings
     threshold_override: ThresholdOverride | None = None
     liveness: str | None = None  # the liveness operating point faces must pass at enroll and identify
+    # When set, the threshold is derived from this false-positive identification rate and the
+    # collection's size (vultus.gallery.decision) and target_fmr is not used; None: decide by target_fmr.
+    target_fpir: float | None = None
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "embedder": self.contract.to_dict(), "detector": self.detector,
-               "target_fmr": self.target_fmr, "keep_crops": self.keep_crops, "aggregation": self.aggregation,
-               "created_at": self.created_at}
+               "target_fmr": self.target_fmr, "target_fpir": self.target_fpir, "keep_crops": self.keep_crops,
+               "aggregation": self.aggregation, "created_at": self.created_at}
         if self.threshold_override:
             o = self.threshold_override
             out["threshold_override"] = {"threshold": o.threshold, "fmr": o.fmr, "source": o.source}
@@ -172,10 +175,16 @@ class Decision:
     fmr: float  # false-match rate of one comparison at this threshold
     source: str  # where the threshold was measured
     expected_fpir: float  # chance an unenrolled face matches someone, given the collection's size
+    target: str = "fmr"  # what the threshold was chosen by: "fpir", "fmr" or "threshold" (pinned)
+    target_rate: float | None = None  # the target FPIR or FMR (None for a pinned threshold)
+    comparisons: int = 0  # chances a stranger has to match: enrolled faces ("max") or people ("mean")
+    extrapolated: bool = False  # the rate lies below the calibration's lowest measured one
 
     def to_dict(self) -> dict:
         return {"threshold": round(self.threshold, 4), "false_match_rate": self.fmr, "source": self.source,
-                "expected_false_positive_identification_rate": round(self.expected_fpir, 6)}
+                "expected_false_positive_identification_rate": round(self.expected_fpir, 6),
+                "target": self.target, "target_rate": self.target_rate, "comparisons": self.comparisons,
+                "extrapolated": self.extrapolated}
 
 
 @dataclass(frozen=True, slots=True)

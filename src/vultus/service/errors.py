@@ -36,6 +36,8 @@ HTTP_STATUS: dict[str, int] = {
     "model_mismatch": 409,
     "gallery_error": 422,
     "invalid_name": 422,
+    "invalid_rate": 422,
+    "conflicting_targets": 422,
     # images
     "bad_image": 422,
     "empty_file": 422,

@@ -310,6 +310,10 @@ class Library:
         with self.acting_as(actor) as g:
             return g.set_target_fmr(name, fmr)
 
+    def set_target_fpir(self, actor: str, name: str, fpir: float):
+        with self.acting_as(actor) as g:
+            return g.set_target_fpir(name, fpir)
+
     def delete_collection(self, actor: str, name: str):
         with self.acting_as(actor) as g:
             return g.delete_collection(name)

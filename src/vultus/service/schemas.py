@@ -282,27 +282,39 @@ class ThresholdOverrideOut(BaseModel):
 class DecisionOut(BaseModel):
     """The threshold a decision uses and what it means (vultus.gallery.types.Decision)."""
 
-    model_config = _ex(threshold=0.3577, false_match_rate=0.001, source="LFW",
-                       expected_false_positive_identification_rate=0.0139)
+    model_config = _ex(threshold=0.4222, false_match_rate=9.05e-05, source="LFW",
+                       expected_false_positive_identification_rate=0.01, target="fpir", target_rate=0.01,
+                       comparisons=111, extrapolated=False)
     threshold: float
     false_match_rate: float
     source: str
     expected_false_positive_identification_rate: float = Field(
         description="chance an unenrolled face matches someone in this collection at this threshold")
+    target: Literal["fpir", "fmr", "threshold"] = Field(
+        "fmr", description="what chose the threshold: a false-positive identification rate (re-derived as the "
+                           "collection grows or shrinks), a false-match rate per comparison, or a pinned threshold")
+    target_rate: float | None = Field(None, description="the target rate (none for a pinned threshold)")
+    comparisons: int = Field(0, description="chances an unenrolled face has to match: enrolled faces (max "
+                                            "aggregation) or people (mean)")
+    extrapolated: bool = Field(False, description="the false-match rate lies below the lowest one the embedder's "
+                                                  "calibration measured (its tail is extrapolated)")
 
 
 class CollectionOut(BaseModel):
     model_config = _ex(name="default", embedder={"name": "sface", "version": "2021dec-int8bq",
                                                  "alignment": "5-point similarity to the ArcFace 112x112 template",
                                                  "dim": 128},
-                       detector="yunet", target_fmr=0.001, keep_crops=True, aggregation="max",
+                       detector="yunet", target_fmr=0.001, target_fpir=0.01, keep_crops=True, aggregation="max",
                        created_at="2026-11-29T14:00:00.000+00:00", people=5, faces=11,
-                       decision={"threshold": 0.3577, "false_match_rate": 0.001, "source": "LFW",
-                                 "expected_false_positive_identification_rate": 0.011})
+                       decision={"threshold": 0.3468, "false_match_rate": 0.000913, "source": "LFW",
+                                 "expected_false_positive_identification_rate": 0.01, "target": "fpir",
+                                 "target_rate": 0.01, "comparisons": 11, "extrapolated": False})
     name: str
     embedder: EmbedderContractOut
     detector: str
-    target_fmr: float
+    target_fmr: float = Field(description="the false-match rate per comparison decided at when target_fpir is none")
+    target_fpir: float | None = Field(None, description="the false-positive identification rate decided at; the "
+                                                        "threshold follows the collection's size")
     keep_crops: bool
     aggregation: str
     created_at: str
@@ -320,11 +332,14 @@ class CollectionList(BaseModel):
 
 
 class CollectionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "door-a", "target_fmr": 1e-4}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "door-a", "target_fpir": 1e-3}]})
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f\x7f]+$")
     embedder: str = Field("sface", max_length=64)
     detector: str = Field("yunet", max_length=64)
-    target_fmr: float = Field(1e-3, gt=0, lt=1)
+    target_fpir: float | None = Field(None, gt=0, lt=1, description="decide by this false-positive identification "
+                                                                   "rate (the default, 0.01, when neither is given)")
+    target_fmr: float | None = Field(None, gt=0, lt=1, description="decide instead by this false-match rate per "
+                                                                  "comparison (not with target_fpir)")
     keep_crops: bool = True
     aggregation: Literal["max", "mean"] = "max"
 
@@ -332,6 +347,13 @@ class CollectionCreate(BaseModel):
 class TargetRate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"target_fmr": 1e-5}]})
     target_fmr: float = Field(gt=0, lt=1, description="false-match rate per comparison the threshold should give")
+
+
+class TargetFpir(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"target_fpir": 1e-2}]})
+    target_fpir: float = Field(gt=0, lt=1, description="chance that a face of someone never enrolled is named as "
+                                                       "somebody; the threshold is re-derived as the collection "
+                                                       "grows or shrinks")
 
 
 class PersonOut(BaseModel):

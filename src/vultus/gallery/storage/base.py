@@ -187,9 +187,11 @@ class GalleryStore(ABC):
     # -- collections -------------------------------------------------------
     @abstractmethod
     def create_collection(self, name: str, contract: EmbedderContract, detector: str, target_fmr: float,
-                          keep_crops: bool, aggregation: str, *, exist_ok: bool = False) -> Collection:
+                          keep_crops: bool, aggregation: str, *, exist_ok: bool = False,
+                          target_fpir: float | None = None) -> Collection:
         """A new collection; ConflictError if the name is taken, unless exist_ok (then the
-        existing one is returned, decided inside the write transaction: race-free)."""
+        existing one is returned, decided inside the write transaction: race-free). With
+        `target_fpir` it decides by that identification rate, else by `target_fmr`."""
 
     @abstractmethod
     def collection(self, name: str) -> Collection:
@@ -201,7 +203,8 @@ class GalleryStore(ABC):
     @abstractmethod
     def update_decision(self, collection_id: int, *, target_fmr: float | None = None,
                         override: ThresholdOverride | None = None, clear_override: bool = False,
-                        aggregation: str | None = None) -> Collection: ...
+                        aggregation: str | None = None, target_fpir: float | None = None) -> Collection:
+        """Change how the collection decides. Setting `target_fmr` also ends an FPIR target."""
 
     def set_liveness(self, collection_id: int, point: str | None) -> Collection:
         """Require liveness at this operating point at enroll and identify (None: not required)."""

@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS collections (
     aggregation TEXT NOT NULL,
     generation INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    liveness TEXT
+    liveness TEXT,
+    target_fpir REAL
 );
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -217,9 +218,10 @@ _LATER_TABLES = frozenset({"index_trash", "erasures", "cluster_faces", "clusters
 
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
                     "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
-                    "liveness")
-# A gallery made before collections had a liveness column, opened read-only, reads it as NULL.
-_COLLECTION_COLS_NO_LIVENESS = _COLLECTION_COLS.replace("liveness", "NULL")
+                    "liveness, target_fpir")
+# Columns added to collections after the first release, with their types: a gallery made before
+# one existed gains it when opened writable, and reads it as NULL when opened read-only.
+_LATER_COLLECTION_COLS = (("liveness", "TEXT"), ("target_fpir", "REAL"))
 _FACE_COLS = ("f.id, f.person_id, p.name, f.image_sha256, f.image_path, f.x1, f.y1, f.x2, f.y2, f.landmarks, "
               "f.detector, f.detector_score, f.quality, f.created_at, c.face_id IS NOT NULL")
 
@@ -537,14 +539,15 @@ class SQLiteStore(GalleryStore):
         self._collection_cols = _COLLECTION_COLS
         if "collections" in names or not self.read_only:
             columns = {r[1] for r in c.execute("PRAGMA table_info(collections)")}
-            if "liveness" not in columns:
+            for column, kind in _LATER_COLLECTION_COLS:
+                if column in columns:
+                    continue
                 if self.read_only:
-                    self._collection_cols = _COLLECTION_COLS_NO_LIVENESS
+                    self._collection_cols = self._collection_cols.replace(column, "NULL")
                 else:
-                    # A gallery made before collections could require liveness; another process may add
-                    # the column first (then this one's ALTER fails harmlessly).
+                    # Another process may add the column first (then this one's ALTER fails harmlessly).
                     with self._lock, contextlib.suppress(sqlite3.OperationalError):
-                        c.execute("ALTER TABLE collections ADD COLUMN liveness TEXT")
+                        c.execute(f"ALTER TABLE collections ADD COLUMN {column} {kind}")
         self._has_clusters = "cluster_faces" in names
 
     def _quick_check(self) -> str | None:
@@ -697,30 +700,33 @@ class SQLiteStore(GalleryStore):
     # -- collections -------------------------------------------------------
     @staticmethod
     def _collection(row) -> Collection:
-        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live) = row
+        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live,
+         fpir) = row
         override = ThresholdOverride(thr, thr_fmr, thr_src) if thr is not None else None
         return Collection(id=cid, name=name, contract=EmbedderContract(emb, ver, align, dim), detector=det,
                           target_fmr=fmr, keep_crops=bool(crops), aggregation=agg, created_at=created,
-                          generation=gen, threshold_override=override, liveness=live)
+                          generation=gen, threshold_override=override, liveness=live, target_fpir=fpir)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation, *,
-                          exist_ok: bool = False) -> Collection:
+                          exist_ok: bool = False, target_fpir: float | None = None) -> Collection:
         name = check_name(name, "collection")
         with self._write() as w:
             # INSERT OR IGNORE inside the write lock: of two processes creating the same
             # collection at once, one inserts and the other finds it (exist_ok) or is told.
             cur = w.execute(
                 "INSERT OR IGNORE INTO collections (name, embedder, embedder_version, embedder_alignment, dim, "
-                "detector, target_fmr, keep_crops, aggregation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "detector, target_fmr, keep_crops, aggregation, created_at, target_fpir) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, contract.name, contract.version, contract.alignment, contract.dim, detector,
-                 target_fmr, int(keep_crops), aggregation, now()))
+                 target_fmr, int(keep_crops), aggregation, now(), target_fpir))
             if cur.rowcount == 0:
                 if exist_ok:
                     return self._collection(w.execute(f"SELECT {self._collection_cols} FROM collections WHERE name = ?",
                                                       (name,)).fetchone())
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
             self._audit(w, "create", name, {"embedder": contract.to_dict(), "detector": detector,
-                                             "target_fmr": target_fmr, "keep_crops": keep_crops,
+                                             "target_fmr": target_fmr, "target_fpir": target_fpir,
+                                             "keep_crops": keep_crops,
                                              "aggregation": aggregation})
         return self.collection(name)
 
@@ -736,13 +742,17 @@ class SQLiteStore(GalleryStore):
         return [self._collection(r) for r in self._q(f"SELECT {self._collection_cols} FROM collections ORDER BY name")]
 
     def update_decision(self, collection_id, *, target_fmr=None, override=None, clear_override=False,
-                        aggregation=None) -> Collection:
+                        aggregation=None, target_fpir=None) -> Collection:
         with self._write() as w:
             name = w.execute("SELECT name FROM collections WHERE id = ?", (collection_id,)).fetchone()[0]
             detail = {}
-            if target_fmr is not None:
-                w.execute("UPDATE collections SET target_fmr = ? WHERE id = ?", (target_fmr, collection_id))
+            if target_fmr is not None:  # deciding by a per-comparison rate ends deciding by FPIR
+                w.execute("UPDATE collections SET target_fmr = ?, target_fpir = NULL WHERE id = ?",
+                          (target_fmr, collection_id))
                 detail["target_fmr"] = target_fmr
+            if target_fpir is not None:
+                w.execute("UPDATE collections SET target_fpir = ? WHERE id = ?", (target_fpir, collection_id))
+                detail["target_fpir"] = target_fpir
             if clear_override:
                 w.execute("UPDATE collections SET threshold = NULL, threshold_fmr = NULL, threshold_source = NULL "
                           "WHERE id = ?", (collection_id,))

@@ -27,6 +27,7 @@ from vultus.service.schemas import (
     IdentifyResponse,
     LivenessPointName,
     LivenessRequirement,
+    TargetFpir,
     TargetRate,
 )
 from vultus.service.uploads import read_uploads
@@ -70,7 +71,8 @@ async def create_collection(request: Request, key: AdminKey, body: CollectionCre
 
     def run():
         lib.create_collection(key.actor, body.name, embedder=body.embedder, detector=body.detector,
-                              target_fmr=body.target_fmr, keep_crops=body.keep_crops, aggregation=body.aggregation)
+                              target_fmr=body.target_fmr, target_fpir=body.target_fpir, keep_crops=body.keep_crops,
+                              aggregation=body.aggregation)
         return collection_out(lib.collection_info(body.name))
 
     return await st.run(run)
@@ -107,6 +109,14 @@ async def changed_collection(request: Request, key, collection: str, change) -> 
         return collection_out(lib.collection_info(collection))
 
     return await in_collection(request, key, collection, run)
+
+
+@router.put("/{collection}/target-fpir", response_model=CollectionOut, responses=WRITE_ERRORS,
+            dependencies=[Depends(json_body)],
+            summary="Decide at a false-positive identification rate; the threshold follows the size (admin)")
+async def set_target_fpir(request: Request, key: AdminKey, collection: CollectionName, body: TargetFpir):
+    return await changed_collection(request, key, collection,
+                                    lambda lib: lib.set_target_fpir(key.actor, collection, body.target_fpir))
 
 
 @router.delete("/{collection}", response_model=CollectionDeleted, responses=WRITE_ERRORS,
