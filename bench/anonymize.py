@@ -190,10 +190,10 @@ def knn_check(data: Path):
     with tempfile.TemporaryDirectory() as tmp:
         g = Gallery(Path(tmp) / "g.db")
         g.enroll_folder(knn / "train")
-        before = g.identify(photos)
+        before = [r.unwrap() for r in g.identify(photos)]
         out = Path(tmp) / "anon"
         anonymize_paths(photos, out, AnonymizeOptions())
-        after = g.identify(sorted(out.iterdir()))
+        after = [r.unwrap() for r in g.identify(sorted(out.iterdir()))]
         det = get_model("yunet", task="detect")
         from vultus.imageio import load_image
 

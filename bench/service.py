@@ -165,7 +165,7 @@ def _library_call(kind: str, gallery_path: str):
     from vultus.gallery import Gallery
 
     gallery = Gallery(gallery_path, create=False)
-    return lambda work: gallery.identify([work[0]], COLLECTION)
+    return lambda work: gallery.identify([work[0]], COLLECTION)[0].unwrap()
 
 
 def _load_work(kind: str, files: list[list[str]]) -> list[tuple[bytes, ...]]:

@@ -100,7 +100,7 @@ def test_threshold_is_rederived_as_people_are_enrolled_and_forgotten(knn_gallery
     assert d_more.threshold > d_less.threshold
     assert d_more.threshold == pytest.approx(expected_threshold(0.01, 9 - obama + added))
     # identification uses the threshold of the collection as it is now
-    result = g.identify([need_data(*KNN, "test", "obama_and_biden.jpg")], engine=engine)[0]
+    result = g.identify([need_data(*KNN, "test", "obama_and_biden.jpg")], engine=engine)[0].unwrap()
     assert result.decision.threshold == pytest.approx(d_more.threshold)
 
 
