@@ -11,6 +11,9 @@ from PIL import Image
 from conftest import need_data
 from vultus.cli import main
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 EX = ("face_recognition", "examples")
 KNN = (*EX, "knn_examples")
 

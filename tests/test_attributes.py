@@ -13,6 +13,9 @@ from vultus.attributes.age_gender import face_chip
 from vultus.attributes.analyze import ACTIONS, FaceAnalysis, attribute_model
 from vultus.cli import main
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 FR = ("face_recognition", "tests", "test_images")
 DEEPFACE = ("deepface", "tests", "unit", "dataset")
 

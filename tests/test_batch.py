@@ -48,6 +48,7 @@ def test_detect_batch_keeps_going_past_bad_images(engine, odd):
         results[1].unwrap()
 
 
+@pytest.mark.slow
 def test_embed_one_batch_reports_no_face_and_several_faces_per_image(engine, odd):
     _, _, blank = odd
     good, couple = need_data(*FR, "obama.jpg"), need_data("deepface", "tests", "unit", "dataset", "couple.jpg")
@@ -92,6 +93,7 @@ def test_streams_pull_one_chunk_at_a_time_and_equal_the_batch(engine, odd):
         engine.detect_stream(paths, chunk_size=0)  # refused when the stream is made
 
 
+@pytest.mark.slow
 def test_analyze_and_verify_batches_report_per_image(engine, odd):
     missing, _, blank = odd
     a, b, c = (need_data(*FR, n) for n in ("obama.jpg", "obama2.jpg", "biden.jpg"))

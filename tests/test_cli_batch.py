@@ -120,6 +120,7 @@ def _cli(*argv, env_extra: dict | None = None, **kwargs):
     return subprocess.run([sys.executable, "-m", "vultus", *map(str, argv)], env=env, check=False, **kwargs)
 
 
+@pytest.mark.slow
 def test_progress_lines_when_stderr_is_not_a_terminal():
     paths = _images(2)
     r = _cli("detect", *paths, "--json", env_extra={"VULTUS_PROGRESS_SECONDS": "0"}, capture_output=True,

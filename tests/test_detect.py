@@ -30,6 +30,7 @@ def hog():
     return Engine(detector="dlib-hog")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED_HOG))
 def test_hog_reproduces_face_recognition_boxes(hog, name):
     faces = hog.detect(need_data(*FR_TESTS, name))

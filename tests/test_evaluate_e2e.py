@@ -10,6 +10,9 @@ import pytest
 from conftest import need_data
 from vultus.cli import main
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):

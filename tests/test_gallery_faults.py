@@ -35,6 +35,9 @@ from vultus.gallery.storage.sqlite import SQLiteStore
 from vultus.gallery.types import NewFace
 from vultus.types import Box, Face
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 DIM = 128
 

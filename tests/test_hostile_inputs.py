@@ -213,6 +213,7 @@ def test_pixel_limit_is_one_setting_overridable_per_call_and_by_environment(tmp_
     assert imageio.load_image(p).shape == (3000, 4000, 3)
 
 
+@pytest.mark.slow
 def test_large_jpeg_is_decoded_reduced_for_detection(tmp_path, engine):
     from vultus.imageio import decode_image, load_image
 
@@ -285,6 +286,7 @@ def test_detect_on_a_fifo_names_it_and_a_folder_of_pgm_works(tmp_path):
     assert r.stderr.strip() == f"vultus: skipped: {pgm.parent / 'readme.txt'}: not a file type Pillow reads ('.txt')"
 
 
+@pytest.mark.slow
 def test_verify_with_a_fifo_or_dev_zero_is_one_line(tmp_path):
     fifo = tmp_path / "a.jpg"
     os.mkfifo(fifo)

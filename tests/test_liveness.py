@@ -14,6 +14,9 @@ from vultus.imageio import load_image
 from vultus.liveness.passive import NETWORKS, authors_patch, patch_corners, to_bgr
 from vultus.models.cache import get_model
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).resolve().parent
 REFERENCE = json.loads((HERE / "data" / "minifasnet_reference.json").read_text())
 ROOT = HERE.parent

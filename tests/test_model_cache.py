@@ -14,6 +14,9 @@ import pytest
 from conftest import need_data
 from vultus.models import cache
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 OBAMA = ("face_recognition", "tests", "test_images", "obama.jpg")
 KNN = ("face_recognition", "examples", "knn_examples")

@@ -126,6 +126,7 @@ def test_download_missing_file_is_a_clear_error(model_server):
         spec.path()
 
 
+@pytest.mark.slow
 def test_dlib_resnet_in_onnxruntime_matches_dlib_on_real_faces(fr_images, engine):
     """The graph built from dlib's .dat file gives dlib's own descriptors, face by face."""
     import dlib

@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 

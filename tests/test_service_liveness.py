@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Whole-module end-to-end runs (real models on real data, child processes): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 

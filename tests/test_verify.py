@@ -37,6 +37,7 @@ def fused_engine():
 
 @pytest.mark.parametrize("which", ["engine", pytest.param("dlib_engine", marks=pytest.mark.slow),
                                    pytest.param("fused_engine", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_known_pairs(request, which):
     eng = request.getfixturevalue(which)
     wrong = []
@@ -67,6 +68,7 @@ def test_stricter_rates_give_higher_thresholds(engine):
         engine.operating_point(1e-9)
 
 
+@pytest.mark.slow
 def test_embeddings_are_unit_float32_and_batch_consistent(engine, dlib_engine):
     paths = [need_data(*FR, n) for n in ["obama.jpg", "biden.jpg", "obama2.jpg"]]
     for eng, dim in [(engine, 128), (dlib_engine, 128)]:

@@ -80,6 +80,7 @@ def copy_video(src, out):
             writer.write(f.rgb, f.time_s)
 
 
+@pytest.mark.slow
 def test_write_mp4_keeps_audio_and_timing(tmp_path):
     src = need_data(*HAMILTON)
     out = tmp_path / "copy.mp4"
