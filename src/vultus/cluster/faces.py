@@ -19,10 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vultus.errors import ImageError, VultusError
-from vultus.evaluate.cache import CachedImage, EmbeddingCache, engine_cache_path, sha256_bytes
+from vultus.errors import VultusError
+from vultus.evaluate.cache import CachedImage, EmbeddingCache, engine_cache_path, hash_files
 from vultus.gallery.gate import GateThresholds, check, measure
-from vultus.imageio import read_file_bytes
 from vultus.types import Box, Embedding, Face
 
 THUMB_PX = 96  # side of the square face thumbnail the report embeds
@@ -152,14 +151,7 @@ def photo_faces(engine, paths: Sequence, *, limits: GateThresholds | None = None
     limits = limits or GateThresholds()
     paths = [str(p) for p in dict.fromkeys(str(p) for p in paths)]
     dim = int(engine.embedder_spec.dim)
-    errors: dict[str, str] = {}
-    hashes: dict[str, str] = {}
-    for p in paths:
-        try:
-            # Only regular files under the size cap are read: a FIFO or a device never hangs this.
-            hashes[p] = sha256_bytes(read_file_bytes(p))
-        except ImageError as exc:
-            errors[p] = str(exc).removeprefix(f"{p}: ")
+    hashes, errors = hash_files(paths)
     cache = EmbeddingCache(engine_cache_path(engine, cache_root), dim) if use_cache else None
     try:
         known = cache.get_many(list(hashes.values())) if cache is not None else {}

@@ -50,6 +50,23 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hash_files(paths) -> tuple[dict, dict]:
+    """({path: sha256}, {path: why it could not be read}) for each path, keyed as given.
+
+    Only regular files under the size cap are read (vultus.imageio.read_file_bytes), so
+    a FIFO or a device never hangs this; the reason drops the file name it starts with."""
+    from vultus.errors import ImageError
+    from vultus.imageio import read_file_bytes
+
+    hashes, errors = {}, {}
+    for p in paths:
+        try:
+            hashes[p] = sha256_bytes(read_file_bytes(p))
+        except ImageError as exc:
+            errors[p] = str(exc).removeprefix(f"{p}: ")
+    return hashes, errors
+
+
 def _signature(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

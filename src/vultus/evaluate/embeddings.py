@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vultus.errors import ImageError, VultusError
-from vultus.evaluate.cache import CachedImage, EmbeddingCache, engine_cache_path, sha256_bytes
-from vultus.imageio import read_file_bytes
+from vultus.errors import VultusError
+from vultus.evaluate.cache import CachedImage, EmbeddingCache, engine_cache_path, hash_files
 from vultus.types import Box, Embedding, Face
 
 PICKS = ("center", "largest")
@@ -111,13 +110,7 @@ def embed_images(engine, paths: Sequence, *, pick: str = "center", use_cache: bo
     dim = int(engine.embedder_spec.dim)
     model, detector = engine.embedder_name, engine.detector_spec.name
     cache = EmbeddingCache(engine_cache_path(engine, cache_root), dim) if use_cache else None
-    errors: dict[Path, str] = {}
-    hashes: dict[Path, str] = {}
-    for p in unique:
-        try:  # only regular files under the size cap are read: a FIFO or a device never hangs this
-            hashes[p] = sha256_bytes(read_file_bytes(p))
-        except ImageError as exc:
-            errors[p] = str(exc).removeprefix(f"{p}: ")
+    hashes, errors = hash_files(unique)
     entries: dict[str, CachedImage] = cache.get_many(list(hashes.values())) if cache is not None else {}
     hits = 0
     chosen: dict[Path, int] = {}

@@ -79,8 +79,10 @@ class Liveness:
 
 
 @cache
+@cache
 def shipped() -> dict:
-    """The contents of vultus/models/liveness.json."""
+    """The contents of vultus/models/liveness.json, read once per process (every
+    liveness call needs it; treat it as read-only)."""
     return json.loads(resources.files("vultus").joinpath("models/liveness.json").read_text())
 
 
