@@ -129,6 +129,46 @@ def test_tight_face_crop_is_found_with_a_border(engine):
     assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468
 
 
+MICRO = ("antispoof", "micro_print_screen")
+
+
+def test_prints_and_screens_the_detector_misses_are_found_once_shrunk_and_called_spoof(engine):
+    """The greyscale paper prints of micro_print_screen (halftone dots over a face filling the crop) hide
+    the face from YuNet even with a border added; the bordered crop shrunk finds it, and the passive
+    score, cut from the full-resolution image, calls every print and screen replay an attack."""
+    from vultus.liveness.api import pad_for_detection
+
+    prints = [load_image(need_data(*MICRO, "spoof", f"{n}_paper.jpg"))
+              for n in ("antoine", "arnold", "cas", "dennis", "marnix", "sander")]
+    # Without the shrink steps none of the six is found: not with the border, not at the default threshold.
+    assert all(engine.detector.detect([img, pad_for_detection(img)[0]]) == [[], []] for img in prints)
+    attacks = sorted(need_data(*MICRO, "spoof").glob("*.jpg"))
+    assert len(attacks) == 12
+    judged = [engine.liveness(p) for p in attacks]
+    assert all(len(r) == 1 for r in judged), [p.name for p, r in zip(attacks, judged, strict=True) if len(r) != 1]
+    assert not any(r[0].live for r in judged), [p.name for p, r in zip(attacks, judged, strict=True) if r[0].live]
+    for r in judged:  # the box is inside the crop and covers most of it (the face fills it)
+        b = r[0].face.box
+        assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468 and b.area > 0.5 * 468 * 468
+
+
+def test_live_crops_pass_at_check_in(engine):
+    """micro_print_screen's live crops: all live at check-in (at door one of six, cas, scores 0.294 < 0.303:
+    docs/liveness.md)."""
+    lives = sorted(need_data(*MICRO, "live").glob("*.jpg"))
+    judged = [engine.liveness(p, point="check-in") for p in lives]
+    assert len(lives) == 6 and all(len(r) == 1 and r[0].live for r in judged)
+
+
+def test_a_picture_with_no_face_still_has_none(engine):
+    """The border and the shrink steps lower no threshold: real photos' face-free parts and a blank
+    image give no face, so liveness has nothing to call live."""
+    obama = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    free = [obama[650:1100, 0:450], obama[600:1100, 450:910], obama[0:140, :], np.full((300, 300, 3), 128, np.uint8)]
+    for img in free:
+        assert engine.liveness(np.ascontiguousarray(img)) == []
+
+
 def test_cli_liveness_json(tmp_path):
     import subprocess
     import sys

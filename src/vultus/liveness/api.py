@@ -25,6 +25,18 @@ from vultus.types import Box, Face
 # A face filling the whole frame (a tight crop) is often missed by the detector; such images are
 # tried again with this much border added on every side (as a share of the longer side).
 PAD_SHARE = 0.3
+# ...and, if still no face, at these shrink factors of the bordered image. A face that fills a 468 px
+# crop is larger than most faces YuNet was trained on, and the halftone dots of a re-photographed paper
+# print or the moire of a screen are fine texture that hides the face from it: shrinking with area
+# averaging (cv2.INTER_AREA) brings the face into the detector's size range and averages that texture
+# away. On micro_print_screen this finds the face in all 6 paper prints and the 1 screen replay the
+# bordered image missed (7 of 18 crops); the MiniFASNet crop is then cut from the full-resolution
+# image, so the halftone and moire the liveness networks look at are untouched. No threshold is lowered:
+# a picture with no face still gives none (tests/test_liveness.py).
+SHRINK_STEPS = (0.5, 0.25)
+# A shrink step is skipped when it would bring the bordered image's shorter side below this (a small
+# image is not shrunk into nothing).
+MIN_SHRUNK_SIDE = 96
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +91,6 @@ class Liveness:
 
 
 @cache
-@cache
 def shipped() -> dict:
     """The contents of vultus/models/liveness.json, read once per process (every
     liveness call needs it; treat it as read-only)."""
@@ -112,17 +123,42 @@ def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Face]]:
-    """Faces per image; an image where none is found is tried again with a border added (a tight face
-    crop), and the faces found there are mapped back and clipped to the image."""
+    """Faces per image. An image where none is found is tried again with a border added (a tight face
+    crop), then that bordered image shrunk (SHRINK_STEPS: a face too large for the detector, or hidden
+    by a print's halftone or a screen's moire), stopping at the first try that finds a face; the faces
+    found are mapped back to the image and clipped to it."""
     found = detector.detect(list(images))
     for i, faces in enumerate(found):
-        if faces:
-            continue
-        padded, pad = pad_for_detection(images[i])
-        h, w = images[i].shape[:2]
-        again = detector.detect([padded])[0]
-        found[i] = [_shift(f, -pad, w, h) for f in again]
+        if not faces:
+            found[i] = _detect_helped(detector, images[i])
     return found
+
+
+def _detect_helped(detector, image: np.ndarray) -> list[Face]:
+    padded, pad = pad_for_detection(image)
+    h, w = image.shape[:2]
+    for shrink in (1.0, *SHRINK_STEPS):
+        if shrink < 1.0 and shrink * min(padded.shape[:2]) < MIN_SHRUNK_SIDE:
+            break
+        tried = padded if shrink == 1.0 else cv2.resize(padded, None, fx=shrink, fy=shrink,
+                                                        interpolation=cv2.INTER_AREA)
+        faces = detector.detect([tried])[0]
+        if faces:
+            return [_shift(_scale(f, padded.shape[1] / tried.shape[1], padded.shape[0] / tried.shape[0]),
+                           -pad, w, h) for f in faces]
+    return []
+
+
+def _scale(face: Face, kx: float, ky: float) -> Face:
+    from dataclasses import replace
+
+    if kx == 1.0 and ky == 1.0:
+        return face
+    b = face.box
+    k = np.array([kx, ky], np.float32)
+    lm68 = None if face.landmarks68 is None else (face.landmarks68 * k).astype(np.float32)
+    return replace(face, box=Box(b.x1 * kx, b.y1 * ky, b.x2 * kx, b.y2 * ky),
+                   landmarks=(face.landmarks * k).astype(np.float32), landmarks68=lm68)
 
 
 def _shift(face: Face, offset: int, w: int, h: int) -> Face:
@@ -131,7 +167,8 @@ def _shift(face: Face, offset: int, w: int, h: int) -> Face:
     b = face.box
     box = Box(max(0.0, b.x1 + offset), max(0.0, b.y1 + offset), min(float(w), b.x2 + offset),
               min(float(h), b.y2 + offset))
-    return replace(face, box=box, landmarks=face.landmarks + offset)
+    lm68 = None if face.landmarks68 is None else face.landmarks68 + offset
+    return replace(face, box=box, landmarks=face.landmarks + offset, landmarks68=lm68)
 
 
 def liveness_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
