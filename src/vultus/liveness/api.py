@@ -130,11 +130,13 @@ def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Fac
     found = detector.detect(list(images))
     for i, faces in enumerate(found):
         if not faces:
-            found[i] = _detect_helped(detector, images[i])
+            found[i] = detect_helped(detector, images[i])[0]
     return found
 
 
-def _detect_helped(detector, image: np.ndarray) -> list[Face]:
+def detect_helped(detector, image: np.ndarray) -> tuple[list[Face], str]:
+    """The faces an image's bordered and then shrunk copies give (see detect_for_liveness), with the
+    try that found them: "border", "border, shrunk 0.5", ...; ([], "") when none does."""
     padded, pad = pad_for_detection(image)
     h, w = image.shape[:2]
     for shrink in (1.0, *SHRINK_STEPS):
@@ -144,9 +146,10 @@ def _detect_helped(detector, image: np.ndarray) -> list[Face]:
                                                         interpolation=cv2.INTER_AREA)
         faces = detector.detect([tried])[0]
         if faces:
+            how = "border" if shrink == 1.0 else f"border, shrunk {shrink:g}"
             return [_shift(_scale(f, padded.shape[1] / tried.shape[1], padded.shape[0] / tried.shape[0]),
-                           -pad, w, h) for f in faces]
-    return []
+                           -pad, w, h) for f in faces], how
+    return [], ""
 
 
 def _scale(face: Face, kx: float, ky: float) -> Face:
