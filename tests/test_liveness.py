@@ -242,34 +242,14 @@ def test_gallery_made_before_the_liveness_column_gains_it(tmp_path):
 # -- video ----------------------------------------------------------------------------------------
 
 
-def plane_frames(photo: np.ndarray, seed: int, n: int = 45, size=(640, 480)) -> list[np.ndarray]:
-    """A still photo moved as one plane: a random walk of its four corners (held in a hand, tilted)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = photo.shape[:2]
-    width, height = size
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    base = np.float32([[width * .2, height * .1], [width * .8, height * .1], [width * .8, height * .9],
-                       [width * .2, height * .9]])
-    drift, velocity = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)
-    frames = []
-    for _ in range(n):
-        velocity = 0.8 * velocity + rng.normal(0, 1.0, (4, 2)).astype(np.float32) \
-            + rng.normal(0, 2.0, (1, 2)).astype(np.float32)
-        drift += velocity
-        m = cv2.getPerspectiveTransform(src, base + drift)
-        frames.append(cv2.warpPerspective(photo, m, size, borderValue=(40, 40, 40)))
-    return frames
-
-
 @pytest.mark.parametrize("name,seed", [("obama.jpg", 0), ("obama.jpg", 1), ("biden.jpg", 2)])
 def test_still_photo_moved_as_a_plane_is_refused_by_its_motion(engine, name, seed):
     """A digital photo warped by homographies looks live frame by frame; its rigid-plane motion gives it away."""
+    from vultus.liveness.synthetic import photo_moved_as_plane
     from vultus.liveness.video import liveness_of_frames
 
     photo = load_image(need_data("face_recognition", "examples", name))
-    result = liveness_of_frames(engine, plane_frames(photo, seed), every=2)
+    result = liveness_of_frames(engine, photo_moved_as_plane(photo, seed), every=2)
     assert len(result.faces) == 1
     face = result.faces[0]
     assert np.median([c.passive for c in face.clips]) > face.point.threshold  # the passive score alone passes it
