@@ -74,7 +74,7 @@ def lfw_sets(data: Path) -> dict[str, list[tuple[int, str, Path]]]:
 def clip_rows(result, source: str, kind: str) -> list[dict]:
     return [{"source": source, "kind": kind, "track": f.track_id, "first_frame": f.first_frame,
              "x1": f.box.x1, "motion": c.motion, "residual": None if np.isnan(c.residual) else c.residual,
-             "passive": c.passive, "frames": list(c.frames)}
+             "passive": c.passive, "frames": [c.frames[0], c.frames[-1]]}
             for f in result.faces for c in f.clips]
 
 
@@ -215,6 +215,8 @@ def render(r: dict) -> str:
         cc = "none" if t["c"] is None else f"{t['c']:.5f}"
         lines.append(f"| {t['p']:g} | {cc} | {t['caught']} of {chosen['calibration']['plane_clips']} | "
                      f"{t['gap']:.2f} |")
+    kept_gap = next(t["gap"] for t in chosen["tried"] if t["p"] == p)
+    live_tracks = len({x["track"] for x in judged(rows) if x["role"] == "calibration" and x["kind"] == "live"})
     lines += ["", f"**Kept: p = {p:g}, c = {c:.5f}** (in src/vultus/models/liveness_plane.json, read by "
               "vultus.liveness.video).", ""]
 
@@ -255,6 +257,11 @@ def render(r: dict) -> str:
               "position, as tests/test_liveness.py does (box left edge x > 600 of 960, or first seen after "
               "frame 30).", "",
               "## What this does and does not show", "",
+              f"- The kept boundary sits close to calibration clips: its gap is {kept_gap:.2f} (the lowest "
+              "live z over the highest plane z below it), so a live clip a few percent lower, or a plane "
+              "clip a few percent higher, would be called wrongly. The live calibration clips come from "
+              f"{live_tracks} faces of one video and are not independent of each other; the intervals "
+              "above treat clips as independent and are therefore too narrow.",
               "- The constants are chosen on synthetic attacks (a sharp digital photo moved by random "
               "homographies) and one filmed stage clip of live people; the report's plane attacks come from "
               "the same generator. A real print bends, is lit unevenly and is held by a hand: its motion is "

@@ -256,6 +256,18 @@ def test_still_photo_moved_as_a_plane_is_refused_by_its_motion(engine, name, see
     assert not face.live and not result.live and "rigid plane" in face.reason
 
 
+def test_plane_constants_shipped_are_the_bench_choice():
+    """vultus/models/liveness_plane.json holds what bench/liveness_video.py chose (a stale copy would make
+    bench/results/liveness-video.md describe a test the library does not run)."""
+    from vultus.liveness.video import is_plane, plane_constants
+
+    chosen = json.loads((ROOT / "bench" / "results" / "liveness-video.json").read_text())["chosen"]
+    k = plane_constants()
+    assert (k["exponent"], k["coef"], k["min_motion"]) == (chosen["exponent"], chosen["coef"], chosen["min_motion"])
+    # Just below / above the boundary at a motion of one eye distance; no motion is never a plane.
+    assert is_plane(1.0, 0.99 * k["coef"]) and not is_plane(1.0, 1.01 * k["coef"]) and not is_plane(0.0, 0.0)
+
+
 def test_video_sampling_options_are_checked(engine):
     from vultus.errors import VultusError
     from vultus.liveness.video import liveness_of_frames
