@@ -11,9 +11,11 @@ Data: ../shared/data/antispoof (see its MANIFEST.md).
   held out entirely; the only screen replays with labels, reported separately
   with their (tiny) counts.
 
-Every image's largest face is found by YuNet (a tight crop is tried again with
-a border added, vultus.liveness.api.detect_for_liveness); an image without a
-face is a failure to acquire, counted and reported, never dropped silently.
+Every image's largest face is found by YuNet (an image where it finds none is
+tried again with a border added, then with that bordered image shrunk:
+vultus.liveness.api.detect_for_liveness); how each face was found is reported,
+and an image without a face is a failure to acquire, counted and reported,
+never dropped silently.
 
 Two scores are compared:
 - reference: the MiniFASNet pair exactly as its authors run it (box enlarged
