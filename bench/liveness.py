@@ -242,7 +242,7 @@ def main() -> None:
     from vultus.liveness import api as live_api
 
     # The cache is keyed by the images and by how faces are looked for (a change there changes the faces).
-    detection = [live_api.PAD_SHARE, list(live_api.SHRINK_STEPS), live_api.MIN_SHRUNK_SIDE]
+    detection = [live_api.PAD_SHARE, "halved", live_api.MIN_SHRUNK_SIDE]
     key = hashlib.sha256(json.dumps([items, detection]).encode()).hexdigest()[:16]
     if CACHE.exists() and not args.refresh and str(np.load(CACHE)["key"]) == key:
         z = np.load(CACHE)

@@ -152,6 +152,23 @@ def test_prints_and_screens_the_detector_misses_are_found_once_shrunk_and_called
         assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468 and b.area > 0.5 * 468 * 468
 
 
+def test_faces_found_with_help_are_mapped_back_to_the_image(engine):
+    """A face found in the bordered (and, for a large photo, first reduced) copy lands where the plain
+    detection puts it: checked on a 1137 px photo (reduced before the border) and a 341 px one (not)."""
+    import cv2
+
+    from vultus.liveness.api import detect_helped
+
+    photo = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    for img in (photo, cv2.resize(photo, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)):
+        plain = engine.detector.detect([img])[0][0]
+        helped, how = detect_helped(engine.detector, img)
+        assert how == "border" and len(helped) == 1
+        assert plain.box.iou(helped[0].box) > 0.75
+        eye = np.linalg.norm(plain.landmarks[0] - plain.landmarks[1])
+        assert np.abs(plain.landmarks - helped[0].landmarks).max() < 0.2 * eye
+
+
 def test_live_crops_pass_at_check_in(engine):
     """micro_print_screen's live crops: all live at check-in (at door one of six, cas, scores 0.294 < 0.303:
     docs/liveness.md)."""

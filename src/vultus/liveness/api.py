@@ -25,17 +25,15 @@ from vultus.types import Box, Face
 # A face filling the whole frame (a tight crop) is often missed by the detector; such images are
 # tried again with this much border added on every side (as a share of the longer side).
 PAD_SHARE = 0.3
-# ...and, if still no face, at these shrink factors of the bordered image. A face that fills a 468 px
-# crop is larger than most faces YuNet was trained on, and the halftone dots of a re-photographed paper
-# print or the moire of a screen are fine texture that hides the face from it: shrinking with area
-# averaging (cv2.INTER_AREA) brings the face into the detector's size range and averages that texture
-# away. On micro_print_screen this finds the face in all 6 paper prints and the 1 screen replay the
-# bordered image missed (7 of 18 crops); the MiniFASNet crop is then cut from the full-resolution
-# image, so the halftone and moire the liveness networks look at are untouched. No threshold is lowered:
-# a picture with no face still gives none (tests/test_liveness.py).
-SHRINK_STEPS = (0.5, 0.25)
-# A shrink step is skipped when it would bring the bordered image's shorter side below this (a small
-# image is not shrunk into nothing).
+# ...and, if still no face, halved again and again. A face that fills a 468 px crop is larger than
+# most faces YuNet was trained on, and the halftone dots of a re-photographed paper print or the moire
+# of a screen are fine texture that hides the face from it: shrinking with area averaging
+# (cv2.INTER_AREA) brings the face into the detector's size range and averages that texture away. On
+# micro_print_screen this finds the face in all 6 paper prints and the 1 screen replay the bordered
+# image missed (7 of 18 crops; bench/results/liveness-acquire.md, where no face is found in 116
+# face-free photo crops); the MiniFASNet crop is then cut from the full-resolution image, so the
+# halftone and moire the liveness networks look at are untouched. No threshold is lowered.
+# The halving stops before the bordered image's shorter side falls below this:
 MIN_SHRUNK_SIDE = 96
 
 
@@ -124,9 +122,9 @@ def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int]:
 
 def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Face]]:
     """Faces per image. An image where none is found is tried again with a border added (a tight face
-    crop), then that bordered image shrunk (SHRINK_STEPS: a face too large for the detector, or hidden
-    by a print's halftone or a screen's moire), stopping at the first try that finds a face; the faces
-    found are mapped back to the image and clipped to it."""
+    crop), then with that bordered image halved again and again (a face too large for the detector, or
+    hidden by a print's halftone or a screen's moire) down to MIN_SHRUNK_SIDE, stopping at the first try
+    that finds a face; the faces found are mapped back to the image and clipped to it."""
     found = detector.detect(list(images))
     for i, faces in enumerate(found):
         if not faces:
@@ -136,42 +134,55 @@ def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Fac
 
 def detect_helped(detector, image: np.ndarray) -> tuple[list[Face], str]:
     """The faces an image's bordered and then shrunk copies give (see detect_for_liveness), with the
-    try that found them: "border", "border, shrunk 0.5", ...; ([], "") when none does."""
-    padded, pad = pad_for_detection(image)
+    try that found them: "border", "border, shrunk 0.5", ...; ([], "") when none does.
+
+    The shrink steps are taken from the size the detector works at: a photo larger than its max_side
+    with the border is first brought to that size (the detector would shrink it so itself, and halving
+    the full-size photo would only repeat that try), and only then bordered, so a large photo is
+    never copied at full size with its border."""
     h, w = image.shape[:2]
-    for shrink in (1.0, *SHRINK_STEPS):
-        if shrink < 1.0 and shrink * min(padded.shape[:2]) < MIN_SHRUNK_SIDE:
-            break
-        tried = padded if shrink == 1.0 else cv2.resize(padded, None, fx=shrink, fy=shrink,
-                                                        interpolation=cv2.INTER_AREA)
+    pad = int(round(PAD_SHARE * max(h, w)))
+    max_side = getattr(detector, "max_side", None)
+    base = min(1.0, max_side / (max(h, w) + 2 * pad)) if max_side else 1.0
+    if base < 1.0:
+        image = cv2.resize(image, (max(1, round(w * base)), max(1, round(h * base))), interpolation=cv2.INTER_AREA)
+        pad = int(round(pad * base))
+    bh, bw = image.shape[:2]
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    shrink, tried = 1.0, padded
+    while True:
         faces = detector.detect([tried])[0]
         if faces:
             how = "border" if shrink == 1.0 else f"border, shrunk {shrink:g}"
-            return [_shift(_scale(f, padded.shape[1] / tried.shape[1], padded.shape[0] / tried.shape[0]),
-                           -pad, w, h) for f in faces], how
-    return [], ""
+            # tried -> padded -> the (possibly reduced) image -> the image as given
+            kx, ky = padded.shape[1] / tried.shape[1], padded.shape[0] / tried.shape[0]
+            return [_back(f, kx, ky, pad, w / bw, h / bh, w, h) for f in faces], how
+        shrink /= 2
+        if shrink * min(padded.shape[:2]) < MIN_SHRUNK_SIDE:
+            return [], ""
+        tried = cv2.resize(padded, (max(1, round(padded.shape[1] * shrink)), max(1, round(padded.shape[0] * shrink))),
+                           interpolation=cv2.INTER_AREA)
 
 
-def _scale(face: Face, kx: float, ky: float) -> Face:
+def _back(face: Face, kx: float, ky: float, pad: int, rx: float, ry: float, w: int, h: int) -> Face:
+    """A face found in a shrunk (kx, ky: the bordered copy's size over the shrunk one's) bordered (pad px)
+    copy of an image reduced rx, ry times, in the image's own coordinates; its box clipped to the image."""
     from dataclasses import replace
 
-    if kx == 1.0 and ky == 1.0:
-        return face
-    b = face.box
-    k = np.array([kx, ky], np.float32)
-    lm68 = None if face.landmarks68 is None else (face.landmarks68 * k).astype(np.float32)
-    return replace(face, box=Box(b.x1 * kx, b.y1 * ky, b.x2 * kx, b.y2 * ky),
-                   landmarks=(face.landmarks * k).astype(np.float32), landmarks68=lm68)
+    def x(v):
+        return (v * kx - pad) * rx
 
-
-def _shift(face: Face, offset: int, w: int, h: int) -> Face:
-    from dataclasses import replace
+    def y(v):
+        return (v * ky - pad) * ry
 
     b = face.box
-    box = Box(max(0.0, b.x1 + offset), max(0.0, b.y1 + offset), min(float(w), b.x2 + offset),
-              min(float(h), b.y2 + offset))
-    lm68 = None if face.landmarks68 is None else face.landmarks68 + offset
-    return replace(face, box=box, landmarks=face.landmarks + offset, landmarks68=lm68)
+    box = Box(min(max(0.0, x(b.x1)), float(w)), min(max(0.0, y(b.y1)), float(h)),
+              max(0.0, min(float(w), x(b.x2))), max(0.0, min(float(h), y(b.y2))))
+
+    def points(p):
+        return None if p is None else np.stack([x(p[:, 0]), y(p[:, 1])], axis=1).astype(np.float32)
+
+    return replace(face, box=box, landmarks=points(face.landmarks), landmarks68=points(face.landmarks68))
 
 
 def liveness_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
