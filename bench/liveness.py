@@ -385,7 +385,7 @@ def render(r: dict) -> str:
     lines += ["## Acquisition", "",
               "How each image's face was found (vultus.liveness.api.detect_for_liveness): `plain` by YuNet on "
               "the image; `border` once a border is added (a tight crop); `border, shrunk k` once that "
-              "bordered image is also shrunk k times with area averaging (a face too large for the detector, "
+              "bordered image is also shrunk to k of its size with area averaging (a face too large for the detector, "
               "or hidden by a print's halftone or a screen's moire). A failure to acquire (no face at all) is "
               "left out of the rates below and counted here.", "",
               "| set | images | found: how (count) | failures to acquire |", "|---|---|---|---|"]

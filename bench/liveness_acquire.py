@@ -111,7 +111,7 @@ def variants(engine) -> dict[str, Callable[[np.ndarray], bool]]:
         "+ border, median blur 5": lambda im: yunet(im) or yunet(border(cv2.medianBlur(im, 5))),
         "+ border, upscaled 2x": lambda im: yunet(im) or yunet(border(shrink(im, 2.0))),
         "+ border, shrunk 1/2 only": lambda im: yunet(im) or yunet(border(im)) or yunet(shrink(border(im), 0.5)),
-        "shipped: + border, shrunk 1/2, then 1/4": lambda im: bool(detect_for_liveness(det, [im])[0]),
+        "shipped: + border, then halved down to 96 px": lambda im: bool(detect_for_liveness(det, [im])[0]),
         "dlib HOG (upsampled once), image as given": dlib_hog,
         "dlib HOG, + border": lambda im: dlib_hog(im) or dlib_hog(border(im)),
     }
@@ -149,12 +149,12 @@ def main() -> None:
              "|---" * (1 + len(groups)) + "|"]
     for name, counts in table.items():
         lines.append(f"| {name} | " + " | ".join(str(counts[g]) for g in groups) + " |")
-    shipped, hog = table["shipped: + border, shrunk 1/2, then 1/4"], table["dlib HOG, + border"]
+    shipped, hog = table["shipped: + border, then halved down to 96 px"], table["dlib HOG, + border"]
     free = "face-free crops (WIDER)"
     lines += ["", "The dlib HOG detector's licence (Boost) is permissive, but vultus's `dlib-hog` takes its 5 points "
               "from the research-only dlib-68 predictor; a box alone would do for the MiniFASNet crop. As a "
               f"fallback with a border it finds {hog['micro print_paper']} of 6 prints and a face in {hog[free]} "
-              f"face-free crops; the shipped shrink steps find {shipped['micro print_paper']} of 6 and "
+              f"face-free crops; the shipped halving finds {shipped['micro print_paper']} of 6 and "
               f"{shipped[free]} false faces, with YuNet alone, so no second detector is added.", ""]
     MD_PATH.write_text("\n".join(lines))
     print(MD_PATH)
