@@ -187,7 +187,9 @@ def main() -> None:
                                    "chosen_by": f"bench/liveness_video.py {stamp()[:10]}: {RULE}"}, indent=1) + "\n")
     report = {"generated": stamp(), "machine": machine(), "load": load_average(), "rule": RULE, "chosen": chosen,
               "point": VIDEO_DEFAULT_POINT, "threshold": threshold, "rows": rows}
-    JSON_PATH.write_text(json.dumps(report, indent=1) + "\n")
+    # One clip per line: the file stays readable and its diffs small.
+    head = json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1)[:-2]
+    JSON_PATH.write_text(head + ',\n "rows": [\n' + ",\n".join(json.dumps(x) for x in rows) + "\n ]\n}\n")
     MD_PATH.write_text(render(report))
     print(MD_PATH)
 
