@@ -116,6 +116,8 @@ def operating_point(name: str | None = None, model: str | None = None) -> Livene
 
 
 def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """The image with a PAD_SHARE border replicated on every side, and the border's width: the first
+    help's try (detect_helped) for an image that fits the detector's size."""
     pad = int(round(PAD_SHARE * max(image.shape[:2])))
     return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad
 
