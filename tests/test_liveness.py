@@ -129,6 +129,63 @@ def test_tight_face_crop_is_found_with_a_border(engine):
     assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468
 
 
+MICRO = ("antispoof", "micro_print_screen")
+
+
+def test_prints_and_screens_the_detector_misses_are_found_once_shrunk_and_called_spoof(engine):
+    """The greyscale paper prints of micro_print_screen (halftone dots over a face filling the crop) hide
+    the face from YuNet even with a border added; the bordered crop shrunk finds it, and the passive
+    score, cut from the full-resolution image, calls every print and screen replay an attack."""
+    from vultus.liveness.api import pad_for_detection
+
+    prints = [load_image(need_data(*MICRO, "spoof", f"{n}_paper.jpg"))
+              for n in ("antoine", "arnold", "cas", "dennis", "marnix", "sander")]
+    # Without the shrink steps none of the six is found: not with the border, not at the default threshold.
+    assert all(engine.detector.detect([img, pad_for_detection(img)[0]]) == [[], []] for img in prints)
+    attacks = sorted(need_data(*MICRO, "spoof").glob("*.jpg"))
+    assert len(attacks) == 12
+    judged = [engine.liveness(p) for p in attacks]
+    assert all(len(r) == 1 for r in judged), [p.name for p, r in zip(attacks, judged, strict=True) if len(r) != 1]
+    assert not any(r[0].live for r in judged), [p.name for p, r in zip(attacks, judged, strict=True) if r[0].live]
+    for r in judged:  # the box is inside the crop and covers most of it (the face fills it)
+        b = r[0].face.box
+        assert 0 <= b.x1 < b.x2 <= 468 and 0 <= b.y1 < b.y2 <= 468 and b.area > 0.5 * 468 * 468
+
+
+def test_faces_found_with_help_are_mapped_back_to_the_image(engine):
+    """A face found in the bordered (and, for a large photo, first reduced) copy lands where the plain
+    detection puts it: checked on a 1137 px photo (reduced before the border) and a 341 px one (not)."""
+    import cv2
+
+    from vultus.liveness.api import detect_helped
+
+    photo = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    for img in (photo, cv2.resize(photo, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)):
+        plain = engine.detector.detect([img])[0][0]
+        helped, how = detect_helped(engine.detector, img)
+        assert how == "border" and len(helped) == 1
+        assert plain.box.iou(helped[0].box) > 0.75
+        eye = np.linalg.norm(plain.landmarks[0] - plain.landmarks[1])
+        assert np.abs(plain.landmarks - helped[0].landmarks).max() < 0.2 * eye
+
+
+def test_live_crops_pass_at_check_in(engine):
+    """micro_print_screen's live crops: all live at check-in (at door one of six, cas, scores 0.294 < 0.303:
+    docs/liveness.md)."""
+    lives = sorted(need_data(*MICRO, "live").glob("*.jpg"))
+    judged = [engine.liveness(p, point="check-in") for p in lives]
+    assert len(lives) == 6 and all(len(r) == 1 and r[0].live for r in judged)
+
+
+def test_a_picture_with_no_face_still_has_none(engine):
+    """The border and the shrink steps lower no threshold: real photos' face-free parts and a blank
+    image give no face, so liveness has nothing to call live."""
+    obama = load_image(need_data("face_recognition", "tests", "test_images", "obama.jpg"))
+    free = [obama[650:1100, 0:450], obama[600:1100, 450:910], obama[0:140, :], np.full((300, 300, 3), 128, np.uint8)]
+    for img in free:
+        assert engine.liveness(np.ascontiguousarray(img)) == []
+
+
 def test_cli_liveness_json(tmp_path):
     import subprocess
     import sys
@@ -202,38 +259,30 @@ def test_gallery_made_before_the_liveness_column_gains_it(tmp_path):
 # -- video ----------------------------------------------------------------------------------------
 
 
-def plane_frames(photo: np.ndarray, seed: int, n: int = 45, size=(640, 480)) -> list[np.ndarray]:
-    """A still photo moved as one plane: a random walk of its four corners (held in a hand, tilted)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = photo.shape[:2]
-    width, height = size
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    base = np.float32([[width * .2, height * .1], [width * .8, height * .1], [width * .8, height * .9],
-                       [width * .2, height * .9]])
-    drift, velocity = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)
-    frames = []
-    for _ in range(n):
-        velocity = 0.8 * velocity + rng.normal(0, 1.0, (4, 2)).astype(np.float32) \
-            + rng.normal(0, 2.0, (1, 2)).astype(np.float32)
-        drift += velocity
-        m = cv2.getPerspectiveTransform(src, base + drift)
-        frames.append(cv2.warpPerspective(photo, m, size, borderValue=(40, 40, 40)))
-    return frames
-
-
 @pytest.mark.parametrize("name,seed", [("obama.jpg", 0), ("obama.jpg", 1), ("biden.jpg", 2)])
 def test_still_photo_moved_as_a_plane_is_refused_by_its_motion(engine, name, seed):
     """A digital photo warped by homographies looks live frame by frame; its rigid-plane motion gives it away."""
+    from vultus.liveness.synthetic import photo_moved_as_plane
     from vultus.liveness.video import liveness_of_frames
 
     photo = load_image(need_data("face_recognition", "examples", name))
-    result = liveness_of_frames(engine, plane_frames(photo, seed), every=2)
+    result = liveness_of_frames(engine, photo_moved_as_plane(photo, seed), every=2)
     assert len(result.faces) == 1
     face = result.faces[0]
     assert np.median([c.passive for c in face.clips]) > face.point.threshold  # the passive score alone passes it
     assert not face.live and not result.live and "rigid plane" in face.reason
+
+
+def test_plane_constants_shipped_are_the_bench_choice():
+    """vultus/models/liveness_plane.json holds what bench/liveness_video.py chose (a stale copy would make
+    bench/results/liveness-video.md describe a test the library does not run)."""
+    from vultus.liveness.video import is_plane, plane_constants
+
+    chosen = json.loads((ROOT / "bench" / "results" / "liveness-video.json").read_text())["chosen"]
+    k = plane_constants()
+    assert (k["exponent"], k["coef"], k["min_motion"]) == (chosen["exponent"], chosen["coef"], chosen["min_motion"])
+    # Just below / above the boundary at a motion of one eye distance; no motion is never a plane.
+    assert is_plane(1.0, 0.99 * k["coef"]) and not is_plane(1.0, 1.01 * k["coef"]) and not is_plane(0.0, 0.0)
 
 
 def test_video_sampling_options_are_checked(engine):

@@ -25,6 +25,16 @@ from vultus.types import Box, Face
 # A face filling the whole frame (a tight crop) is often missed by the detector; such images are
 # tried again with this much border added on every side (as a share of the longer side).
 PAD_SHARE = 0.3
+# ...and, if still no face, halved again and again. A face that fills a 468 px crop is larger than
+# most faces YuNet was trained on, and the halftone dots of a re-photographed paper print or the moire
+# of a screen are fine texture that hides the face from it: shrinking with area averaging
+# (cv2.INTER_AREA) brings the face into the detector's size range and averages that texture away. On
+# micro_print_screen this finds the face in all 6 paper prints and the 1 screen replay the bordered
+# image missed (7 of 18 crops; bench/results/liveness-acquire.md, where no face is found in 116
+# face-free photo crops); the MiniFASNet crop is then cut from the full-resolution image, so the
+# halftone and moire the liveness networks look at are untouched. No threshold is lowered.
+# The halving stops before the bordered image's shorter side falls below this:
+MIN_SHRUNK_SIDE = 96
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,6 @@ class Liveness:
 
 
 @cache
-@cache
 def shipped() -> dict:
     """The contents of vultus/models/liveness.json, read once per process (every
     liveness call needs it; treat it as read-only)."""
@@ -107,31 +116,75 @@ def operating_point(name: str | None = None, model: str | None = None) -> Livene
 
 
 def pad_for_detection(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """The image with a PAD_SHARE border replicated on every side, and the border's width: the first
+    help's try (detect_helped) for an image that fits the detector's size."""
     pad = int(round(PAD_SHARE * max(image.shape[:2])))
     return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad
 
 
 def detect_for_liveness(detector, images: Sequence[np.ndarray]) -> list[list[Face]]:
-    """Faces per image; an image where none is found is tried again with a border added (a tight face
-    crop), and the faces found there are mapped back and clipped to the image."""
+    """Faces per image. An image where none is found is tried again with a border added (a tight face
+    crop), then with that bordered image halved again and again (a face too large for the detector, or
+    hidden by a print's halftone or a screen's moire) down to MIN_SHRUNK_SIDE, stopping at the first try
+    that finds a face; the faces found are mapped back to the image and clipped to it."""
     found = detector.detect(list(images))
     for i, faces in enumerate(found):
-        if faces:
-            continue
-        padded, pad = pad_for_detection(images[i])
-        h, w = images[i].shape[:2]
-        again = detector.detect([padded])[0]
-        found[i] = [_shift(f, -pad, w, h) for f in again]
+        if not faces:
+            found[i] = detect_helped(detector, images[i])[0]
     return found
 
 
-def _shift(face: Face, offset: int, w: int, h: int) -> Face:
+def detect_helped(detector, image: np.ndarray) -> tuple[list[Face], str]:
+    """The faces an image's bordered and then shrunk copies give (see detect_for_liveness), with the
+    try that found them: "border", "border, shrunk 0.5", ...; ([], "") when none does.
+
+    The shrink steps are taken from the size the detector works at: a photo larger than its max_side
+    with the border is first brought to that size (the detector would shrink it so itself, and halving
+    the full-size photo would only repeat that try), and only then bordered, so a large photo is
+    never copied at full size with its border."""
+    h, w = image.shape[:2]
+    pad = int(round(PAD_SHARE * max(h, w)))
+    max_side = getattr(detector, "max_side", None)
+    base = min(1.0, max_side / (max(h, w) + 2 * pad)) if max_side else 1.0
+    if base < 1.0:
+        image = cv2.resize(image, (max(1, round(w * base)), max(1, round(h * base))), interpolation=cv2.INTER_AREA)
+        pad = int(round(pad * base))
+    bh, bw = image.shape[:2]
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    shrink, tried = 1.0, padded
+    while True:
+        faces = detector.detect([tried])[0]
+        if faces:
+            how = "border" if shrink == 1.0 else f"border, shrunk {shrink:g}"
+            # tried -> padded -> the (possibly reduced) image -> the image as given
+            kx, ky = padded.shape[1] / tried.shape[1], padded.shape[0] / tried.shape[0]
+            return [_back(f, kx, ky, pad, w / bw, h / bh, w, h) for f in faces], how
+        shrink /= 2
+        if shrink * min(padded.shape[:2]) < MIN_SHRUNK_SIDE:
+            return [], ""
+        tried = cv2.resize(padded, (max(1, round(padded.shape[1] * shrink)), max(1, round(padded.shape[0] * shrink))),
+                           interpolation=cv2.INTER_AREA)
+
+
+def _back(face: Face, kx: float, ky: float, pad: int, rx: float, ry: float, w: int, h: int) -> Face:
+    """A face found in a shrunk (kx, ky: the bordered copy's size over the shrunk one's) bordered (pad px)
+    copy of an image reduced rx, ry times, in the image's own coordinates; its box clipped to the image."""
     from dataclasses import replace
 
+    def x(v):
+        return (v * kx - pad) * rx
+
+    def y(v):
+        return (v * ky - pad) * ry
+
     b = face.box
-    box = Box(max(0.0, b.x1 + offset), max(0.0, b.y1 + offset), min(float(w), b.x2 + offset),
-              min(float(h), b.y2 + offset))
-    return replace(face, box=box, landmarks=face.landmarks + offset)
+    box = Box(min(max(0.0, x(b.x1)), float(w)), min(max(0.0, y(b.y1)), float(h)),
+              max(0.0, min(float(w), x(b.x2))), max(0.0, min(float(h), y(b.y2))))
+
+    def points(p):
+        return None if p is None else np.stack([x(p[:, 0]), y(p[:, 1])], axis=1).astype(np.float32)
+
+    return replace(face, box=box, landmarks=points(face.landmarks), landmarks68=points(face.landmarks68))
 
 
 def liveness_batch(engine, images: Sequence, faces: Sequence[Sequence[Face]] | None = None, *,
