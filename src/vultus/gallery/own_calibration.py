@@ -1,0 +1,269 @@
+"""Is the calibration right for these photos? The collection's own impostor pairs.
+
+A collection's stated rates come from the embedder's calibration, measured on
+LFW's photos. On other photos they can be far off: on LFW photos turned grey and
+shrunk to 40 pixels, SFace's threshold for a false-match rate of 1e-3 gave 4e-3
+(bench/results/identify.md). The collection's enrolled people give impostor pairs
+for free: every pair of faces of two different enrolled people is a comparison
+that must not match. Pairs of faces of one person are never used. The count
+assumes that two names are two people: the same person enrolled under two names
+makes their pairs look like impostors that match, so the measured rate reads too
+high (the check errs towards warning, the refit towards a stricter threshold).
+
+Check (`vultus gallery stats`). The share of impostor pairs at or above a
+threshold is the measured false-match rate there, with a Wilson 95% interval.
+It is measured at the collection's own threshold when the calibration expects at
+least CHECK_MIN_EXPECTED pairs above it, otherwise at the calibration's lowest rung
+where it does (a rate of f can only be checked with about 10/f pairs). The stated
+rates are called likely optimistic when the interval's lower end is above the
+stated rate and the measured rate is at least WARN_RATIO times it. The interval
+treats pairs as independent; they share faces and people, so it is somewhat too
+narrow, which is one reason the warning also asks for a factor of 1.5.
+
+Refit (`vultus gallery calibrate`). The per-comparison FMR curve is measured on
+the same pairs: at each rung of LADDER with at least MIN_RUNG_PAIRS pairs above
+its threshold, and at the lowest rate that has that many (10 / pairs). Below that
+rung decision.threshold_for_fmr extends it as an exponential, as it does the
+shipped calibration. How many pairs are needed for a target per-comparison rate
+f: at least 3 / f (RULE_OF_THREE: with 3/f pairs and none above a threshold, its
+rate is below f with 95% confidence, the least that can say anything about f);
+the curve's lowest measured rung, 10 / pairs, is then within a factor 10/3 of f,
+so the extrapolation is short. With 10 / f pairs or more the threshold at f is
+measured directly (10 pairs above it; its 95% interval is about 0.5x to 1.8x the
+rate) and no extrapolation is used. With an FPIR target p and n enrolled faces,
+f is about p / n while one face per person gives n^2 / 2 pairs: 3 / f pairs need
+about 6 / p faces (600 for FPIR 1%, 6,000 for 0.1%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vultus.gallery import decision as decide
+from vultus.gallery.types import OwnCalibration
+
+MIN_RUNG_PAIRS = 10  # impostor pairs above a rung's threshold for it to count as measured
+RULE_OF_THREE = 3.0  # pairs needed for a target rate f: RULE_OF_THREE / f
+CHECK_MIN_EXPECTED = 10  # the check measures where the calibration expects this many pairs above
+WARN_RATIO = 1.5  # measured / stated at which (with the interval above the stated rate) stats warns
+LADDER = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
+TOP_RATE = LADDER[0]  # no rate above this is checked or fitted: enough scores are kept for it
+STATS_MAX_FACES = 4000  # stats scores every impostor pair among at most this many faces (8M pairs)
+CALIBRATE_MAX_FACES = 20000  # calibrate: 200M pairs
+BLOCK = 1024
+SAMPLE_SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImpostorScores:
+    """The highest impostor scores of a collection's faces (descending), and how many pairs there were."""
+
+    pairs: int
+    people: int
+    faces: int
+    sampled: bool  # a random sample of the people (all of their faces) rather than all of them
+    tail: np.ndarray  # the highest scores, descending: at least TOP_RATE * pairs of them (or all)
+
+    def count_at(self, threshold: float) -> int:
+        """Impostor pairs scoring at or above `threshold` (exact when the threshold is at or above the
+        lowest kept score, which every rate up to TOP_RATE guarantees)."""
+        return int(np.searchsorted(-self.tail, -threshold, side="right"))
+
+    def describe(self) -> str:
+        how = f"a random sample of {self.people} people" if self.sampled else f"{self.people} people"
+        return f"{self.pairs:,} impostor pairs among {self.faces:,} faces of {how}"
+
+
+def impostor_scores(vectors: np.ndarray, person_ids: np.ndarray, *, max_faces: int = STATS_MAX_FACES,
+                    seed: int = SAMPLE_SEED) -> ImpostorScores:
+    """Score every pair of faces of different people (pairs within a person are skipped); above
+    `max_faces` faces, every pair among the faces of a random sample of people."""
+    vectors = np.asarray(vectors, np.float32)
+    person_ids = np.asarray(person_ids, np.int64)
+    people = np.unique(person_ids)
+    sampled = False
+    if len(person_ids) > max_faces:
+        sampled = True
+        order = np.random.default_rng(seed).permutation(people)
+        counts = dict(zip(*np.unique(person_ids, return_counts=True), strict=True))
+        keep, total = [], 0
+        for p in order:
+            if total + counts[p] > max_faces and keep:
+                break
+            keep.append(p)
+            total += counts[p]
+        rows = np.isin(person_ids, keep)
+        vectors, person_ids, people = vectors[rows], person_ids[rows], np.array(sorted(keep))
+    n = len(person_ids)
+    _, per_person = np.unique(person_ids, return_counts=True)
+    pairs = n * (n - 1) // 2 - int((per_person.astype(np.int64) * (per_person - 1) // 2).sum())
+    keep_n = max(1000, int(math.ceil(TOP_RATE * pairs)) + 1)
+    tail = np.zeros(0, np.float32)
+    floor = -np.inf
+    for s in range(0, n, BLOCK):
+        e = min(n, s + BLOCK)
+        sims = vectors[s:e] @ vectors[s:].T  # rows s..e against columns s..n: the upper triangle
+        upper = np.arange(s, n)[None, :] > np.arange(s, e)[:, None]
+        other = person_ids[s:e, None] != person_ids[None, s:]
+        vals = sims[upper & other & (sims >= floor)]
+        if vals.size:
+            tail = np.concatenate([tail, vals])
+            if tail.size > keep_n:
+                tail = np.partition(tail, tail.size - keep_n)[tail.size - keep_n:]
+                floor = float(tail.min())
+    return ImpostorScores(pairs=pairs, people=len(people), faces=n, sampled=sampled,
+                          tail=np.sort(tail)[::-1].astype(np.float64))
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of k successes in n trials (not [0, 0] when k is 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPoint:
+    """The calibration's rate at one threshold against the collection's own impostor pairs."""
+
+    threshold: float
+    stated_fmr: float
+    pairs_above: int
+    measured_fmr: float
+    low: float  # Wilson 95% interval of the measured rate
+    high: float
+    at_decision: bool  # this is the collection's own threshold (else a calibration rung)
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_fmr / self.stated_fmr if self.stated_fmr else float("nan")
+
+    def to_dict(self) -> dict:
+        return {"threshold": round(self.threshold, 4), "stated_false_match_rate": self.stated_fmr,
+                "pairs_above": self.pairs_above, "measured_false_match_rate": self.measured_fmr,
+                "interval_95": [self.low, self.high], "measured_over_stated": round(self.ratio, 3),
+                "at_decision_threshold": self.at_decision}
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationCheck:
+    """How the collection's own impostor pairs compare with the rates its decision states."""
+
+    pairs: int
+    people: int
+    faces: int
+    sampled: bool
+    source: str  # the calibration checked (its source line)
+    points: tuple[CheckPoint, ...]  # every checkable threshold, the decision's first when checkable
+    verdict: CheckPoint | None  # the point the verdict rests on; None: too few pairs to check anything
+    optimistic: bool  # the stated rates are likely optimistic (see the module's docstring)
+    conservative: bool  # the measured rate is clearly below the stated one
+    message: str
+    measured_fpir: float | None = None  # FPIR implied by the measured rate, when checked at the decision
+
+    def to_dict(self) -> dict:
+        return {"impostor_pairs": self.pairs, "people": self.people, "faces": self.faces, "sampled": self.sampled,
+                "calibration": self.source, "optimistic": self.optimistic, "conservative": self.conservative,
+                "message": self.message, "verdict": self.verdict.to_dict() if self.verdict else None,
+                "points": [p.to_dict() for p in self.points],
+                "implied_false_positive_identification_rate": self.measured_fpir}
+
+
+def _point(scores: ImpostorScores, threshold: float, stated: float, at_decision: bool) -> CheckPoint:
+    k = scores.count_at(threshold)
+    lo, hi = wilson(k, scores.pairs)
+    return CheckPoint(float(threshold), float(stated), k, k / scores.pairs if scores.pairs else 0.0, lo, hi,
+                      at_decision)
+
+
+def check(scores: ImpostorScores, calibration_points: list[dict], decision, source: str) -> CalibrationCheck:
+    """Compare the collection's impostor scores with the calibration at the decision's threshold and at
+    the calibration's rungs (those the pairs can measure)."""
+    n = scores.pairs
+    points = []
+    if decision is not None and decision.fmr <= TOP_RATE and decision.fmr * n >= CHECK_MIN_EXPECTED:
+        points.append(_point(scores, decision.threshold, decision.fmr, True))
+    for rung in sorted(calibration_points, key=lambda p: -p["fmr"]):
+        if rung["fmr"] <= TOP_RATE and rung["fmr"] * n >= CHECK_MIN_EXPECTED:
+            points.append(_point(scores, rung["threshold"], rung["fmr"], False))
+    base = dict(pairs=n, people=scores.people, faces=scores.faces, sampled=scores.sampled, source=source)
+    if not points:
+        lowest = min((p["fmr"] for p in calibration_points), default=decision.fmr if decision else TOP_RATE)
+        need = int(math.ceil(CHECK_MIN_EXPECTED / max(min(TOP_RATE, decision.fmr if decision else TOP_RATE),
+                                                       lowest)))
+        return CalibrationCheck(points=(), verdict=None, optimistic=False, conservative=False,
+                                message=(f"too few impostor pairs to check the calibration: {scores.describe()}; "
+                                         f"a false-match rate of {TOP_RATE:g} needs about "
+                                         f"{int(CHECK_MIN_EXPECTED / TOP_RATE):,} and this decision's rate about "
+                                         f"{need:,} (enroll more people)"), **base)
+    at = [p for p in points if p.at_decision]
+    verdict = at[0] if at else min(points, key=lambda p: p.stated_fmr)
+    optimistic = verdict.low > verdict.stated_fmr and verdict.ratio >= WARN_RATIO
+    conservative = verdict.high < verdict.stated_fmr and verdict.ratio <= 1 / WARN_RATIO
+    where = ("at this collection's threshold" if verdict.at_decision
+             else f"at the calibration's rung for {verdict.stated_fmr:g} (threshold {verdict.threshold:.4f}; "
+                  f"the decision's own rate, {decision.fmr:.2g}, is too rare to measure on these pairs)"
+             if decision is not None else f"at the calibration's rung for {verdict.stated_fmr:g}")
+    measured = (f"{verdict.pairs_above:,} of {n:,} impostor pairs reach it: a false-match rate of "
+                f"{verdict.measured_fmr:.2g} (95% interval {verdict.low:.2g} to {verdict.high:.2g}) where "
+                f"{source} states {verdict.stated_fmr:.2g}, {verdict.ratio:.2f}x")
+    implied = None
+    if verdict.at_decision and decision is not None and decision.comparisons:
+        implied = decide.fpir_for_fmr(verdict.measured_fmr, decision.comparisons)
+    if optimistic:
+        fpir = (f"; a face of someone never enrolled may be named as somebody about {100 * implied:.2g}% of the "
+                f"time, not the stated {100 * decision.expected_fpir:.2g}%" if implied is not None else
+                "; the stated identification rate is then likely optimistic by a similar factor")
+        message = (f"the stated rates are likely optimistic for these photos: {where}, {measured}{fpir}. "
+                   "`vultus gallery calibrate` refits the threshold from this collection's own pairs")
+    elif conservative:
+        message = f"the stated rates are likely conservative for these photos: {where}, {measured}"
+    else:
+        message = f"the calibration agrees with these photos: {where}, {measured}"
+    return CalibrationCheck(points=tuple(points), verdict=verdict, optimistic=optimistic, conservative=conservative,
+                            message=message, measured_fpir=implied, **base)
+
+
+def pairs_needed(target_fmr: float) -> int:
+    """Impostor pairs calibrate needs to refit at a per-comparison rate (RULE_OF_THREE / rate)."""
+    return int(math.ceil(RULE_OF_THREE / target_fmr))
+
+
+def faces_needed(target_fpir: float | None, target_fmr: float | None, aggregation: str = "max") -> int:
+    """About how many faces, one per person, give enough pairs for the target."""
+    n = 2
+    while n < 10_000_000:
+        rate = target_fmr if target_fpir is None else decide.fmr_for_fpir(target_fpir, n)
+        if n * (n - 1) // 2 >= pairs_needed(rate):
+            return n
+        n = int(n * 1.05) + 1
+    return n
+
+
+def fit(scores: ImpostorScores, measured_at: str) -> OwnCalibration:
+    """The per-comparison FMR curve measured on the collection's impostor pairs: a rung at each LADDER rate
+    with at least MIN_RUNG_PAIRS pairs above its threshold, and one at the lowest such rate."""
+    n = scores.pairs
+    rates = [f for f in LADDER if f * n >= MIN_RUNG_PAIRS]
+    lowest = MIN_RUNG_PAIRS / n if n else 1.0
+    if lowest <= TOP_RATE:
+        # the rung at exactly MIN_RUNG_PAIRS pairs, unless a ladder rung is already within a factor 1.5 of it
+        rates = [f for f in rates if f >= 1.5 * lowest] + [lowest]
+    rungs = []
+    for f in sorted(set(rates), reverse=True):
+        k = int(math.floor(f * n + 1e-9))
+        if k >= len(scores.tail) or k < 1:
+            continue
+        t = float(np.nextafter(scores.tail[k], np.inf))  # k pairs above, the (k+1)-th not: rate <= f
+        if rungs and t <= rungs[-1][1]:
+            continue  # tied scores: no higher threshold than the rung before
+        rungs.append((f, t))
+    return OwnCalibration(points=tuple(rungs), pairs=n, people=scores.people, faces=scores.faces,
+                          sampled=scores.sampled, measured_at=measured_at)
