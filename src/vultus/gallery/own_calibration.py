@@ -21,10 +21,11 @@ treats pairs as independent; they share faces and people, so it is somewhat too
 narrow, which is one reason the warning also asks for a factor of 1.5.
 
 Refit (`vultus gallery calibrate`). The per-comparison FMR curve is measured on
-the same pairs: at each rung of LADDER with at least MIN_RUNG_PAIRS pairs above
-its threshold, and at the lowest rate that has that many (10 / pairs). Below that
-rung decision.threshold_for_fmr extends it as an exponential, as it does the
-shipped calibration. How many pairs are needed for a target per-comparison rate
+the same pairs: rungs at the rates where 10, 20, 40... pairs (MIN_RUNG_PAIRS and
+its doublings, up to a rate of TOP_RATE) lie above the threshold, so the lowest
+rung is the lowest rate they measure (10 / pairs). Below that rung
+decision.threshold_for_fmr extends it as an exponential through the three lowest
+rungs, as it does the shipped calibration. How many pairs are needed for a target per-comparison rate
 f: at least 3 / f (RULE_OF_THREE: with 3/f pairs and none above a threshold, its
 rate is below f with 95% confidence, the least that can say anything about f);
 the curve's lowest measured rung, 10 / pairs, is then within a factor 10/3 of f,
@@ -49,8 +50,7 @@ MIN_RUNG_PAIRS = 10  # impostor pairs above a rung's threshold for it to count a
 RULE_OF_THREE = 3.0  # pairs needed for a target rate f: RULE_OF_THREE / f
 CHECK_MIN_EXPECTED = 10  # the check measures where the calibration expects this many pairs above
 WARN_RATIO = 1.5  # measured / stated at which (with the interval above the stated rate) stats warns
-LADDER = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
-TOP_RATE = LADDER[0]  # no rate above this is checked or fitted: enough scores are kept for it
+TOP_RATE = 1e-2  # no rate above this is checked (or fitted, beyond 40 pairs): enough scores are kept for it
 STATS_MAX_FACES = 4000  # stats scores every impostor pair among at most this many faces (8M pairs)
 CALIBRATE_MAX_FACES = 20000  # calibrate: 200M pairs
 BLOCK = 1024
@@ -248,22 +248,18 @@ def faces_needed(target_fpir: float | None, target_fmr: float | None, aggregatio
 
 
 def fit(scores: ImpostorScores, measured_at: str) -> OwnCalibration:
-    """The per-comparison FMR curve measured on the collection's impostor pairs: a rung at each LADDER rate
-    with at least MIN_RUNG_PAIRS pairs above its threshold, and one at the lowest such rate."""
+    """The per-comparison FMR curve measured on the collection's impostor pairs: rungs at the rates with
+    MIN_RUNG_PAIRS, twice, four times... as many pairs above their threshold, up to TOP_RATE (and at
+    least three rungs when there are 4 x MIN_RUNG_PAIRS pairs or more), so the lowest rung is the
+    lowest rate the pairs measure and the exponential tail is fitted through the three lowest."""
     n = scores.pairs
-    rates = [f for f in LADDER if f * n >= MIN_RUNG_PAIRS]
-    lowest = MIN_RUNG_PAIRS / n if n else 1.0
-    if lowest <= TOP_RATE:
-        # the rung at exactly MIN_RUNG_PAIRS pairs, unless a ladder rung is already within a factor 1.5 of it
-        rates = [f for f in rates if f >= 1.5 * lowest] + [lowest]
-    rungs = []
-    for f in sorted(set(rates), reverse=True):
-        k = int(math.floor(f * n + 1e-9))
-        if k >= len(scores.tail) or k < 1:
-            continue
-        t = float(np.nextafter(scores.tail[k], np.inf))  # k pairs above, the (k+1)-th not: rate <= f
-        if rungs and t <= rungs[-1][1]:
-            continue  # tied scores: no higher threshold than the rung before
-        rungs.append((f, t))
-    return OwnCalibration(points=tuple(rungs), pairs=n, people=scores.people, faces=scores.faces,
-                          sampled=scores.sampled, measured_at=measured_at)
+    top = max(TOP_RATE * n, 4 * MIN_RUNG_PAIRS)
+    rungs: list[tuple[float, float]] = []
+    k = MIN_RUNG_PAIRS
+    while k <= top and k < len(scores.tail) and k < n:
+        t = float(np.nextafter(scores.tail[k], np.inf))  # k pairs above, the (k+1)-th not: rate k / n
+        if not rungs or t < rungs[-1][1]:  # tied scores give no lower threshold: skip the rung
+            rungs.append((k / n, t))
+        k *= 2
+    return OwnCalibration(points=tuple(sorted(rungs, reverse=True)), pairs=n, people=scores.people,
+                          faces=scores.faces, sampled=scores.sampled, measured_at=measured_at)
