@@ -539,9 +539,10 @@ def cmd_calibrate(args) -> int:
              f"people{' (a random sample)' if r.check.sampled else ''}; the target needs a false-match rate of "
              f"{r.target_rate:.2g} per comparison (at least {r.pairs_needed:,} pairs)")
         _say(f"before: {r.check.message}")
-        lowest = r.calibration.lowest_fmr
-        _say(f"refitted curve: {len(r.calibration.points)} rungs down to a false-match rate of {lowest:.2g} (10 pairs "
-             f"above it); the target's rate is {'measured directly' if r.direct else 'extrapolated below it'}")
+        c = r.calibration
+        below = f", below it the shape of {c.tail}" if c.tail else ", below it an exponential"
+        _say(f"refitted curve: measured down to a false-match rate of {c.measured_to:.2g} (10 pairs above it){below}; "
+             f"the target's rate is {'measured directly' if r.direct else 'below the measured part'}")
         if r.before is not None:
             _say(f"threshold before: similarity >= {r.before.threshold:.4f} ({r.before.source})")
         _say(f"threshold {'now' if r.stored else 'it would be'}: {_decision_text(r.after)}")

@@ -328,8 +328,10 @@ class Gallery:
         need = own.pairs_needed(rate)
         what = (f"false-positive identification rate {coll.target_fpir:g} with {n} comparisons per search"
                 if coll.target_fpir is not None else f"false-match rate {coll.target_fmr:g}")
-        fitted = own.fit(scores, datetime.now(UTC).isoformat(timespec="seconds"))
-        if scores.pairs < need or len(fitted.points) < decide.TAIL_RUNGS:
+        reference, reference_source = self._embedder_calibration(coll)
+        fitted = own.fit(scores, datetime.now(UTC).isoformat(timespec="seconds"), reference, reference_source)
+        measured_rungs = sum(1 for f, _ in fitted.points if f >= fitted.measured_to)
+        if scores.pairs < need or measured_rungs < decide.TAIL_RUNGS:
             faces = own.faces_needed(coll.target_fpir, coll.target_fmr)
             raise GalleryError(
                 f"too few impostor pairs in {coll.name!r} to calibrate it: {scores.describe()}; its target ({what}) "
@@ -346,7 +348,7 @@ class Gallery:
         else:
             after = self.decision(replace(coll, own_calibration=fitted, threshold_override=None))
         return CalibrateReport(collection=coll.name, calibration=fitted, before=before, after=after, check=check,
-                               target_rate=rate, pairs_needed=need, direct=rate >= fitted.lowest_fmr, stored=store,
+                               target_rate=rate, pairs_needed=need, direct=rate >= fitted.measured_to, stored=store,
                                replaced_threshold=before is not None and before.target == "threshold")
 
     def check_calibration(self, collection: str | Collection = DEFAULT_COLLECTION, *,
@@ -373,13 +375,19 @@ class Gallery:
         if coll.threshold_override is not None:
             return []
         if coll.own_calibration is not None:
-            return coll.own_calibration.ladder
+            own = coll.own_calibration  # only the rungs measured on the pairs: the rest follows the embedder's
+            return [p for p in own.ladder if p["fmr"] >= own.measured_to]
+        return self._embedder_calibration(coll)[0]
+
+    @staticmethod
+    def _embedder_calibration(coll: Collection) -> tuple[list[dict], str]:
         from vultus.models.calibration import calibration_for
 
         try:
-            return calibration_for(coll.contract.name)["points"]
+            cal = calibration_for(coll.contract.name)
         except ModelError:
-            return []
+            return [], ""
+        return cal["points"], f"the {coll.contract.name} calibration ({cal.get('source', 'LFW')})"
 
     def _impostor_scores(self, coll: Collection, max_faces: int):
         from vultus.gallery import own_calibration as own
@@ -416,7 +424,8 @@ class Gallery:
             else:
                 point = decide.threshold_for_fmr(own.ladder, coll.target_fmr)
                 target, rate = "fmr", coll.target_fmr
-            threshold, fmr, extrapolated, source = point.threshold, point.fmr, point.extrapolated, own.source
+            threshold, fmr, source = point.threshold, point.fmr, own.source
+            extrapolated = point.extrapolated or point.fmr < own.measured_to * (1 - 1e-9)
         else:
             try:
                 if coll.target_fpir is not None:

@@ -23,17 +23,19 @@ narrow, which is one reason the warning also asks for a factor of 1.5.
 Refit (`vultus gallery calibrate`). The per-comparison FMR curve is measured on
 the same pairs: rungs at the rates where 10, 20, 40... pairs (MIN_RUNG_PAIRS and
 its doublings, up to a rate of TOP_RATE) lie above the threshold, so the lowest
-rung is the lowest rate they measure (10 / pairs). Below that rung
-decision.threshold_for_fmr extends it as an exponential through the three lowest
-rungs, as it does the shipped calibration. How many pairs are needed for a target per-comparison rate
-f: at least 3 / f (RULE_OF_THREE: with 3/f pairs and none above a threshold, its
-rate is below f with 95% confidence, the least that can say anything about f);
-the curve's lowest measured rung, 10 / pairs, is then within a factor 10/3 of f,
-so the extrapolation is short. With 10 / f pairs or more the threshold at f is
-measured directly (10 pairs above it; its 95% interval is about 0.5x to 1.8x the
-rate) and no extrapolation is used. With an FPIR target p and n enrolled faces,
-f is about p / n while one face per person gives n^2 / 2 pairs: 3 / f pairs need
-about 6 / p faces (600 for FPIR 1%, 6,000 for 0.1%).
+rung is the lowest rate they measure (10 / pairs). Below that rung the curve
+takes the shape of the embedder's shipped calibration, anchored at the lowest
+measured rung (see fit); a decision there says `extrapolated`.
+
+How many pairs a target per-comparison rate f needs: at least 3 / f
+(RULE_OF_THREE: with 3/f pairs and none above a threshold, its rate is below f
+with 95% confidence, the least that says anything about f); the lowest measured
+rung, 10 / pairs, is then within a factor 10/3 of f, so the stretch that follows
+the shipped curve's shape is short. With 10 / f pairs or more the threshold at f
+is measured directly (10 pairs above it; the rate's 95% interval is about 0.5x
+to 1.8x). With an FPIR target p and n enrolled faces, f is about p / n while one
+face per person gives n^2 / 2 pairs: 3 / f pairs need about 6 / p faces (600 for
+FPIR 1%, 6,000 for 0.1%).
 """
 
 from __future__ import annotations
@@ -247,11 +249,19 @@ def faces_needed(target_fpir: float | None, target_fmr: float | None, aggregatio
     return n
 
 
-def fit(scores: ImpostorScores, measured_at: str) -> OwnCalibration:
+def fit(scores: ImpostorScores, measured_at: str, reference: list[dict] | None = None,
+        reference_source: str = "") -> OwnCalibration:
     """The per-comparison FMR curve measured on the collection's impostor pairs: rungs at the rates with
     MIN_RUNG_PAIRS, twice, four times... as many pairs above their threshold, up to TOP_RATE (and at
     least three rungs when there are 4 x MIN_RUNG_PAIRS pairs or more), so the lowest rung is the
-    lowest rate the pairs measure and the exponential tail is fitted through the three lowest."""
+    lowest rate the pairs measure.
+
+    Below that rung, with a `reference` calibration (the embedder's), the curve follows the reference's
+    shape anchored at the lowest measured rung: the threshold at a rarer rate f is the lowest rung's plus
+    how much the reference's threshold rises from that rung's rate to f. The shipped curve rests on
+    millions of pairs; a slope fitted through rungs of 10 to 40 pairs is noise (on LFW it put FPIR 1%
+    targets at 1.9% with 1,000 people; bench/results/identify.md). Without a reference,
+    decision.threshold_for_fmr extends the measured rungs as an exponential."""
     n = scores.pairs
     top = max(TOP_RATE * n, 4 * MIN_RUNG_PAIRS)
     rungs: list[tuple[float, float]] = []
@@ -261,5 +271,16 @@ def fit(scores: ImpostorScores, measured_at: str) -> OwnCalibration:
         if not rungs or t < rungs[-1][1]:  # tied scores give no lower threshold: skip the rung
             rungs.append((k / n, t))
         k *= 2
+    measured_to = rungs[0][0] if rungs else 1.0  # the first rung (10 pairs above) is the rarest rate
+    tail = ""
+    if rungs and reference:
+        f_low, t_low = rungs[0]
+        base = decide.threshold_for_fmr(reference, f_low).threshold
+        for p in sorted(reference, key=lambda p: -p["fmr"]):
+            if p["fmr"] < f_low / 1.5:  # a rung well below the lowest measured one
+                rise = decide.threshold_for_fmr(reference, p["fmr"]).threshold - base
+                rungs.append((float(p["fmr"]), min(1.0, t_low + max(0.0, rise))))
+        tail = reference_source
     return OwnCalibration(points=tuple(sorted(rungs, reverse=True)), pairs=n, people=scores.people,
-                          faces=scores.faces, sampled=scores.sampled, measured_at=measured_at)
+                          faces=scores.faces, sampled=scores.sampled, measured_at=measured_at,
+                          measured_to=measured_to, tail=tail)

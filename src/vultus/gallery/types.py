@@ -83,6 +83,8 @@ class OwnCalibration:
     faces: int
     sampled: bool  # measured on a random sample of the people
     measured_at: str  # ISO time
+    measured_to: float = 1.0  # the lowest rate measured on the pairs; rungs below it follow `tail`
+    tail: str = ""  # whose shape the curve follows below measured_to ("": an exponential fit)
 
     @property
     def ladder(self) -> list[dict]:
@@ -90,24 +92,23 @@ class OwnCalibration:
         return [{"fmr": f, "threshold": t} for f, t in self.points]
 
     @property
-    def lowest_fmr(self) -> float:
-        return min(f for f, _ in self.points)
-
-    @property
     def source(self) -> str:
         sample = " (a random sample)" if self.sampled else ""
+        below = f"; below {self.measured_to:.2g} the shape of {self.tail}" if self.tail else ""
         return (f"this collection's own impostor pairs ({self.pairs:,} among {self.faces:,} faces of {self.people:,} "
-                f"people{sample}, {self.measured_at[:10]})")
+                f"people{sample}, {self.measured_at[:10]}{below})")
 
     def to_dict(self) -> dict:
         return {"points": [{"fmr": f, "threshold": round(t, 6)} for f, t in self.points], "pairs": self.pairs,
-                "people": self.people, "faces": self.faces, "sampled": self.sampled, "measured_at": self.measured_at}
+                "people": self.people, "faces": self.faces, "sampled": self.sampled, "measured_at": self.measured_at,
+                "measured_to": self.measured_to, "tail": self.tail}
 
     @classmethod
     def from_dict(cls, d: dict) -> OwnCalibration:
         return cls(points=tuple((float(p["fmr"]), float(p["threshold"])) for p in d["points"]), pairs=int(d["pairs"]),
                    people=int(d["people"]), faces=int(d["faces"]), sampled=bool(d["sampled"]),
-                   measured_at=str(d["measured_at"]))
+                   measured_at=str(d["measured_at"]), measured_to=float(d.get("measured_to", 1.0)),
+                   tail=str(d.get("tail", "")))
 
 
 @dataclass(frozen=True, slots=True)
