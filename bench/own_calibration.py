@@ -40,7 +40,7 @@ from vultus.data import data_root  # noqa: E402
 DEGRADE_SIDE = 40
 PLAN = [  # (gallery people, draws, target kind, target rate)
     (40, 5, "fmr", 1e-3), (100, 5, "fmr", 1e-3), (100, 5, "fpir", 0.01), (300, 3, "fpir", 0.01),
-    (1000, 2, "fpir", 0.01), (None, 1, "fpir", 0.01), (None, 1, "fpir", 0.001)]
+    (1000, 5, "fpir", 0.01), (None, 1, "fpir", 0.01), (None, 1, "fpir", 0.001)]
 
 
 def degrade(img: np.ndarray, side: int = DEGRADE_SIDE) -> np.ndarray:
