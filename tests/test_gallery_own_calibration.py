@@ -201,3 +201,13 @@ def test_calibrate_refuses_a_collection_too_small_and_says_how_many(tmp_path):
         assert g.collection("c").own_calibration is None
         check = g.check_calibration("c")
         assert check.verdict is None and "too few impostor pairs" in check.message
+
+
+def test_a_large_collection_is_checked_on_a_fixed_sample_of_whole_people():
+    people = [(pid, 1 + pid % 3) for pid in range(1, 2001)]  # 4,001 faces
+    every, sampled = own.sample_people(people, 4001)
+    assert not sampled and len(every) == 2000
+    some, sampled = own.sample_people(people, 1000)
+    faces = dict(people)
+    assert sampled and sum(faces[p] for p in some) <= 1000 and sum(faces[p] for p in some) > 990
+    assert own.sample_people(people, 1000) == (some, True)  # the same sample on every call

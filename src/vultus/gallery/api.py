@@ -392,10 +392,10 @@ class Gallery:
     def _impostor_scores(self, coll: Collection, max_faces: int):
         from vultus.gallery import own_calibration as own
 
-        self.indexes.get(coll)  # in step with the store
-        people = [p.id for p in self.store.people(coll.id)]
-        pv = self.store.person_vectors(coll.id, coll.contract.key, people)
-        return own.impostor_scores(pv.vectors, pv.person_ids, max_faces=max_faces)
+        people, sampled = own.sample_people([(p.id, p.face_count) for p in self.store.people(coll.id)], max_faces)
+        pv = self.store.person_vectors(coll.id, coll.contract.key, people)  # only the sampled people's vectors
+        scores = own.impostor_scores(pv.vectors, pv.person_ids, max_faces=max(max_faces, len(pv.person_ids)))
+        return replace(scores, sampled=sampled)
 
     def set_aggregation(self, collection: str, aggregation: str) -> Collection:
         if aggregation not in AGGREGATIONS:
@@ -967,6 +967,10 @@ class Gallery:
             if progress:
                 progress(len(todo))
         old = coll.contract
+        if coll.own_calibration is not None:
+            # measured on the old embedder's scores: dropped first (a crash in between leaves the
+            # collection deciding by the embedder's calibration, never by a curve of another model)
+            self.store.update_decision(coll.id, clear_own_calibration=True)
         self.store.switch_embedder(coll.id, new)
         self.indexes.drop(coll.id)
         coll = self.collection(collection)

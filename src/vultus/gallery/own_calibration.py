@@ -79,6 +79,22 @@ class ImpostorScores:
         return f"{self.pairs:,} impostor pairs among {self.faces:,} faces of {how}"
 
 
+def sample_people(people: list[tuple[int, int]], max_faces: int, seed: int = SAMPLE_SEED) -> tuple[list[int], bool]:
+    """(person ids, sampled): every person when their faces number at most `max_faces`, else people
+    in a seeded random order until the next would pass it (the same sample on every call)."""
+    if sum(n for _, n in people) <= max_faces:
+        return [p for p, _ in people], False
+    order = np.random.default_rng(seed).permutation(len(people))
+    keep, total = [], 0
+    for i in order:
+        pid, n = people[int(i)]
+        if total + n > max_faces and keep:
+            break
+        keep.append(pid)
+        total += n
+    return sorted(keep), True
+
+
 def impostor_scores(vectors: np.ndarray, person_ids: np.ndarray, *, max_faces: int = STATS_MAX_FACES,
                     seed: int = SAMPLE_SEED) -> ImpostorScores:
     """Score every pair of faces of different people (pairs within a person are skipped); above
