@@ -212,8 +212,9 @@ def write_lines(rows: list[dict], n_images: int, seconds: dict) -> list[str]:
         f"interval's lower end is above the stated rate and the ratio is at least {own.WARN_RATIO:g}.",
         f"- Refit (`vultus gallery calibrate`): needs at least 3 / f impostor pairs for the per-comparison rate f "
         f"the target needs now; the curve is measured down to the rate with {own.MIN_RUNG_PAIRS} pairs above it "
-        "and extended as an exponential below (at most a factor 10/3 with 3/f pairs). With an FPIR target it is "
-        "re-derived from the refitted curve as the gallery grows.",
+        "and below that follows the shape of SFace's shipped calibration, anchored at that rung (a factor 10/3 at "
+        "most with 3/f pairs; `extrapolated` in the table). With an FPIR target the threshold is re-derived from "
+        "the refitted curve as the gallery grows.",
         "",
         "| photos | gallery | draws | target | threshold (LFW cal.) | stated FPIR | measured FPIR (false ids / "
         "searches) | check: measured / stated FMR [95%] at | warned | refit threshold | stated FPIR after | "
