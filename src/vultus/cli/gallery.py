@@ -548,6 +548,11 @@ def cmd_calibrate(args) -> int:
         _say(f"threshold {'now' if r.stored else 'it would be'}: {_decision_text(r.after)}")
         if r.replaced_threshold:
             _say(f"the pinned threshold {'was' if r.stored else 'would be'} replaced")
+        if not (r.check.optimistic or r.check.conservative) and r.before is not None and r.before.target != "threshold":
+            # on photos like the calibration's, the shipped curve (millions of pairs) is the better estimate
+            _say("note: the calibration in use agreed with these photos; the refit rests on this collection's "
+                 f"{r.check.pairs:,} pairs and is noisier than a curve measured on millions (`vultus gallery "
+                 "threshold --reset` returns to it)")
         if not r.stored:
             _say("dry run: nothing stored")
     return 0
