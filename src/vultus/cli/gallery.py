@@ -587,7 +587,10 @@ def cmd_stats(args) -> int:
         if check is not None:
             rows.append(("own impostor pairs", f"{check.pairs:,} among {check.faces:,} faces of {check.people:,} "
                                                f"people{' (a random sample)' if check.sampled else ''}"))
-            for p in check.points:
+            # the decision's own threshold and the rarest rates checked (--json lists every one)
+            shown = [p for p in check.points if p.at_decision]
+            shown += sorted((p for p in check.points if not p.at_decision), key=lambda p: p.stated_fmr)[:4 - len(shown)]
+            for p in sorted(shown, key=lambda p: -p.stated_fmr):
                 rows.append((f"measured at {p.threshold:.4f}",
                              f"false-match rate {p.measured_fmr:.2g} (95% {p.low:.2g} to {p.high:.2g}, "
                              f"{p.pairs_above:,} pairs) where {p.stated_fmr:.2g} is stated, {p.ratio:.2f}x"

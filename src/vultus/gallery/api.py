@@ -387,7 +387,7 @@ class Gallery:
             cal = calibration_for(coll.contract.name)
         except ModelError:
             return [], ""
-        return cal["points"], f"the {coll.contract.name} calibration ({cal.get('source', 'LFW')})"
+        return cal["points"], f"the shipped {coll.contract.name} calibration"
 
     def _impostor_scores(self, coll: Collection, max_faces: int):
         from vultus.gallery import own_calibration as own

@@ -226,9 +226,9 @@ def check(scores: ImpostorScores, calibration_points: list[dict], decision, sour
     optimistic = verdict.low > verdict.stated_fmr and verdict.ratio >= WARN_RATIO
     conservative = verdict.high < verdict.stated_fmr and verdict.ratio <= 1 / WARN_RATIO
     where = ("at this collection's threshold" if verdict.at_decision
-             else f"at the calibration's rung for {verdict.stated_fmr:g} (threshold {verdict.threshold:.4f}; "
+             else f"at the calibration's rung for {verdict.stated_fmr:.2g} (threshold {verdict.threshold:.4f}; "
                   f"the decision's own rate, {decision.fmr:.2g}, is too rare to measure on these pairs)"
-             if decision is not None else f"at the calibration's rung for {verdict.stated_fmr:g}")
+             if decision is not None else f"at the calibration's rung for {verdict.stated_fmr:.2g}")
     measured = (f"{verdict.pairs_above:,} of {n:,} impostor pairs reach it: a false-match rate of "
                 f"{verdict.measured_fmr:.2g} (95% interval {verdict.low:.2g} to {verdict.high:.2g}) where "
                 f"{source} states {verdict.stated_fmr:.2g}, {verdict.ratio:.2f}x")
