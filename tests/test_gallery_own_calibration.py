@@ -121,7 +121,10 @@ def test_impostor_scores_skip_pairs_within_a_person_and_count_like_a_full_scan(g
 
 
 @pytest.mark.slow
-def test_stats_warns_on_degraded_photos_and_calibrate_refits_what_strangers_then_measure(grey):
+def test_stats_warns_on_degraded_photos_and_calibrate_refits_what_strangers_then_measure(grey, capsys):
+    code, out, err = run(capsys, "gallery", "stats", "--gallery", grey["db"], "-c", "grey")
+    assert code == 0 and "own impostor pairs" in out and "(the decision's threshold)" in out
+    assert err.startswith("vultus: warning: the stated rates are likely optimistic for these photos")
     with Gallery(grey["db"]) as g:
         before = g.decision("grey")
         check = g.stats("grey").calibration_check
