@@ -168,12 +168,6 @@ def choose_subject(faces: Sequence[Face], options: EnrollOptions, shape: tuple[i
                f"{dist[rivals[1]]:.2f}) and {size} of {n} faces")
 
 
-def choose_face(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int, ...]) -> tuple[Face | None, str]:
-    """The face that is the person (choose_subject), or None and why not."""
-    i, why = choose_subject(faces, options, shape)
-    return (None, why) if i is None else (faces[i], "")
-
-
 # A face given by its box must overlap a detected face at least this much (intersection over union).
 MIN_BOX_IOU = 0.5
 
@@ -185,12 +179,6 @@ def face_index_at(faces: Sequence[Face], box: tuple[float, float, float, float])
     if best is None or faces[best].box.iou(target) < MIN_BOX_IOU:
         return None, "the face at the given box was not found in the photo"
     return best, f"the face at the given box (overlap {faces[best].box.iou(target):.2f})"
-
-
-def face_at(faces: Sequence[Face], box: tuple[float, float, float, float]) -> tuple[Face | None, str]:
-    """The detected face that is the given box (a face found earlier by the same detector)."""
-    i, why = face_index_at(faces, box)
-    return (None, why) if i is None else (faces[i], "")
 
 
 def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: EnrollOptions) -> list[Processed]:
