@@ -307,6 +307,10 @@ def write_lines(people, half_a, half_b, grid, best, a_only, results, gallery_row
         "construction; on photos framed otherwise (a group photo, a person off to one side) center_largest refuses "
         "more or takes the wrong face more often than here, and `only` (`--subject only`) stays available.",
         "",
+        "The enroll throughput section above was measured before center_largest became the default: its "
+        "photos refused as \"faces of similar size\" were refused by `only`. The seconds in the last table are "
+        "wall time on a shared, loaded machine (load average above), not a speed comparison.",
+        "",
         "Command: `python bench/enroll_subject.py`",
     ]
     return lines
