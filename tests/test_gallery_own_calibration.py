@@ -116,6 +116,8 @@ def test_impostor_scores_skip_pairs_within_a_person_and_count_like_a_full_scan(g
     assert scores.pairs == len(imp) == 61 * 60 // 2 - 1 and scores.people == 60
     for t in (0.2, 0.3, float(np.sort(imp)[-5])):
         assert scores.count_at(t) == int((imp >= t).sum())
+    low = own.impostor_scores(V, ids, thresholds=[0.0, 0.1])  # rates far above what the kept tail holds
+    assert low.count_at(0.0) == int((imp >= 0.0).sum()) and low.count_at(0.1) == int((imp >= 0.1).sum())
     lo, hi = own.wilson(0, 3000)
     assert lo == 0.0 and 0.0011 < hi < 0.0014  # about 3.8 / n with nothing observed
 
@@ -146,6 +148,18 @@ def test_stats_warns_on_degraded_photos_and_calibrate_refits_what_strangers_then
         assert abs(math.log(measured_after / 1e-3)) < abs(math.log(measured_before / 1e-3))
         print(f"stated 1e-3; measured on strangers {measured_before:.2e} before, {measured_after:.2e} after; "
               f"check ratio {check.verdict.ratio:.2f}")
+
+
+@pytest.mark.slow
+def test_forty_people_are_checked_at_the_only_rate_their_pairs_measure(grey, tmp_path):
+    """The issue's case: 40 people of such photos, 780 pairs: too few for 1e-3, enough for 3e-2."""
+    with gallery_of(tmp_path / "40.db", grey["enrolled"][:40], target_fmr=1e-3) as g:
+        check = g.check_calibration("c")
+        with pytest.raises(GalleryError) as exc:
+            g.calibrate("c")
+    assert check.pairs == 780 and check.verdict is not None and not check.verdict.at_decision
+    assert check.verdict.stated_fmr == pytest.approx(0.03) and check.optimistic, check.message
+    assert exc.value.code == "too_few_pairs" and exc.value.data["pairs_needed"] == 3000
 
 
 @pytest.mark.slow

@@ -322,7 +322,8 @@ class Gallery:
         if store:
             self.store.require_writable()
         before = self._decision_or_none(coll)
-        scores = self._impostor_scores(coll, max_faces or own.CALIBRATE_MAX_FACES)
+        scores = self._impostor_scores(coll, max_faces or own.CALIBRATE_MAX_FACES,
+                                       self._check_thresholds(coll, before))
         n = decide.comparisons(coll.aggregation, len(self.indexes.get(coll)), self.store.counts(coll.id)["people"])
         rate = decide.fmr_for_fpir(coll.target_fpir, n) if coll.target_fpir is not None else coll.target_fmr
         need = own.pairs_needed(rate)
@@ -361,8 +362,12 @@ class Gallery:
         decision = self._decision_or_none(coll)
         if decision is None:
             return None
-        scores = self._impostor_scores(coll, max_faces or own.STATS_MAX_FACES)
+        scores = self._impostor_scores(coll, max_faces or own.STATS_MAX_FACES, self._check_thresholds(coll, decision))
         return own.check(scores, self._calibration_points(coll), decision, decision.source)
+
+    def _check_thresholds(self, coll: Collection, decision: Decision | None) -> list[float]:
+        """The thresholds the check counts pairs at: the decision's and the calibration's rungs."""
+        return [p["threshold"] for p in self._calibration_points(coll)] + ([decision.threshold] if decision else [])
 
     def _decision_or_none(self, coll: Collection) -> Decision | None:
         try:
@@ -389,12 +394,13 @@ class Gallery:
             return [], ""
         return cal["points"], f"the shipped {coll.contract.name} calibration"
 
-    def _impostor_scores(self, coll: Collection, max_faces: int):
+    def _impostor_scores(self, coll: Collection, max_faces: int, thresholds=()):
         from vultus.gallery import own_calibration as own
 
         people, sampled = own.sample_people([(p.id, p.face_count) for p in self.store.people(coll.id)], max_faces)
         pv = self.store.person_vectors(coll.id, coll.contract.key, people)  # only the sampled people's vectors
-        scores = own.impostor_scores(pv.vectors, pv.person_ids, max_faces=max(max_faces, len(pv.person_ids)))
+        scores = own.impostor_scores(pv.vectors, pv.person_ids, max_faces=max(max_faces, len(pv.person_ids)),
+                                     thresholds=thresholds)
         return replace(scores, sampled=sampled)
 
     def set_aggregation(self, collection: str, aggregation: str) -> Collection:

@@ -52,7 +52,10 @@ MIN_RUNG_PAIRS = 10  # impostor pairs above a rung's threshold for it to count a
 RULE_OF_THREE = 3.0  # pairs needed for a target rate f: RULE_OF_THREE / f
 CHECK_MIN_EXPECTED = 10  # the check measures where the calibration expects this many pairs above
 WARN_RATIO = 1.5  # measured / stated at which (with the interval above the stated rate) stats warns
-TOP_RATE = 1e-2  # no rate above this is checked (or fitted, beyond 40 pairs): enough scores are kept for it
+TOP_RATE = 1e-2  # no rate above this is fitted (beyond 40 pairs): enough scores are kept for it
+# The check also uses calibration rungs up to this rate (counted exactly in the scan), so that a gallery of
+# 40 people (780 pairs) can still be checked at 3e-2, the only rate its pairs can measure.
+CHECK_TOP_RATE = 1e-1
 STATS_MAX_FACES = 4000  # stats scores every impostor pair among at most this many faces (8M pairs)
 CALIBRATE_MAX_FACES = 20000  # calibrate: 200M pairs
 BLOCK = 1024
@@ -68,10 +71,13 @@ class ImpostorScores:
     faces: int
     sampled: bool  # a random sample of the people (all of their faces) rather than all of them
     tail: np.ndarray  # the highest scores, descending: at least TOP_RATE * pairs of them (or all)
+    counts: dict | None = None  # {threshold: pairs at or above it}, counted in the scan for thresholds asked for
 
     def count_at(self, threshold: float) -> int:
-        """Impostor pairs scoring at or above `threshold` (exact when the threshold is at or above the
-        lowest kept score, which every rate up to TOP_RATE guarantees)."""
+        """Impostor pairs scoring at or above `threshold`: exact for the thresholds counted in the scan, and
+        for any threshold at or above the lowest kept score (every rate up to TOP_RATE)."""
+        if self.counts and float(threshold) in self.counts:
+            return self.counts[float(threshold)]
         return int(np.searchsorted(-self.tail, -threshold, side="right"))
 
     def describe(self) -> str:
@@ -96,9 +102,10 @@ def sample_people(people: list[tuple[int, int]], max_faces: int, seed: int = SAM
 
 
 def impostor_scores(vectors: np.ndarray, person_ids: np.ndarray, *, max_faces: int = STATS_MAX_FACES,
-                    seed: int = SAMPLE_SEED) -> ImpostorScores:
+                    seed: int = SAMPLE_SEED, thresholds=()) -> ImpostorScores:
     """Score every pair of faces of different people (pairs within a person are skipped); above
-    `max_faces` faces, every pair among the faces of a random sample of people."""
+    `max_faces` faces, every pair among the faces of a random sample of people. The pairs at or above
+    each of `thresholds` are counted exactly whatever the rate (ImpostorScores.counts)."""
     vectors = np.asarray(vectors, np.float32)
     person_ids = np.asarray(person_ids, np.int64)
     people = np.unique(person_ids)
@@ -121,11 +128,17 @@ def impostor_scores(vectors: np.ndarray, person_ids: np.ndarray, *, max_faces: i
     keep_n = max(1000, int(math.ceil(TOP_RATE * pairs)) + 1)
     tail = np.zeros(0, np.float32)
     floor = -np.inf
+    ts = sorted({float(t) for t in thresholds})
+    counts = dict.fromkeys(ts, 0)
     for s in range(0, n, BLOCK):
         e = min(n, s + BLOCK)
         sims = vectors[s:e] @ vectors[s:].T  # rows s..e against columns s..n: the upper triangle
         upper = np.arange(s, n)[None, :] > np.arange(s, e)[:, None]
         other = person_ids[s:e, None] != person_ids[None, s:]
+        if ts:  # only the pairs at or above the lowest threshold matter (about 10% at the 1e-1 rung)
+            above = np.sort(sims[upper & other & (sims >= ts[0])].astype(np.float64))
+            for t in ts:
+                counts[t] += int(above.size - np.searchsorted(above, t, side="left"))
         vals = sims[upper & other & (sims >= floor)]
         if vals.size:
             tail = np.concatenate([tail, vals])
@@ -133,7 +146,7 @@ def impostor_scores(vectors: np.ndarray, person_ids: np.ndarray, *, max_faces: i
                 tail = np.partition(tail, tail.size - keep_n)[tail.size - keep_n:]
                 floor = float(tail.min())
     return ImpostorScores(pairs=pairs, people=len(people), faces=n, sampled=sampled,
-                          tail=np.sort(tail)[::-1].astype(np.float64))
+                          tail=np.sort(tail)[::-1].astype(np.float64), counts=counts or None)
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -206,10 +219,15 @@ def check(scores: ImpostorScores, calibration_points: list[dict], decision, sour
     the calibration's rungs (those the pairs can measure)."""
     n = scores.pairs
     points = []
-    if decision is not None and decision.fmr <= TOP_RATE and decision.fmr * n >= CHECK_MIN_EXPECTED:
+    counted = set(scores.counts or ())
+
+    def measurable(threshold: float, rate: float) -> bool:
+        return rate * n >= CHECK_MIN_EXPECTED and (rate <= TOP_RATE or float(threshold) in counted)
+
+    if decision is not None and measurable(decision.threshold, decision.fmr):
         points.append(_point(scores, decision.threshold, decision.fmr, True))
     for rung in sorted(calibration_points, key=lambda p: -p["fmr"]):
-        if rung["fmr"] <= TOP_RATE and rung["fmr"] * n >= CHECK_MIN_EXPECTED:
+        if rung["fmr"] <= CHECK_TOP_RATE and measurable(rung["threshold"], rung["fmr"]):
             points.append(_point(scores, rung["threshold"], rung["fmr"], False))
     base = dict(pairs=n, people=scores.people, faces=scores.faces, sampled=scores.sampled, source=source)
     if not points:
@@ -218,9 +236,9 @@ def check(scores: ImpostorScores, calibration_points: list[dict], decision, sour
                                                        lowest)))
         return CalibrationCheck(points=(), verdict=None, optimistic=False, conservative=False,
                                 message=(f"too few impostor pairs to check the calibration: {scores.describe()}; "
-                                         f"a false-match rate of {TOP_RATE:g} needs about "
-                                         f"{int(CHECK_MIN_EXPECTED / TOP_RATE):,} and this decision's rate about "
-                                         f"{need:,} (enroll more people)"), **base)
+                                         f"a false-match rate of {CHECK_TOP_RATE:g} needs about "
+                                         f"{int(CHECK_MIN_EXPECTED / CHECK_TOP_RATE):,} and this decision's rate "
+                                         f"about {need:,} (enroll more people)"), **base)
     at = [p for p in points if p.at_decision]
     verdict = at[0] if at else min(points, key=lambda p: p.stated_fmr)
     optimistic = verdict.low > verdict.stated_fmr and verdict.ratio >= WARN_RATIO
