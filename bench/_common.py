@@ -38,3 +38,29 @@ def load_average() -> str:
 
 def stamp() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def section_markers(key: str) -> tuple[str, str]:
+    return f"<!-- begin {key} (written by its own bench script; kept when the rest is rewritten) -->", \
+        f"<!-- end {key} -->"
+
+
+def kept_sections(text: str) -> list[str]:
+    """The marked sections of a results file (see write_section), in order, markers included."""
+    import re
+
+    return [m.group(0) for m in re.finditer(r"<!-- begin ([\w-]+) .*?-->.*?<!-- end \1 -->", text, re.S)]
+
+
+def write_section(path: Path, key: str, lines: list[str]) -> None:
+    """Put `lines` into `path` between this key's markers, replacing that section if it is
+    there and appending it otherwise: several bench scripts share one results file."""
+    begin, end = section_markers(key)
+    block = "\n".join([begin, *lines, end])
+    text = path.read_text() if path.is_file() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, load_average, machine, stamp  # noqa: E402
+from _common import RESULTS, kept_sections, load_average, machine, stamp  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 
 
@@ -422,8 +422,10 @@ def write_report(results: list[dict], throughput, n_images: int, args, fpir_rows
                   "machine whose 2 cores were already busy with other jobs, worker processes cannot add cores; "
                   "on an idle machine they scale with the cores (each worker runs its own models on one thread)."]
     lines += ["", f"Command: `python bench/identify.py {' '.join(args)}`".rstrip(), ""]
+    # sections other bench scripts write into this file (bench/own_calibration.py, bench/enroll_subject.py)
+    kept = kept_sections(out.read_text()) if out.is_file() else []
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    out.write_text("\n".join(lines) + "".join(f"\n{k}\n" for k in kept))
     return out
 
 

@@ -70,7 +70,9 @@ def test_refuses_photos_that_do_not_say_who(engine, tmp_path):
     items = [(0, EnrollItem(couple, "someone")), (1, EnrollItem(text, "someone")),
              (2, EnrollItem(tmp_path / "gone.jpg", "someone"))]
     out = process_items(engine, items, EnrollOptions())
-    assert out[0].status == "refused" and "faces of similar size" in out[0].reason
+    # center_largest (the default): two faces of similar size, about as near the centre
+    assert out[0].status == "refused" and "no face is clearly the subject" in out[0].reason
+    assert "faces of similar size" in process_items(engine, items[:1], EnrollOptions(subject="only"))[0].reason
     assert out[1].status == "error" and "not an image" in out[1].reason
     assert out[2].status == "error" and out[2].reason == "no such file"
     assert process_items(engine, items[:1], EnrollOptions(pick="largest"))[0].status == "ok"

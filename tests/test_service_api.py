@@ -303,3 +303,23 @@ def test_delete_collection_forgets_everyone(svc):
     assert [p["person"] for p in r.json()["people_forgotten"]] == ["rose"]
     assert all(p["verified"] for p in r.json()["people_forgotten"])
     assert c.get("/v1/collections/temp", headers=admin).status_code == 404
+
+
+def test_enroll_subject_choice(svc):
+    """`subject` picks the face of a photo with several: center_largest by default, `only` refuses."""
+    from conftest import need_data
+
+    c, admin, *_ = svc
+    photo = need_data("lfw", "images", "Alex_Penelas", "Alex_Penelas_0001.jpg")  # a second, smaller face
+    r = c.post("/v1/collections/default/people", headers=admin, data={"name": "alex penelas"},
+               files=[upload(photo)], params={"subject": "only"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "nothing_enrolled"
+    assert "faces of similar size" in r.json()["error"]["details"]["images"][0]["reason"]
+    r = c.post("/v1/collections/default/people", headers=admin, data={"name": "alex penelas"},
+               files=[upload(photo)], params={"subject": "first"})
+    assert r.status_code == 422
+    r = c.post("/v1/collections/default/people", headers=admin, data={"name": "alex penelas"},
+               files=[upload(photo)])
+    assert r.status_code == 201, r.text
+    face = r.json()["images"][0]["face"]
+    assert face["faces_found"] == 2 and face["index"] in (0, 1) and len(face["box"]) == 4 and face["why"]

@@ -11,7 +11,7 @@ from vultus.errors import VultusError
 from vultus.textsafe import safe_text
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
-          "reembed | threshold | liveness | stats | audit"
+          "reembed | threshold | calibrate | liveness | stats | audit"
 
 
 def add_commands(sub) -> None:
@@ -57,9 +57,13 @@ def add_commands(sub) -> None:
     a.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: one per core for 64+ images on 4+ cores; 0 = this process)")
     a.add_argument("--no-crops", action="store_true", help="do not keep aligned crops (privacy)")
-    a.add_argument("--pick", choices=("one", "largest", "central"), default="one",
-                   help="which face of a photo is the person: one (refuse photos with several similar faces; "
-                        "default), largest, or central (the face nearest the centre)")
+    a.add_argument("--subject", choices=("center_largest", "only", "largest", "central"), default=None,
+                   help="which face of a photo with several is the person: center_largest (default: of the faces "
+                        "at least 0.9x the largest's area, the one nearest the centre; refused when none is "
+                        "clearly the subject), only (refuse photos with several faces of similar size), largest, "
+                        "or central (nearest the centre)")
+    a.add_argument("--pick", choices=("one", "largest", "central"), default=None,
+                   help=argparse.SUPPRESS)  # the older name of --subject ("one" is "only")
     a.add_argument("--min-quality", type=float, default=None,
                    help="gate: least face quality score in [0, 1], as `vultus analyze` shows it (0.5)")
     a.add_argument("--min-face-px", type=float, default=None,
@@ -120,7 +124,8 @@ def add_commands(sub) -> None:
                                              "with --threshold: the rate that threshold was measured to give")
     a.add_argument("--threshold", type=float, help="a threshold measured on your own data (needs --fmr, --source)")
     a.add_argument("--source", help="where --threshold was measured")
-    a.add_argument("--reset", action="store_true", help="drop a --threshold override; use the calibration again")
+    a.add_argument("--reset", action="store_true",
+                   help="drop a --threshold override and a curve from `calibrate`; use the embedder's calibration")
     a.add_argument("--aggregation", choices=("max", "mean"), help="how a person's faces are combined")
 
     a = action("liveness", "require faces to pass the liveness check at enroll and identify (or stop requiring it)",
@@ -129,7 +134,16 @@ def add_commands(sub) -> None:
                    help="operating point to require (door: strict; check-in: fewer live faces refused), or off; "
                         "without it: show the current setting")
 
-    action("stats", "counts, index state, threshold and sizes", cmd_stats)
+    a = action("calibrate", "refit the collection's threshold from its own impostor pairs (faces of different "
+                            "enrolled people), when there are enough for its target", cmd_calibrate)
+    a.add_argument("--dry-run", action="store_true", help="show what the refit gives without storing it")
+    a.add_argument("--max-faces", type=int, default=None,
+                   help="score every pair among at most this many faces (a random sample of people above it; "
+                        "default 20000)")
+
+    a = action("stats", "counts, index state, threshold and sizes; checks the stated rates against the "
+                        "collection's own impostor pairs", cmd_stats)
+    a.add_argument("--no-check", action="store_true", help="leave out the check against the collection's own pairs")
 
     a = action("audit", "the audit log (who changed what, when; never biometric data)", cmd_audit)
     a.add_argument("--limit", type=int, default=50)
@@ -231,7 +245,10 @@ def cmd_enroll(args) -> int:
             _enroll_line("skipped", entry.message())
         if len(source.skipped) > MAX_SKIPPED_LINES:
             _enroll_line("skipped", f"{len(source.skipped) - MAX_SKIPPED_LINES} more entries (--json lists them all)")
-    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, pick=args.pick)
+    if args.pick is not None and args.subject is not None:
+        raise VultusError("--pick is the older name of --subject; give one of them", code="conflicting_options")
+    subject = args.subject or {"one": "only"}.get(args.pick, args.pick) or "center_largest"
+    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, subject=subject)
     with _open(args, create=True) as g:
         bar = progress(total=len(items), desc="enroll", unit="img")
         try:
@@ -243,6 +260,12 @@ def cmd_enroll(args) -> int:
             print_json(report.to_dict() | {"gallery": g.location,
                                            "skipped": [e.to_dict() for e in source.skipped]})
         else:
+            chosen = [o for o in report.outcomes if o.subject is not None and o.subject.faces > 1]
+            if chosen:  # one face of several was taken as the person: say which and why, to be checked
+                print_table(["image", "person", "status", "face", "box x1,y1,x2,y2", "faces", "why this face"],
+                            [(o.path, o.person, o.status, o.subject.index,
+                              ",".join(f"{v:.0f}" for v in o.subject.box.as_tuple()), o.subject.faces,
+                              o.subject.reason) for o in chosen])
             for o in report.outcomes:
                 if o.status in ("refused", "error"):
                     _enroll_line(o.status, f"{o.path} ({o.person}): {o.reason}")
@@ -506,9 +529,38 @@ def cmd_liveness(args) -> int:
         return _done(args, coll.to_dict(), text)
 
 
+def cmd_calibrate(args) -> int:
+    with _open(args) as g:
+        r = g.calibrate(args.collection, store=not args.dry_run, max_faces=args.max_faces)
+        if args.json:
+            print_json(r.to_dict() | {"gallery": g.location})
+            return 0
+        _say(f"measured on {r.check.pairs:,} impostor pairs among {r.check.faces:,} faces of {r.check.people:,} "
+             f"people{' (a random sample)' if r.check.sampled else ''}; the target needs a false-match rate of "
+             f"{r.target_rate:.2g} per comparison (at least {r.pairs_needed:,} pairs)")
+        _say(f"before: {r.check.message}")
+        c = r.calibration
+        below = f", below it the shape of {c.tail}" if c.tail else ", below it an exponential"
+        _say(f"refitted curve: measured down to a false-match rate of {c.measured_to:.2g} (10 pairs above it){below}; "
+             f"the target's rate is {'measured directly' if r.direct else 'below the measured part'}")
+        if r.before is not None:
+            _say(f"threshold before: similarity >= {r.before.threshold:.4f} ({r.before.source})")
+        _say(f"threshold {'now' if r.stored else 'it would be'}: {_decision_text(r.after)}")
+        if r.replaced_threshold:
+            _say(f"the pinned threshold {'was' if r.stored else 'would be'} replaced")
+        if not (r.check.optimistic or r.check.conservative) and r.before is not None and r.before.target != "threshold":
+            # on photos like the calibration's, the shipped curve (millions of pairs) is the better estimate
+            _say("note: the calibration in use agreed with these photos; the refit rests on this collection's "
+                 f"{r.check.pairs:,} pairs and is noisier than a curve measured on millions (`vultus gallery "
+                 "threshold --reset` returns to it)")
+        if not r.stored:
+            _say("dry run: nothing stored")
+    return 0
+
+
 def cmd_stats(args) -> int:
     with _open(args) as g:
-        s = g.stats(args.collection)
+        s = g.stats(args.collection, check_calibration=not args.no_check)
         if args.json:
             print_json(s.to_dict() | {"gallery": g.location})
             return 0
@@ -531,9 +583,25 @@ def cmd_stats(args) -> int:
                                                        f"about {100 * d.expected_fpir:.2g}% of the time"))
         else:
             rows.append(("decision", f"not available: {s.decision_error}"))
+        check = s.calibration_check
+        if check is not None:
+            rows.append(("own impostor pairs", f"{check.pairs:,} among {check.faces:,} faces of {check.people:,} "
+                                               f"people{' (a random sample)' if check.sampled else ''}"))
+            # the decision's own threshold and the rarest rates checked (--json lists every one)
+            shown = [p for p in check.points if p.at_decision]
+            shown += sorted((p for p in check.points if not p.at_decision), key=lambda p: p.stated_fmr)[:4 - len(shown)]
+            for p in sorted(shown, key=lambda p: -p.stated_fmr):
+                rows.append((f"measured at {p.threshold:.4f}",
+                             f"false-match rate {p.measured_fmr:.2g} (95% {p.low:.2g} to {p.high:.2g}, "
+                             f"{p.pairs_above:,} pairs) where {p.stated_fmr:.2g} is stated, {p.ratio:.2f}x"
+                             + (" (the decision's threshold)" if p.at_decision else "")))
+            rows.append(("calibration check", check.message if not check.optimistic else "likely optimistic "
+                         "(see the warning)"))
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             _say(f"{k.ljust(width)}  {v}")
+        if check is not None and check.optimistic:
+            _say(f"vultus: warning: {check.message}", file=sys.stderr)
     return 0
 
 

@@ -43,6 +43,7 @@ from vultus.gallery.inference import (
     run_in_process,
     run_in_workers,
     sha256_file,
+    subject_policy,
 )
 from vultus.gallery.names import check_name
 from vultus.gallery.storage import open_store
@@ -50,6 +51,7 @@ from vultus.gallery.storage.base import ForgottenData, GalleryStore
 from vultus.gallery.types import (
     AGGREGATIONS,
     AuditRecord,
+    CalibrateReport,
     Collection,
     CollectionStats,
     Decision,
@@ -299,7 +301,107 @@ class Gallery:
         return self.store.set_liveness(coll.id, point)
 
     def clear_threshold(self, collection: str) -> Collection:
-        return self.store.update_decision(self.collection(collection).id, clear_override=True)
+        """Drop a pinned threshold and a curve measured by calibrate: decide by the embedder's calibration again."""
+        return self.store.update_decision(self.collection(collection).id, clear_override=True,
+                                          clear_own_calibration=True)
+
+    def calibrate(self, collection: str = DEFAULT_COLLECTION, *, store: bool = True,
+                  max_faces: int | None = None) -> CalibrateReport:
+        """Refit the collection's false-match-rate curve from its own impostor pairs (every pair of faces
+        of two different enrolled people; a random sample of people above `max_faces` faces) and, with
+        `store`, make it the collection's calibration: it then replaces the embedder's (and a pinned
+        threshold), and an FPIR target is re-derived from it as the collection grows.
+
+        Refused (GalleryError "too_few_pairs", nothing changed) unless there are at least 3 / f pairs for
+        the per-comparison rate f the collection's target needs now (vultus.gallery.own_calibration)."""
+        from datetime import UTC, datetime
+
+        from vultus.gallery import own_calibration as own
+
+        coll = self.collection(collection)
+        if store:
+            self.store.require_writable()
+        before = self._decision_or_none(coll)
+        scores = self._impostor_scores(coll, max_faces or own.CALIBRATE_MAX_FACES,
+                                       self._check_thresholds(coll, before))
+        n = decide.comparisons(coll.aggregation, len(self.indexes.get(coll)), self.store.counts(coll.id)["people"])
+        rate = decide.fmr_for_fpir(coll.target_fpir, n) if coll.target_fpir is not None else coll.target_fmr
+        need = own.pairs_needed(rate)
+        what = (f"false-positive identification rate {coll.target_fpir:g} with {n} comparisons per search"
+                if coll.target_fpir is not None else f"false-match rate {coll.target_fmr:g}")
+        reference, reference_source = self._embedder_calibration(coll)
+        fitted = own.fit(scores, datetime.now(UTC).isoformat(timespec="seconds"), reference, reference_source)
+        measured_rungs = sum(1 for f, _ in fitted.points if f >= fitted.measured_to)
+        if scores.pairs < need or measured_rungs < decide.TAIL_RUNGS:
+            faces = own.faces_needed(coll.target_fpir, coll.target_fmr)
+            raise GalleryError(
+                f"too few impostor pairs in {coll.name!r} to calibrate it: {scores.describe()}; its target ({what}) "
+                f"needs a false-match rate of {rate:.2g} per comparison, which takes at least {need:,} pairs to "
+                f"measure (3 / rate); about {faces:,} enrolled people with one face each give that. Nothing was "
+                "changed", code="too_few_pairs", collection=coll.name, pairs=scores.pairs, pairs_needed=need,
+                target_rate=rate, faces_needed=faces)
+        check = own.check(scores, self._calibration_points(coll), before,
+                          before.source if before else coll.contract.name)
+        if store:
+            self.store.update_decision(coll.id, own_calibration=fitted, clear_override=True)
+            coll = self.collection(collection)
+            after = self.decision(coll)
+        else:
+            after = self.decision(replace(coll, own_calibration=fitted, threshold_override=None))
+        return CalibrateReport(collection=coll.name, calibration=fitted, before=before, after=after, check=check,
+                               target_rate=rate, pairs_needed=need, direct=rate >= fitted.measured_to, stored=store,
+                               replaced_threshold=before is not None and before.target == "threshold")
+
+    def check_calibration(self, collection: str | Collection = DEFAULT_COLLECTION, *,
+                          max_faces: int | None = None):
+        """The decision's stated rates against the collection's own impostor pairs
+        (vultus.gallery.own_calibration.CalibrationCheck); None when the collection cannot decide."""
+        from vultus.gallery import own_calibration as own
+
+        coll = self.collection(collection) if isinstance(collection, str) else collection
+        decision = self._decision_or_none(coll)
+        if decision is None:
+            return None
+        scores = self._impostor_scores(coll, max_faces or own.STATS_MAX_FACES, self._check_thresholds(coll, decision))
+        return own.check(scores, self._calibration_points(coll), decision, decision.source)
+
+    def _check_thresholds(self, coll: Collection, decision: Decision | None) -> list[float]:
+        """The thresholds the check counts pairs at: the decision's and the calibration's rungs."""
+        return [p["threshold"] for p in self._calibration_points(coll)] + ([decision.threshold] if decision else [])
+
+    def _decision_or_none(self, coll: Collection) -> Decision | None:
+        try:
+            return self.decision(coll)
+        except ModelError:
+            return None
+
+    def _calibration_points(self, coll: Collection) -> list[dict]:
+        """The rungs of the calibration the collection decides by (none for a pinned threshold)."""
+        if coll.threshold_override is not None:
+            return []
+        if coll.own_calibration is not None:
+            own = coll.own_calibration  # only the rungs measured on the pairs: the rest follows the embedder's
+            return [p for p in own.ladder if p["fmr"] >= own.measured_to]
+        return self._embedder_calibration(coll)[0]
+
+    @staticmethod
+    def _embedder_calibration(coll: Collection) -> tuple[list[dict], str]:
+        from vultus.models.calibration import calibration_for
+
+        try:
+            cal = calibration_for(coll.contract.name)
+        except ModelError:
+            return [], ""
+        return cal["points"], f"the shipped {coll.contract.name} calibration"
+
+    def _impostor_scores(self, coll: Collection, max_faces: int, thresholds=()):
+        from vultus.gallery import own_calibration as own
+
+        people, sampled = own.sample_people([(p.id, p.face_count) for p in self.store.people(coll.id)], max_faces)
+        pv = self.store.person_vectors(coll.id, coll.contract.key, people)  # only the sampled people's vectors
+        scores = own.impostor_scores(pv.vectors, pv.person_ids, max_faces=max(max_faces, len(pv.person_ids)),
+                                     thresholds=thresholds)
+        return replace(scores, sampled=sampled)
 
     def set_aggregation(self, collection: str, aggregation: str) -> Collection:
         if aggregation not in AGGREGATIONS:
@@ -320,6 +422,16 @@ class Gallery:
         if coll.threshold_override is not None:
             o = coll.threshold_override
             threshold, fmr, source, target, rate = o.threshold, o.fmr, o.source, "threshold", None
+        elif coll.own_calibration is not None:  # measured on this collection's own pairs (calibrate)
+            own = coll.own_calibration
+            if coll.target_fpir is not None:
+                point = decide.fpir_point(own.ladder, coll.target_fpir, n)
+                target, rate = "fpir", coll.target_fpir
+            else:
+                point = decide.threshold_for_fmr(own.ladder, coll.target_fmr)
+                target, rate = "fmr", coll.target_fmr
+            threshold, fmr, source = point.threshold, point.fmr, own.source
+            extrapolated = point.extrapolated or point.fmr < own.measured_to * (1 - 1e-9)
         else:
             try:
                 if coll.target_fpir is not None:
@@ -355,14 +467,22 @@ class Gallery:
     # -- enroll ------------------------------------------------------------
     def enroll(self, items: Sequence[EnrollItem], collection: str = DEFAULT_COLLECTION, *,
                embedder: str | None = None, detector: str | None = None, options: EnrollOptions | None = None,
-               workers: int | None = None, engine=None, progress: Progress | None = None) -> EnrollReport:
+               workers: int | None = None, engine=None, progress: Progress | None = None,
+               subject: str | None = None) -> EnrollReport:
         """Enroll (image, person) pairs. Images already in the collection (same
         bytes) are skipped; faces failing the gate are refused with the reason;
-        each chunk of images is committed in one transaction as it finishes."""
+        each chunk of images is committed in one transaction as it finishes.
+
+        `subject` says which face of a photo with several is the person
+        ("center_largest" by default, "only", "largest", "central"; see
+        vultus.gallery.inference.choose_subject); it overrides `options.subject`.
+        Each outcome says which face was taken and why (EnrollOutcome.subject)."""
         t0 = time.perf_counter()
+        options = options or EnrollOptions()
+        if subject is not None:
+            options = replace(options, subject=subject_policy(subject))
         self.store.require_writable()  # before any image is read
         items = _named_items(items)
-        options = options or EnrollOptions()
         coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
                                       keep_crops=options.keep_crops)
         if not coll.keep_crops and options.keep_crops:
@@ -424,7 +544,7 @@ class Gallery:
         ok = [p for p in batch if p.status == "ok"]
         for p in batch:
             if p.status != "ok":
-                outcomes[p.position] = EnrollOutcome(p.path, p.person, p.status, p.reason)
+                outcomes[p.position] = EnrollOutcome(p.path, p.person, p.status, p.reason, subject=p.subject)
             if p.status == "refused":  # a service operator sees why faces stay out of the gallery
                 log.info("enroll into %r refused %s: %s", coll.name, p.path, p.reason)
         if not ok:
@@ -436,7 +556,8 @@ class Gallery:
             if ids is None:  # another process enrolled the same image meanwhile
                 outcomes[p.position] = EnrollOutcome(p.path, p.person, "duplicate", "already enrolled")
                 continue
-            outcomes[p.position] = EnrollOutcome(p.path, p.person, "enrolled", "", face_id=ids[0])
+            outcomes[p.position] = EnrollOutcome(p.path, p.person, "enrolled", "", face_id=ids[0],
+                                                 subject=p.subject)
             new_ids.append(ids[1])
             new_vecs.append(p.new_face.vector)
         if new_ids:
@@ -852,6 +973,10 @@ class Gallery:
             if progress:
                 progress(len(todo))
         old = coll.contract
+        if coll.own_calibration is not None:
+            # measured on the old embedder's scores: dropped first (a crash in between leaves the
+            # collection deciding by the embedder's calibration, never by a curve of another model)
+            self.store.update_decision(coll.id, clear_own_calibration=True)
         self.store.switch_embedder(coll.id, new)
         self.indexes.drop(coll.id)
         coll = self.collection(collection)
@@ -860,7 +985,9 @@ class Gallery:
         return ReembedReport(collection=coll.name, old=old, new=new, faces=from_crops + from_images,
                              from_crops=from_crops, from_images=from_images, seconds=time.perf_counter() - t0)
 
-    def stats(self, collection: str = DEFAULT_COLLECTION) -> CollectionStats:
+    def stats(self, collection: str = DEFAULT_COLLECTION, *, check_calibration: bool = True) -> CollectionStats:
+        """Counts, index state, the decision and (with `check_calibration`) its stated rates
+        against the collection's own impostor pairs (check_calibration)."""
         coll = self.collection(collection)
         counts = self.store.counts(coll.id)
         index = self.indexes.report(coll)  # checked and rebuilt in memory if need be; a read never writes
@@ -869,10 +996,11 @@ class Gallery:
             decision = self.decision(coll)
         except ModelError as exc:
             why = str(exc)
+        checked = self.check_calibration(coll) if check_calibration and decision is not None else None
         return CollectionStats(collection=coll, people=counts["people"], faces=counts["faces"],
                                images=counts["images"], embeddings=counts["embeddings"], crops=counts["crops"],
                                index=index, decision=decision, decision_error=why, db_bytes=self.store.size_bytes(),
-                               index_bytes=self.indexes.index_bytes(coll.id))
+                               index_bytes=self.indexes.index_bytes(coll.id), calibration_check=checked)
 
     def audit_log(self, collection: str | None = None, limit: int = 100) -> list[AuditRecord]:
         return self.store.audit_log(collection, limit)

@@ -11,6 +11,7 @@ a database connection that a forked child must not inherit.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -26,13 +27,21 @@ import numpy as np
 from vultus.align import canonical_crop
 from vultus.errors import ImageError, VultusError
 from vultus.gallery import gate
-from vultus.gallery.types import EnrollItem, NewFace
+from vultus.gallery.types import EnrollItem, NewFace, SubjectChoice
 from vultus.imageio import load_image, read_file_bytes
 from vultus.types import Box, Embedding, Face
 
 CROP_JPEG_QUALITY = 95
 CHUNK = 8  # images per worker task and per committed transaction
-PICKS = ("one", "largest", "central")
+# Which face of a photo is the person (EnrollOptions.subject); see choose_subject.
+SUBJECTS = ("center_largest", "only", "largest", "central")
+_SUBJECT_ALIASES = {"one": "only"}  # the name "only" had before it became a subject policy
+# center_largest: faces of at least this share of the largest face's area compete to be the subject
+# (smaller ones are the background); the one nearest the centre wins when every other competitor is at
+# least SUBJECT_CENTRE_MARGIN (of the image's half-diagonal) farther from the centre. Chosen on one half
+# of LFW's people and reported on the other (bench/enroll_subject.py, bench/results/identify.md).
+SUBJECT_AREA_SHARE = 0.9
+SUBJECT_CENTRE_MARGIN = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +50,39 @@ class EnrollOptions:
 
     gate: gate.GateThresholds = field(default_factory=gate.GateThresholds)
     keep_crops: bool = True
-    # Which face of a photo is the person. "one": the photo should show one person;
-    # with several faces the largest is taken only if the next is clearly smaller
-    # (below `ambiguous_area_share` of its area), else the photo is refused.
-    # "largest": the biggest face whatever else is there. "central": the face
-    # nearest the centre (photos cropped around their subject, such as LFW's).
-    pick: str = "one"
+    # Which face of a photo is the person (choose_subject):
+    # "center_largest" (default): of the faces that are the largest or close to it (area at least
+    #   `subject_area_share` of the largest), the one nearest the centre, if no other is about as near;
+    #   a photo where no face is clearly the subject is refused.
+    # "only": the photo should show one person; with several faces the largest is taken only if the next
+    #   is clearly smaller (below `ambiguous_area_share` of its area), else the photo is refused.
+    # "largest": the biggest face whatever else is there. "central": the face nearest the centre.
+    subject: str = "center_largest"
     ambiguous_area_share: float = 0.5
+    subject_area_share: float = SUBJECT_AREA_SHARE
+    subject_centre_margin: float = SUBJECT_CENTRE_MARGIN
     # A liveness operating point ("door", "check-in") each face must pass, or None. Enroll sets it
     # from the collection when the collection requires liveness.
     liveness: str | None = None
+    pick: str | None = None  # the older name of `subject` ("one" is "only"); when given it sets `subject`
 
     def __post_init__(self):
-        if self.pick not in PICKS:
-            raise ValueError(f"pick must be one of {', '.join(PICKS)} (got {self.pick!r})")
+        if self.pick is not None:
+            object.__setattr__(self, "subject", _SUBJECT_ALIASES.get(self.pick, self.pick))
+            object.__setattr__(self, "pick", None)
+        if self.subject not in SUBJECTS:
+            raise ValueError(f"subject must be one of {', '.join(SUBJECTS)} (got {self.subject!r})")
+
+
+def subject_policy(name: str) -> str:
+    """A subject policy's name, checked ("one" is accepted for "only")."""
+    name = _SUBJECT_ALIASES.get(name, name)
+    if name not in SUBJECTS:
+        from vultus.gallery.errors import GalleryError
+
+        raise GalleryError(f"subject must be one of {', '.join(SUBJECTS)} (got {name!r})", code="bad_subject",
+                           value=name, choices=list(SUBJECTS))
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +93,7 @@ class Processed:
     status: str  # ok | refused | error
     reason: str = ""
     new_face: NewFace | None = None
+    subject: SubjectChoice | None = None  # the face taken as the person, once one was
 
 
 def sha256_file(path) -> str:
@@ -92,32 +121,64 @@ def decode_crop(jpeg: bytes) -> np.ndarray:
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
-def choose_face(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int, ...]) -> tuple[Face | None, str]:
-    if not faces:
+def _centre_distance(face: Face, shape: tuple[int, ...]) -> float:
+    """How far the box's centre is from the image's centre, as a share of the half-diagonal (0 to 1)."""
+    h, w = shape[0], shape[1]
+    cx, cy = (face.box.x1 + face.box.x2) / 2, (face.box.y1 + face.box.y2) / 2
+    return math.hypot(cx - w / 2, cy - h / 2) / max(1e-9, math.hypot(w / 2, h / 2))
+
+
+def choose_subject(faces: Sequence[Face], options: EnrollOptions, shape: tuple[int, ...]
+                   ) -> tuple[int | None, str]:
+    """(index of the face that is the person, why) or (None, why no face is)."""
+    n = len(faces)
+    if not n:
         return None, "no face found"
-    if options.pick == "central":
-        cy, cx = shape[0] / 2, shape[1] / 2
-        return min(faces, key=lambda f: ((f.box.x1 + f.box.x2) / 2 - cx) ** 2
-                   + ((f.box.y1 + f.box.y2) / 2 - cy) ** 2), ""
-    by_area = sorted(faces, key=lambda f: -f.box.area)
-    crowded = len(by_area) > 1 and by_area[1].box.area >= options.ambiguous_area_share * by_area[0].box.area
-    if crowded and options.pick == "one":
-        return None, (f"{len(by_area)} faces of similar size; crop the photo to one person, or pick "
-                      "the largest face or the one nearest the centre")
-    return by_area[0], ""
+    if n == 1:
+        return 0, "the only face found"
+    areas = [f.box.area for f in faces]
+    top = max(areas)
+    largest = max(range(n), key=lambda i: areas[i])
+    dist = [_centre_distance(f, shape) for f in faces]
+    if options.subject == "largest":
+        return largest, f"the largest of {n} faces"
+    if options.subject == "central":
+        c = min(range(n), key=lambda i: dist[i])
+        return c, f"nearest the centre of {n} faces"
+    by_area = sorted(range(n), key=lambda i: -areas[i])
+    if options.subject == "only":
+        second = areas[by_area[1]] / top if top > 0 else 1.0
+        if second >= options.ambiguous_area_share:
+            return None, (f"{n} faces of similar size; crop the photo to one person, or choose the subject "
+                          "with center_largest, largest or central")
+        return largest, f"the largest of {n} faces (the next is {second:.2f}x its area)"
+    # center_largest
+    share = options.subject_area_share
+    rivals = sorted((i for i in range(n) if areas[i] >= share * top), key=lambda i: dist[i])
+    c = rivals[0]
+    size = "the largest" if c == largest else f"{areas[c] / top:.2f}x the area of the largest"
+    if len(rivals) == 1:
+        return c, f"{size} of {n} faces, and no other is within {share:g}x its area"
+    gap = dist[rivals[1]] - dist[c]
+    if gap < options.subject_centre_margin:
+        return None, (f"no face is clearly the subject: {len(rivals)} of the {n} faces are of similar size "
+                      f"(at least {share:g}x the largest) and about as near the centre ({dist[c]:.2f} and "
+                      f"{dist[rivals[1]]:.2f} of the half-diagonal); crop the photo to the person")
+    return c, (f"nearest the centre ({dist[c]:.2f} of the half-diagonal; the next face of similar size "
+               f"{dist[rivals[1]]:.2f}) and {size} of {n} faces")
 
 
 # A face given by its box must overlap a detected face at least this much (intersection over union).
 MIN_BOX_IOU = 0.5
 
 
-def face_at(faces: Sequence[Face], box: tuple[float, float, float, float]) -> tuple[Face | None, str]:
-    """The detected face that is the given box (a face found earlier by the same detector)."""
+def face_index_at(faces: Sequence[Face], box: tuple[float, float, float, float]) -> tuple[int | None, str]:
+    """The index of the detected face that is the given box (a face found earlier by the same detector)."""
     target = Box(*box)
-    best = max(faces, key=lambda f: f.box.iou(target), default=None)
-    if best is None or best.box.iou(target) < MIN_BOX_IOU:
+    best = max(range(len(faces)), key=lambda i: faces[i].box.iou(target), default=None)
+    if best is None or faces[best].box.iou(target) < MIN_BOX_IOU:
         return None, "the face at the given box was not found in the photo"
-    return best, ""
+    return best, f"the face at the given box (overlap {faces[best].box.iou(target):.2f})"
 
 
 def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: EnrollOptions) -> list[Processed]:
@@ -134,12 +195,14 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
         loaded.append((pos, item, hashlib.sha256(data).hexdigest(), img))
     detections = engine.detector.detect([img for *_, img in loaded]) if loaded else []
     chosen: list[tuple[int, EnrollItem, str, np.ndarray, Face]] = []
+    subjects: dict[int, SubjectChoice] = {}
     for (pos, item, sha, img), faces in zip(loaded, detections, strict=True):
-        face, why = choose_face(faces, options, img.shape) if item.box is None else face_at(faces, item.box)
-        if face is None:
+        i, why = choose_subject(faces, options, img.shape) if item.box is None else face_index_at(faces, item.box)
+        if i is None:
             out[pos] = Processed(pos, str(item.path), item.person, "refused", why)
             continue
-        chosen.append((pos, item, sha, img, face))
+        subjects[pos] = SubjectChoice(index=i, box=faces[i].box, faces=len(faces), reason=why)
+        chosen.append((pos, item, sha, img, faces[i]))
     if options.liveness and chosen:
         from vultus.liveness.api import liveness_batch
 
@@ -147,7 +210,8 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
                                 point=options.liveness)
         for (pos, item, *_), (check,) in zip(chosen, checks, strict=True):
             if not check.live:
-                out[pos] = Processed(pos, str(item.path), item.person, "refused", check.reason)
+                out[pos] = Processed(pos, str(item.path), item.person, "refused", check.reason,
+                                     subject=subjects[pos])
         chosen = [c for c, (check,) in zip(chosen, checks, strict=True) if check.live]
     # Embed first: the gate's quality score reuses each face's embedding and
     # only adds the embedding of its mirror image (for SFace collections).
@@ -159,7 +223,8 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
     for (pos, item, sha, img, face), m in zip(chosen, measures, strict=True):
         reasons = gate.check(m, options.gate)
         if reasons:
-            out[pos] = Processed(pos, str(item.path), item.person, "refused", "; ".join(reasons))
+            out[pos] = Processed(pos, str(item.path), item.person, "refused", "; ".join(reasons),
+                                 subject=subjects[pos])
             continue
         vec = face.embedding.vector
         face = replace(face, embedding=None)
@@ -170,7 +235,7 @@ def process_items(engine, items: Sequence[tuple[int, EnrollItem]], options: Enro
         nf = NewFace(person=item.person, image_sha256=sha, image_path=str(item.path.resolve()), face=face,
                      vector=vec, quality=m.to_dict(), crop_jpeg=crop_jpeg,
                      crop_face=crop_face)
-        out[pos] = Processed(pos, str(item.path), item.person, "ok", "", nf)
+        out[pos] = Processed(pos, str(item.path), item.person, "ok", "", nf, subject=subjects[pos])
     return [out[pos] for pos, _ in items]
 
 

@@ -70,6 +70,48 @@ class ThresholdOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnCalibration:
+    """A per-comparison false-match-rate curve measured on the collection's own impostor
+    pairs (`vultus gallery calibrate`; vultus.gallery.own_calibration). It replaces the
+    embedder's LFW calibration for this collection, and an FPIR target is still re-derived
+    from it as the collection grows. It holds rates, thresholds and counts: nothing of
+    any one face or person."""
+
+    points: tuple[tuple[float, float], ...]  # (fmr, threshold) rungs, fmr descending
+    pairs: int  # impostor pairs it was measured on
+    people: int
+    faces: int
+    sampled: bool  # measured on a random sample of the people
+    measured_at: str  # ISO time
+    measured_to: float = 1.0  # the lowest rate measured on the pairs; rungs below it follow `tail`
+    tail: str = ""  # whose shape the curve follows below measured_to ("": an exponential fit)
+
+    @property
+    def ladder(self) -> list[dict]:
+        """The rungs in the calibration's own format (decision.threshold_for_fmr)."""
+        return [{"fmr": f, "threshold": t} for f, t in self.points]
+
+    @property
+    def source(self) -> str:
+        sample = " (a random sample)" if self.sampled else ""
+        below = f"; below {self.measured_to:.2g} the shape of {self.tail}" if self.tail else ""
+        return (f"this collection's own impostor pairs ({self.pairs:,} among {self.faces:,} faces of {self.people:,} "
+                f"people{sample}, {self.measured_at[:10]}{below})")
+
+    def to_dict(self) -> dict:
+        return {"points": [{"fmr": f, "threshold": round(t, 6)} for f, t in self.points], "pairs": self.pairs,
+                "people": self.people, "faces": self.faces, "sampled": self.sampled, "measured_at": self.measured_at,
+                "measured_to": self.measured_to, "tail": self.tail}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> OwnCalibration:
+        return cls(points=tuple((float(p["fmr"]), float(p["threshold"])) for p in d["points"]), pairs=int(d["pairs"]),
+                   people=int(d["people"]), faces=int(d["faces"]), sampled=bool(d["sampled"]),
+                   measured_at=str(d["measured_at"]), measured_to=float(d.get("measured_to", 1.0)),
+                   tail=str(d.get("tail", "")))
+
+
+@dataclass(frozen=True, slots=True)
 class Collection:
     id: int
     name: str
@@ -85,6 +127,9 @@ class Collection:
     # When set, the threshold is derived from this false-positive identification rate and the
     # collection's size (vultus.gallery.decision) and target_fmr is not used; None: decide by target_fmr.
     target_fpir: float | None = None
+    # A curve measured on the collection's own impostor pairs (`vultus gallery calibrate`) that replaces
+    # the embedder's calibration; a pinned threshold_override still comes first.
+    own_calibration: OwnCalibration | None = None
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "embedder": self.contract.to_dict(), "detector": self.detector,
@@ -95,6 +140,8 @@ class Collection:
             out["threshold_override"] = {"threshold": o.threshold, "fmr": o.fmr, "source": o.source}
         if self.liveness:
             out["liveness"] = self.liveness
+        if self.own_calibration:
+            out["own_calibration"] = self.own_calibration.to_dict()
         return out
 
 
@@ -249,6 +296,20 @@ class EnrollItem:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectChoice:
+    """Which detected face of a photo was taken as the person, and why."""
+
+    index: int  # in the detector's order, as `vultus analyze` and identify number the faces
+    box: Box
+    faces: int  # faces the detector found in the photo
+    reason: str  # why this face ("the only face found", "nearest the centre and the largest of 2 faces", ...)
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "box": [round(v, 1) for v in self.box.as_tuple()], "faces_found": self.faces,
+                "why": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class EnrollOutcome:
     """What happened to one image: enrolled, duplicate (skipped), refused or error."""
 
@@ -257,10 +318,13 @@ class EnrollOutcome:
     status: str
     reason: str = ""
     face_id: int | None = None
+    # The face taken as the person (None when no face was chosen: none found, none clearly the
+    # subject, a duplicate or unreadable image). A face refused by the gate after it was chosen keeps it.
+    subject: SubjectChoice | None = None
 
     def to_dict(self) -> dict:
         return {"path": self.path, "person": self.person, "status": self.status, "reason": self.reason,
-                "face_id": self.face_id}
+                "face_id": self.face_id, "face": self.subject.to_dict() if self.subject else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,12 +477,16 @@ class CollectionStats:
     decision_error: str | None
     db_bytes: int
     index_bytes: int
+    # The decision's stated rates against the collection's own impostor pairs
+    # (vultus.gallery.own_calibration.CalibrationCheck); None when not checked.
+    calibration_check: object | None = None
 
     def to_dict(self) -> dict:
         return {"collection": self.collection.to_dict(), "people": self.people, "faces": self.faces,
                 "images": self.images, "embeddings": self.embeddings, "crops": self.crops,
                 "index": self.index.to_dict(), "decision": self.decision.to_dict() if self.decision else None,
-                "decision_error": self.decision_error, "db_bytes": self.db_bytes, "index_bytes": self.index_bytes}
+                "decision_error": self.decision_error, "db_bytes": self.db_bytes, "index_bytes": self.index_bytes,
+                "calibration_check": self.calibration_check.to_dict() if self.calibration_check else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,3 +517,27 @@ class AuditRecord:
     def to_dict(self) -> dict:
         return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
                 "collection": self.collection, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrateReport:
+    """What `Gallery.calibrate` measured on the collection's own impostor pairs and what it changed."""
+
+    collection: str
+    calibration: OwnCalibration  # the refitted curve
+    before: Decision | None  # the decision by the calibration in use before (None: it could not decide)
+    after: Decision  # the decision by the refitted curve
+    check: object  # own_calibration.CalibrationCheck of the calibration in use before, on the same pairs
+    target_rate: float  # the per-comparison rate the collection's target needs now
+    pairs_needed: int  # 3 / target_rate
+    direct: bool  # the target rate is measured (>= 10 pairs above), not extrapolated below the lowest rung
+    stored: bool  # made the collection's calibration (False: a dry run)
+    replaced_threshold: bool  # a pinned threshold was (or, stored, would be) replaced
+
+    def to_dict(self) -> dict:
+        return {"collection": self.collection, "stored": self.stored, "calibration": self.calibration.to_dict(),
+                "source": self.calibration.source, "target_rate": self.target_rate,
+                "pairs_needed": self.pairs_needed, "measured_directly": self.direct,
+                "replaced_pinned_threshold": self.replaced_threshold,
+                "before": self.before.to_dict() if self.before else None, "after": self.after.to_dict(),
+                "check_before": self.check.to_dict()}

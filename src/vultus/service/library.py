@@ -380,7 +380,7 @@ class Library:
 
     # -- enroll ----------------------------------------------------------------------
     def enroll(self, actor: str, collection: str, uploads: list[Upload], *, person: str | None = None,
-               person_id: int | None = None, pick: str = "one") -> tuple[EnrollReport, Person | None]:
+               person_id: int | None = None, subject: str = "center_largest") -> tuple[EnrollReport, Person | None]:
         """Enroll uploads as one person: a new one (`person`, a name not yet taken)
         or an existing one (`person_id`). Returns the report with each image's
         verdict from the gate, and the person afterwards (None if nothing was stored).
@@ -388,8 +388,12 @@ class Library:
         Today's Gallery.enroll reads files, so each upload is written to a private
         temporary folder (mode 0700) for the call and removed after; the stored
         source is that file's base name (the upload's own name)."""
-        if pick not in ("one", "largest", "central"):
-            raise InvalidArgumentError(f"pick must be one of one, largest, central (got {pick!r})", field="pick")
+        from vultus.gallery.inference import SUBJECTS
+
+        subject = {"one": "only"}.get(subject, subject)
+        if subject not in SUBJECTS:
+            raise InvalidArgumentError(f"subject must be one of {', '.join(SUBJECTS)} (got {subject!r})",
+                                       field="subject")
         g = self.gallery
         coll = g.collection(collection)  # 404 before any work
         engine = self.engine(coll.detector, coll.contract.name)
@@ -421,7 +425,7 @@ class Library:
                         raise ConflictError(f"there is already a person {name!r} in {collection!r}",
                                             person=name, collection=collection)
                 report = g.enroll([EnrollItem(path, name) for _, path in items], collection, engine=engine,
-                                  workers=0, options=EnrollOptions(pick=pick, keep_crops=coll.keep_crops))
+                                  workers=0, options=EnrollOptions(subject=subject, keep_crops=coll.keep_crops))
             by_path = {str(path): u.name for u, path in items}
             report = replace(report,
                              outcomes=tuple(replace(o, path=by_path.get(o.path, Path(o.path).name))

@@ -416,11 +416,22 @@ class MoveRequest(BaseModel):
     person_id: int
 
 
+class SubjectChoiceOut(BaseModel):
+    """Which detected face of the photo was taken as the person, and why."""
+
+    index: int = Field(description="the face's number in the detector's order (as identify numbers faces)")
+    box: list[float] = Field(description="x1, y1, x2, y2 in the photo's pixels")
+    faces_found: int
+    why: str
+
+
 class EnrollOutcomeOut(BaseModel):
     image: str
     status: Literal["enrolled", "duplicate", "refused", "error"]
     reason: str = Field(description="why refused (the gate's verdict), or why an error")
     face_id: int | None
+    face: SubjectChoiceOut | None = Field(None, description="the face taken as the person (null when none was: "
+                                                            "no face, none clearly the subject, a duplicate)")
 
 
 class EnrollWarningOut(BaseModel):

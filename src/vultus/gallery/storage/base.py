@@ -27,6 +27,7 @@ from vultus.gallery.types import (
     EmbedderContract,
     FaceRecord,
     NewFace,
+    OwnCalibration,
     Person,
     ThresholdOverride,
 )
@@ -203,8 +204,13 @@ class GalleryStore(ABC):
     @abstractmethod
     def update_decision(self, collection_id: int, *, target_fmr: float | None = None,
                         override: ThresholdOverride | None = None, clear_override: bool = False,
-                        aggregation: str | None = None, target_fpir: float | None = None) -> Collection:
-        """Change how the collection decides. Setting `target_fmr` also ends an FPIR target."""
+                        aggregation: str | None = None, target_fpir: float | None = None,
+                        own_calibration: OwnCalibration | None = None,
+                        clear_own_calibration: bool = False) -> Collection:
+        """Change how the collection decides. Setting `target_fmr` also ends an FPIR target.
+        `own_calibration` (a curve measured on the collection's own impostor pairs) is stored
+        with the collection and returned as Collection.own_calibration; `clear_own_calibration`
+        drops it. Clearing happens before setting, all in one transaction."""
 
     def set_liveness(self, collection_id: int, point: str | None) -> Collection:
         """Require liveness at this operating point at enroll and identify (None: not required)."""

@@ -60,6 +60,7 @@ from vultus.gallery.types import (
     EmbedderContract,
     FaceRecord,
     NewFace,
+    OwnCalibration,
     Person,
     ThresholdOverride,
 )
@@ -86,7 +87,8 @@ CREATE TABLE IF NOT EXISTS collections (
     generation INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     liveness TEXT,
-    target_fpir REAL
+    target_fpir REAL,
+    own_calibration TEXT
 );
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -218,10 +220,11 @@ _LATER_TABLES = frozenset({"index_trash", "erasures", "cluster_faces", "clusters
 
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
                     "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
-                    "liveness, target_fpir")
+                    "liveness, target_fpir, own_calibration")
 # Columns added to collections after the first release, with their types: a gallery made before
 # one existed gains it when opened writable, and reads it as NULL when opened read-only.
-_LATER_COLLECTION_COLS = (("liveness", "TEXT"), ("target_fpir", "REAL"))
+# own_calibration: JSON of OwnCalibration (rates, thresholds and counts; nothing per face).
+_LATER_COLLECTION_COLS = (("liveness", "TEXT"), ("target_fpir", "REAL"), ("own_calibration", "TEXT"))
 _FACE_COLS = ("f.id, f.person_id, p.name, f.image_sha256, f.image_path, f.x1, f.y1, f.x2, f.y2, f.landmarks, "
               "f.detector, f.detector_score, f.quality, f.created_at, c.face_id IS NOT NULL")
 
@@ -701,11 +704,12 @@ class SQLiteStore(GalleryStore):
     @staticmethod
     def _collection(row) -> Collection:
         (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live,
-         fpir) = row
+         fpir, own) = row
         override = ThresholdOverride(thr, thr_fmr, thr_src) if thr is not None else None
         return Collection(id=cid, name=name, contract=EmbedderContract(emb, ver, align, dim), detector=det,
                           target_fmr=fmr, keep_crops=bool(crops), aggregation=agg, created_at=created,
-                          generation=gen, threshold_override=override, liveness=live, target_fpir=fpir)
+                          generation=gen, threshold_override=override, liveness=live, target_fpir=fpir,
+                          own_calibration=OwnCalibration.from_dict(json.loads(own)) if own else None)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation, *,
                           exist_ok: bool = False, target_fpir: float | None = None) -> Collection:
@@ -742,7 +746,8 @@ class SQLiteStore(GalleryStore):
         return [self._collection(r) for r in self._q(f"SELECT {self._collection_cols} FROM collections ORDER BY name")]
 
     def update_decision(self, collection_id, *, target_fmr=None, override=None, clear_override=False,
-                        aggregation=None, target_fpir=None) -> Collection:
+                        aggregation=None, target_fpir=None, own_calibration=None,
+                        clear_own_calibration=False) -> Collection:
         with self._write() as w:
             name = w.execute("SELECT name FROM collections WHERE id = ?", (collection_id,)).fetchone()[0]
             detail = {}
@@ -765,6 +770,14 @@ class SQLiteStore(GalleryStore):
             if aggregation is not None:
                 w.execute("UPDATE collections SET aggregation = ? WHERE id = ?", (aggregation, collection_id))
                 detail["aggregation"] = aggregation
+            if clear_own_calibration:
+                w.execute("UPDATE collections SET own_calibration = NULL WHERE id = ?", (collection_id,))
+                detail["own_calibration"] = None
+            if own_calibration is not None:
+                w.execute("UPDATE collections SET own_calibration = ? WHERE id = ?",
+                          (json.dumps(own_calibration.to_dict()), collection_id))
+                detail["own_calibration"] = {"pairs": own_calibration.pairs, "people": own_calibration.people,
+                                             "rungs": len(own_calibration.points)}
             self._audit(w, "decision", name, detail)
         return self.collection(name)
 

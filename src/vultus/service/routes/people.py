@@ -42,9 +42,17 @@ router = APIRouter(prefix="/v1/collections/{collection}", tags=["people"])
 PersonId = Annotated[int, Path(description="the person's id")]
 FaceId = Annotated[int, Path(description="the face's id")]
 Images = Annotated[list[UploadFile], File(description="one or more photos of the person")]
-Pick = Annotated[str, Query(pattern="^(one|largest|central)$",
-                            description="which face of a photo is the person: one (refuse several of similar size), "
-                                        "largest, or central")]
+Subject = Annotated[str, Query(pattern="^(center_largest|only|largest|central)$",
+                               description="which face of a photo with several is the person: center_largest "
+                                           "(of the faces at least 0.9x the largest's area, the one nearest the "
+                                           "centre; the photo is refused when none is clearly the subject), only "
+                                           "(refuse several faces of similar size), largest, or central")]
+Pick = Annotated[str | None, Query(pattern="^(one|largest|central)$", deprecated=True,
+                                   description="the older name of `subject` (one = only)")]
+
+
+def _subject(subject: str, pick: str | None) -> str:
+    return subject if pick is None else {"one": "only"}.get(pick, pick)
 
 
 async def _uploads(st, images):
@@ -68,13 +76,13 @@ async def list_people(request: Request, key: AnyKey, collection: CollectionName,
              summary="Create a person by enrolling their photos (manage); each image gets the gate's verdict")
 async def create_person(request: Request, key: ManageKey, collection: CollectionName, images: Images,
                         name: Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")],
-                        pick: Pick = "one") -> dict:
+                        subject: Subject = "center_largest", pick: Pick = None) -> dict:
     st = state(request)
     lib = st.library
     uploads = await _uploads(st, images)
 
     report, person = await in_collection(request, key, collection, lib.enroll, key.actor, collection, uploads,
-                                         person=name.strip(), pick=pick)
+                                         person=name.strip(), subject=_subject(subject, pick))
     answer = enroll_response(report, person)
     if person is None:
         # Nothing passed: no person was created. Each image's verdict is in the details.
@@ -125,13 +133,13 @@ async def forget_person(request: Request, key: ManageKey, collection: Collection
              dependencies=[Depends(multipart_body)], summary="Enroll more photos of a person (manage)")
 async def enroll_faces(request: Request, key: ManageKey, collection: CollectionName, person_id: PersonId,
                        images: Images,
-                       pick: Pick = "one") -> dict:
+                       subject: Subject = "center_largest", pick: Pick = None) -> dict:
     st = state(request)
     lib = st.library
     uploads = await _uploads(st, images)
 
     return enroll_response(*await in_collection(request, key, collection, lib.enroll, key.actor, collection, uploads,
-                                                person_id=person_id, pick=pick))
+                                                person_id=person_id, subject=_subject(subject, pick)))
 
 
 @router.get("/faces", response_model=FaceList, responses=READ_ERRORS, summary="Enrolled faces (of one person)")
