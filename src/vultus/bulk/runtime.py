@@ -39,7 +39,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None,
         else:
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1,
                      _temp_dir=None if temp_dir is None else os.fspath(temp_dir), **common)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+    except (OSError, TimeoutError, RuntimeError, ValueError) as exc:  # ConnectionError is an OSError
         where = f"at {address}" if address else "on this machine"
         raise BulkError(f"could not start or reach Ray {where}: {exc}", code="ray_unreachable",
                         address=address or "") from exc
