@@ -24,6 +24,7 @@ again after a crash computes only what is missing.
 from __future__ import annotations
 
 import contextlib
+import math
 import pickle
 import time
 from collections import Counter
@@ -43,6 +44,8 @@ Progress = Callable[[int], None]
 IMAGE_BATCH = 16
 #: Images per Parquet part.
 FLUSH_EVERY = 2048
+#: Actor calls per Ray block (one actor task).
+BLOCK_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ class BulkEnrollReport:
     counts: dict  # status -> images: enrolled, duplicate, refused, error
     workers: int
     seconds: float
+    worker_cpu_s: float = 0.0  # CPU time the actors spent (hashing, detection, gate, embedding)
     problems: tuple[EnrollOutcome, ...] = ()  # the refused and unreadable images, in input order
     warnings: tuple[EnrollWarning, ...] = ()
     outcomes: tuple[EnrollOutcome, ...] | None = None  # every image's, in input order (keep_outcomes)
@@ -64,8 +68,8 @@ class BulkEnrollReport:
         out = {"collection": self.collection, "gallery": self.gallery, "images": self.images,
                "enrolled": self.count("enrolled"), "duplicates": self.count("duplicate"),
                "refused": self.count("refused"), "errors": self.count("error"), "workers": self.workers,
-               "seconds": round(self.seconds, 2), "faces_per_s": round(self.count("enrolled") / self.seconds, 2)
-               if self.seconds > 0 else None,
+               "seconds": round(self.seconds, 2), "worker_cpu_s": round(self.worker_cpu_s, 2),
+               "faces_per_s": round(self.count("enrolled") / self.seconds, 2) if self.seconds > 0 else None,
                "problems": [o.to_dict() for o in self.problems], "warnings": [w.to_dict() for w in self.warnings]}
         if self.outcomes is not None:
             out["images_detail"] = [o.to_dict() for o in self.outcomes]
@@ -85,6 +89,7 @@ class BulkOutputReport:
     faces: int
     workers: int
     seconds: float
+    worker_cpu_s: float = 0.0
     parts: tuple[str, ...] = ()
     problems: tuple[dict, ...] = field(default=())  # {"path", "code", "message"} per unreadable image
 
@@ -92,6 +97,7 @@ class BulkOutputReport:
         return {"kind": self.kind, "out": self.out, "images": self.images, "computed": self.computed,
                 "skipped": self.skipped, "duplicates": self.duplicates, "no_face": self.no_face,
                 "errors": self.errors, "faces": self.faces, "workers": self.workers, "seconds": round(self.seconds, 2),
+                "worker_cpu_s": round(self.worker_cpu_s, 2),
                 "parts": list(self.parts), "problems": list(self.problems)}
 
 
@@ -110,12 +116,19 @@ def _ordered_data_context(rd):
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
 
 
-def _results(rd, items: Sequence[EnrollItem], worker_cls, constructor: dict, workers: int, batch_size: int):
-    """Each output batch as {position: unpickled payload}, in input order."""
-    ds = rd.from_items([{"pos": i, "path": str(it.path), "person": it.person} for i, it in enumerate(items)])
+def _results(rd, items: Sequence[EnrollItem], worker_cls, constructor: dict, workers: int, batch_size: int,
+             cpu: list[float]):
+    """Each output batch as {position: unpickled payload}, in input order; the
+    actors' CPU seconds are added to cpu[0]."""
+    rows = [{"pos": i, "path": str(it.path), "person": it.person} for i, it in enumerate(items)]
+    # Blocks of a few batches: each actor task returns one block, so results reach the driver (and its
+    # commits and progress) as a steady stream rather than in a few large bursts.
+    blocks = max(1, math.ceil(len(rows) / (BLOCK_BATCHES * batch_size)))
+    ds = rd.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(worker_cls, fn_constructor_kwargs=constructor, batch_size=batch_size, batch_format="numpy",
                         compute=rd.ActorPoolStrategy(size=workers), num_cpus=1)
     for out in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+        cpu[0] += float(out["cpu_s"].sum())
         yield {int(pos): pickle.loads(payload) for pos, payload in zip(out["pos"], out["payload"], strict=True)}
 
 
@@ -176,10 +189,11 @@ def bulk_enroll(items: Sequence[EnrollItem], gallery, collection: str = "default
         known = ray.remote(num_cpus=0, scheduling_strategy=here)(KnownImages).remote(gallery.location, coll.name)
         _, rd = ray_modules()
         pending: list[Processed] = []
+        cpu = [0.0]
         with _ordered_data_context(rd):
             constructor = {"detector": run.detector, "embedder": coll.contract.name, "options": run.options,
                            "known": known}
-            for rows in _results(rd, items, EnrollWorker, constructor, n_workers, CHUNK):
+            for rows in _results(rd, items, EnrollWorker, constructor, n_workers, CHUNK, cpu):
                 order = sorted(rows)
                 todo, screened = run.screen([(pos, items[pos], rows[pos][0]) for pos in order])
                 todo_pos = {pos for pos, _ in todo}
@@ -205,7 +219,7 @@ def bulk_enroll(items: Sequence[EnrollItem], gallery, collection: str = "default
             ray.kill(known)
     problems.sort(key=lambda t: t[0])
     return BulkEnrollReport(collection=coll.name, gallery=gallery.location, images=len(items), counts=dict(counts),
-                            workers=n_workers, seconds=time.perf_counter() - t0,
+                            workers=n_workers, seconds=time.perf_counter() - t0, worker_cpu_s=cpu[0],
                             problems=tuple(o for _, o in problems), warnings=tuple(warnings),
                             outcomes=run.report(len(items)).outcomes if keep_outcomes else None)
 
@@ -251,13 +265,14 @@ def _to_parquet(kind, items, out, worker_cls, constructor, extra, workers, addre
     seen: set[str] = set()
     n = Counter()
     problems: list[dict] = []
+    cpu = [0.0]
     with ray_session(address, num_cpus=num_cpus, temp_dir=temp_dir) as ray:
         n_workers = _workers(ray, workers)
         _, rd = ray_modules()
         try:
             with _ordered_data_context(rd):
                 for rows in _results(rd, items, worker_cls, constructor | {"skip": frozenset(done)}, n_workers,
-                                     batch_size):
+                                     batch_size, cpu):
                     for pos in sorted(rows):
                         sha, result = rows[pos]
                         path = str(items[pos].path)
@@ -289,7 +304,8 @@ def _to_parquet(kind, items, out, worker_cls, constructor, extra, workers, addre
     return BulkOutputReport(kind=kind, out=str(folder), images=len(items), computed=n["computed"],
                             skipped=n["skipped"], duplicates=n["duplicates"], no_face=n["no_face"],
                             errors=n["errors"], faces=n["faces"], workers=n_workers,
-                            seconds=time.perf_counter() - t0, parts=tuple(str(p) for p in writer.written),
+                            seconds=time.perf_counter() - t0, worker_cpu_s=cpu[0],
+                            parts=tuple(str(p) for p in writer.written),
                             problems=tuple(problems))
 
 
