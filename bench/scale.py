@@ -163,7 +163,6 @@ def enroll_section(args) -> str:
         "(RAY_worker_niceness; Ray's default is 15); the driver commits chunks of 8.",
         "- Job rate: faces enrolled / wall time of the whole call (actor start and model loading included). "
         "Steady rate: images per second from the first committed chunk to the last, times the share enrolled.",
-        "",
         "- CPU: seconds of CPU the driver process (this one) and the actors spent; faces per CPU-second is the "
         "throughput of one busy core, which the load of other processes changes far less than the wall-clock rates.",
         "",
