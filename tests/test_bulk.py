@@ -294,3 +294,19 @@ def test_sources_and_bad_input(tmp_path, capsys, enroll_folder):
         bulk_embed([EnrollItem(Path("x.jpg"), "")], busy)
     assert exc.value.code == "bad_output"
     assert (busy / "notes.txt").read_text() == "mine"  # nothing of the user's is touched
+
+
+def test_cli_bulk_embed_json(local_ray, lfw_people, tmp_path, capsys):
+    import json
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for images in list(lfw_people.values())[:3]:
+        shutil.copy(images[0], folder / images[0].name)
+    out = tmp_path / "out"
+    assert main(["bulk", "embed", str(folder), "--out", str(out), "--workers", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["computed"] == 3 and report["errors"] == 0 and report["faces"] >= 3
+    assert main(["bulk", "embed", str(folder), "--out", str(out), "--workers", "2", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["skipped"] == 3 and again["computed"] == 0 and again["parts"] == []

@@ -46,6 +46,12 @@ def add_commands(sub) -> None:
     a.add_argument("--no-crops", action="store_true", help="do not keep aligned crops (privacy)")
     a.add_argument("--pick", choices=("one", "largest", "central"), default="one",
                    help="which face of a photo is the person (as `gallery enroll`)")
+    for flag, what in (("--min-quality", "least face quality score in [0, 1] (0.5)"),
+                       ("--min-face-px", "smallest face size, square root of the box area, in pixels (40)"),
+                       ("--min-sharpness", "least Laplacian variance of the aligned face (10)"),
+                       ("--max-yaw", "largest head turn in degrees (55)"),
+                       ("--min-score", "least detector score (0.6)")):
+        a.add_argument(flag, type=float, default=None, help=f"gate: {what}, as `gallery enroll`")
 
     for name, what in (("embed", "every face's embedding"), ("analyze", "every face's attributes")):
         a = action(name, f"{what} for a folder of images, a CSV or a Parquet list (a path column), into a folder of "
@@ -77,6 +83,7 @@ def _ray_options(args) -> dict:
 def cmd_enroll(args) -> int:
     from vultus.bulk import bulk_enroll, read_source
     from vultus.bulk.runtime import ray_modules
+    from vultus.cli.gallery import _gate
     from vultus.gallery import EnrollOptions, Gallery
 
     ray_modules()  # a missing extra fails before anything is read
@@ -85,7 +92,7 @@ def cmd_enroll(args) -> int:
     if not args.json:
         for entry in source.skipped[:MAX_PROBLEM_LINES]:
             _line("skipped", entry.message())
-    options = EnrollOptions(keep_crops=not args.no_crops, pick=args.pick)
+    options = EnrollOptions(gate=_gate(args), keep_crops=not args.no_crops, pick=args.pick)
     with Gallery(args.gallery, create=True) as g:
         bar = progress(total=len(source.items), desc="bulk enroll", unit="img")
         try:
