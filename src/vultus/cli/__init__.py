@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "vultus.cli.video",
     "vultus.cli.cluster",
     "vultus.cli.privacy",
+    "vultus.cli.bulk",
 ]
 
 

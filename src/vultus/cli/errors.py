@@ -29,6 +29,7 @@ HINTS: dict[str, str] = {
     "challenge_forged": "issue a new challenge with `vultus liveness challenge` on this installation",
     "no_cluster": "`vultus cluster show` lists the clusters; --collection picks another collection",
     "no_cluster_face": "face keys are IMAGE_SHA256:N, as `vultus cluster show --json` lists them",
+    "ray_unreachable": "check --ray ADDRESS (`ray status` on the cluster), or leave it out to start a local Ray",
 }
 
 

@@ -477,67 +477,59 @@ class Gallery:
         ("center_largest" by default, "only", "largest", "central"; see
         vultus.gallery.inference.choose_subject); it overrides `options.subject`.
         Each outcome says which face was taken and why (EnrollOutcome.subject)."""
-        t0 = time.perf_counter()
-        options = options or EnrollOptions()
-        if subject is not None:
-            options = replace(options, subject=subject_policy(subject))
         self.store.require_writable()  # before any image is read
-        items = _named_items(items)
+        items = named_items(items)
+        if subject is not None:
+            options = replace(options or EnrollOptions(), subject=subject_policy(subject))
+        run = self.begin_enrollment(collection, embedder=embedder, detector=detector, options=options)
+        hashed: list[tuple[int, EnrollItem, str | ImageError]] = []
+        for pos, item in enumerate(items):
+            try:
+                hashed.append((pos, item, sha256_file(item.path)))
+            except ImageError as exc:  # missing, a FIFO or device, too large: never opened or read
+                hashed.append((pos, item, exc))
+        todo, screened = run.screen(hashed)
+        if progress and screened:
+            progress(len(screened))
+        if todo:
+            coll = run.collection
+            work = chunks(todo)
+            n_workers = _workers(workers, len(todo))
+            if n_workers > 0:
+                self.check_contract(coll, coll.contract.name)
+                results = run_in_workers(work, run.detector, coll.contract.name, run.options, n_workers)
+            else:
+                engine = self._engine_checked(coll, engine, detector, None)
+                results = run_in_process(engine, work, run.options)
+            for batch in results:
+                run.commit(batch)
+                if progress:
+                    progress(len(batch))
+        run.save()
+        return run.report(len(items))
+
+    def begin_enrollment(self, collection: str = DEFAULT_COLLECTION, *, embedder: str | None = None,
+                         detector: str | None = None, options: EnrollOptions | None = None,
+                         keep_outcomes: bool = True) -> Enrollment:
+        """The writing side of an enroll job, for a caller that computes the faces
+        itself (elsewhere, e.g. on a cluster: vultus.bulk) and commits them here:
+        `screen` the hashed images (already enrolled, or a duplicate within the
+        job), compute the faces of the rest with `vultus.gallery.process_items`
+        and `run.options`, `commit` each chunk, then `save`. `enroll` runs exactly
+        these steps, so both make the same decisions."""
+        self.store.require_writable()
+        options = options or EnrollOptions()
         coll = self.ensure_collection(collection, embedder=embedder, detector=detector,
                                       keep_crops=options.keep_crops)
         if not coll.keep_crops and options.keep_crops:
             options = replace(options, keep_crops=False)
         if coll.liveness and options.liveness is None:
             options = replace(options, liveness=coll.liveness)
-        key = coll.contract.key
-        outcomes: dict[int, EnrollOutcome] = {}
-        todo: list[tuple[int, EnrollItem]] = []
-        hashes: dict[int, str] = {}
-        for pos, item in enumerate(items):
-            try:
-                hashes[pos] = sha256_file(item.path)
-            except ImageError as exc:  # missing, a FIFO or device, too large: never opened or read
-                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "error", error_reason(exc, item.path))
-        known = self.store.known_images(coll.id, list(hashes.values()))
-        first_seen: dict[str, str] = {}
-        for pos, item in enumerate(items):
-            if pos in outcomes:
-                continue
-            sha = hashes[pos]
-            if sha in known:
-                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "duplicate",
-                                              f"already enrolled as {known[sha]}")
-            elif sha in first_seen:
-                outcomes[pos] = EnrollOutcome(str(item.path), item.person, "duplicate",
-                                              f"same image as {first_seen[sha]}")
-            else:
-                first_seen[sha] = str(item.path)
-                todo.append((pos, item))
-        if progress and len(outcomes):
-            progress(len(outcomes))
-        warnings: list[EnrollWarning] = []
-        if todo:
-            self.indexes.get(coll)  # load (or rebuild) before the first batch needs it
-            try:
-                threshold = self.decision(coll).threshold
-            except ModelError:
-                threshold = None  # no calibration: the label check still compares people with each other
-            work = chunks(todo)
-            n_workers = _workers(workers, len(todo))
-            if n_workers > 0:
-                self.check_contract(coll, coll.contract.name)
-                results = run_in_workers(work, detector or coll.detector, coll.contract.name, options, n_workers)
-            else:
-                engine = self._engine_checked(coll, engine, detector, None)
-                results = run_in_process(engine, work, options)
-            for batch in results:
-                self._commit(coll, key, batch, outcomes, warnings, threshold)
-                if progress:
-                    progress(len(batch))
-            self.indexes.save(coll.id, key)
-        ordered = tuple(outcomes[pos] for pos in range(len(items)))
-        return EnrollReport(collection=coll.name, outcomes=ordered, warnings=tuple(warnings),
-                            seconds=time.perf_counter() - t0)
+        return Enrollment(self, coll, options, detector or coll.detector, keep_outcomes)
+
+    def known_images(self, sha256s: Sequence[str], collection: str = DEFAULT_COLLECTION) -> dict[str, str]:
+        """{sha256: person} for the images (by the sha256 of their bytes) already enrolled in the collection."""
+        return self.store.known_images(self.collection(collection).id, list(sha256s))
 
     def _commit(self, coll: Collection, key: str, batch: list[Processed], outcomes: dict[int, EnrollOutcome],
                 warnings: list[EnrollWarning], threshold: float | None) -> None:
@@ -1006,7 +998,82 @@ class Gallery:
         return self.store.audit_log(collection, limit)
 
 
-def _named_items(items: Sequence[EnrollItem]) -> list[EnrollItem]:
+class Enrollment:
+    """One enroll job on the writing side (Gallery.begin_enrollment): which images
+    are already enrolled or repeat one earlier in the job, and each finished chunk
+    committed in one transaction, with its label warnings. Positions are the
+    images' places in the job's input; the report lists outcomes in that order."""
+
+    def __init__(self, gallery: Gallery, coll: Collection, options: EnrollOptions, detector: str,
+                 keep_outcomes: bool = True):
+        self.gallery, self.collection, self.options, self.detector = gallery, coll, options, detector
+        self.keep_outcomes = keep_outcomes
+        self.outcomes: dict[int, EnrollOutcome] = {}
+        self.warnings: list[EnrollWarning] = []
+        self._first_seen: dict[str, str] = {}  # sha256 -> the path that brought it into this job
+        self._threshold: float | None = None
+        self._committed = False
+        self._started = time.perf_counter()
+
+    def screen(self, hashed: Sequence[tuple[int, EnrollItem, str | ImageError]]
+               ) -> tuple[list[tuple[int, EnrollItem]], list[EnrollOutcome]]:
+        """Split (position, item, sha256 or the ImageError hashing met) into the
+        images to compute and the outcomes of the rest (error, duplicate). An
+        image seen earlier in this job is a duplicate of that one even when the
+        earlier one has been committed since, so the outcome does not depend on
+        how far the job got."""
+        coll = self.collection
+        fresh = [sha for _, _, sha in hashed if isinstance(sha, str) and sha not in self._first_seen]
+        known = self.gallery.store.known_images(coll.id, fresh) if fresh else {}
+        todo: list[tuple[int, EnrollItem]] = []
+        done: list[tuple[int, EnrollOutcome]] = []
+        for pos, item, sha in hashed:
+            if not isinstance(sha, str):
+                done.append((pos, EnrollOutcome(str(item.path), item.person, "error", error_reason(sha, item.path))))
+            elif sha in self._first_seen:
+                done.append((pos, EnrollOutcome(str(item.path), item.person, "duplicate",
+                                                f"same image as {self._first_seen[sha]}")))
+            elif sha in known:
+                done.append((pos, EnrollOutcome(str(item.path), item.person, "duplicate",
+                                                f"already enrolled as {known[sha]}")))
+            else:
+                self._first_seen[sha] = str(item.path)
+                todo.append((pos, item))
+        if self.keep_outcomes:
+            self.outcomes.update(done)
+        return todo, [o for _, o in done]
+
+    def commit(self, batch: list[Processed]) -> tuple[list[EnrollOutcome], list[EnrollWarning]]:
+        """Store a computed chunk in one transaction; its outcomes and warnings, in batch order."""
+        g, coll = self.gallery, self.collection
+        if not self._committed:
+            g.indexes.get(coll)  # load (or rebuild) before the first batch needs it
+            try:
+                self._threshold = g.decision(coll).threshold
+            except ModelError:
+                self._threshold = None  # no calibration: the label check still compares people with each other
+            self._committed = True
+        outcomes: dict[int, EnrollOutcome] = {}
+        warnings: list[EnrollWarning] = []
+        g._commit(coll, coll.contract.key, batch, outcomes, warnings, self._threshold)
+        if self.keep_outcomes:
+            self.outcomes.update(outcomes)
+            self.warnings.extend(warnings)
+        return [outcomes[p.position] for p in batch], warnings
+
+    def save(self) -> None:
+        """Save the collection's index once the job's faces are in (nothing to do if none were computed)."""
+        if self._committed:
+            self.gallery.indexes.save(self.collection.id, self.collection.contract.key)
+
+    def report(self, n_items: int) -> EnrollReport:
+        """Every outcome of positions 0..n_items-1, in order (needs keep_outcomes)."""
+        return EnrollReport(collection=self.collection.name, outcomes=tuple(self.outcomes[pos] for pos in
+                                                                            range(n_items)),
+                            warnings=tuple(self.warnings), seconds=time.perf_counter() - self._started)
+
+
+def named_items(items: Sequence[EnrollItem]) -> list[EnrollItem]:
     """Every item's person name checked (and trimmed) before any work starts, so a
     bad name anywhere refuses the whole input, as a folder or a CSV does."""
     out = []
@@ -1138,5 +1205,5 @@ def csv_items(csv_path: str | Path, *, allow_outside: bool = False) -> list[Enro
 
 
 # process_items is part of the public surface for callers that run their own pool.
-__all__ = ["DEFAULT_COLLECTION", "EnrollSource", "Gallery", "csv_items", "default_gallery_path", "folder_items",
-           "process_items", "scan_enroll_csv", "scan_enroll_folder"]
+__all__ = ["DEFAULT_COLLECTION", "EnrollSource", "Enrollment", "Gallery", "csv_items", "default_gallery_path",
+           "folder_items", "named_items", "process_items", "scan_enroll_csv", "scan_enroll_folder"]
