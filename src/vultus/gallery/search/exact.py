@@ -97,7 +97,7 @@ class ExactIndex(VectorIndex):
         vals = np.full((n, k), -np.inf, np.float32)
         if n < 2 or k <= 0:
             return ids, vals
-        if n >= join.MIN_VECTORS and np.isfinite(min_similarity):
+        if n >= join.MIN_VECTORS and np.isfinite(min_similarity) and join.int8_levels():
             # The int8 prefilter with exact re-scoring (search/join.py): the same pairs, several
             # times faster at this size.
             a, b, hit = join.pairs_above(v, float(min_similarity))

@@ -13,6 +13,8 @@ writing and re-reading a float32 similarity per pair. So the join runs in two pa
    |q_x . q_y - c^2 x . y| <= c |x| e_y + c |y| e_x + e_x e_y. Every pair whose exact similarity
    reaches the threshold therefore reaches the integer threshold c^2 t minus that bound (taken with
    the largest e and norm): the prefilter cannot lose a pair, it only lets through some that miss.
+   This needs the integer products to be exact: int8_levels() checks that once per process (CPUs
+   without VNNI saturate at full range, so codes are then limited to +-63).
 2. **Exact re-scoring** of the candidates in float32; those below the threshold are dropped.
 
 The result is the same pair set as the float32 join (up to float32 rounding of pairs within about
@@ -92,11 +94,40 @@ def _tile_runner(sess, rows: int, cols: int):
     return run
 
 
-def quantize(vectors: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(int8 codes, scale c, integer-unit error bound of any pair's dot product)."""
+_levels: list[int] = []
+_levels_lock = threading.Lock()
+
+
+def int8_levels() -> int:
+    """The largest code magnitude whose products this CPU's MatMulInteger computes exactly: 127, or
+    63 where it saturates, or 0 where neither is exact (the join is then not used). On x86 CPUs
+    without VNNI, uint8 x int8 kernels built on VPMADDUBSW add pairs of products in int16 with
+    saturation (255 x 127 x 2 overflows it); codes of at most 63 keep every pair sum below 2^15.
+    Checked once per process with the extreme values, against numpy's int64 product (this machine,
+    AMD EPYC with AVX512-VNNI: 127)."""
+    with _levels_lock:
+        if not _levels:
+            rng = np.random.default_rng(0)
+            sess, found = _session(), 0
+            for levels in (127, 63):
+                a = rng.integers(-levels, levels + 1, (64, 128))
+                a[:8], a[8:16] = levels, -levels
+                b = rng.integers(-levels, levels + 1, (128, 96))
+                b[:, :8], b[:, 8:16] = levels, -levels
+                got = sess.run(None, {"A": (a + 128).astype(np.uint8), "B": b.astype(np.int8)})[0]
+                if np.array_equal(got.astype(np.int64), a @ b):
+                    found = levels
+                    break
+            _levels.append(found)
+        return _levels[0]
+
+
+def quantize(vectors: np.ndarray, levels: int = 127) -> tuple[np.ndarray, float, float]:
+    """(int8 codes of magnitude at most `levels`, scale c, integer-unit error bound of any pair's dot
+    product)."""
     v = np.asarray(vectors, np.float32)
     top = float(np.abs(v).max()) if v.size else 0.0
-    c = 127.0 / top if top > 0 else 1.0
+    c = levels / top if top > 0 else 1.0
     q = np.empty(v.shape, np.int8)
     err_max, norm_max = 0.0, 0.0
     for s in range(0, len(v), 65_536):  # in chunks: no float64 copy of the whole set
@@ -110,14 +141,19 @@ def quantize(vectors: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def pairs_above(vectors: np.ndarray, min_similarity: float, *, threads: int | None = None,
-                tile_rows: int = TILE_ROWS, tile_cols: int = TILE_COLS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                tile_rows: int = TILE_ROWS, tile_cols: int = TILE_COLS,
+                levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair i < j with vectors[i] . vectors[j] >= min_similarity: (i, j, similarity), with
-    float32 similarities computed exactly. Row-major order is not promised."""
+    float32 similarities computed exactly. Row-major order is not promised. `levels`: the code
+    magnitude (default int8_levels(); callers check that it is not 0)."""
     v = np.ascontiguousarray(vectors, np.float32)
     n = len(v)
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    q, c, bound = quantize(v)
+    levels = levels or int8_levels()
+    if not levels:
+        raise RuntimeError("this CPU's MatMulInteger is not exact; use the float32 join")
+    q, c, bound = quantize(v, levels)
     # Integer threshold: c^2 t minus the bound, minus 2 for float rounding in computing it.
     t_int = int(np.floor(c * c * float(min_similarity) - bound)) - 2
     a_u8 = (q.astype(np.int16) + 128).astype(np.uint8)
