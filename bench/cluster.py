@@ -159,25 +159,44 @@ def table(rows, title: str) -> list[str]:
 
 
 # -- scale ----------------------------------------------------------------------------------
-def scale_run(n: int, embedder: str, index_kind: str) -> dict:
-    """One timed clustering of n synthetic faces (run in a fresh process: peak memory is its own)."""
-    from search import FaceSpace, make_gallery
+def scale_run(n: int, embedder: str, index_kind: str, join_kind: str = "int8") -> dict:
+    """One timed clustering of n synthetic faces (run in a fresh process: peak memory is its own).
+    join_kind "float32" forces the exact index's float32 self-join (the code before issue 15's 1M
+    work) instead of the int8 prefilter with exact re-scoring, for the before/after rows."""
+    import hashlib
+    import os
 
+    from search import FaceSpace, make_gallery
+    from vultus.gallery.search import join
+
+    if join_kind == "float32":
+        join.MIN_VECTORS = sys.maxsize
     names, vectors = lfw_vectors(embedder, data_root() / "lfw")
     rng = np.random.default_rng(7)
     space = FaceSpace(vectors, list(names), rng)
     v, identity, _, _ = make_gallery(n, space, 0, rng)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     point = operating_point(embedder, CHOSEN_FMR_FOR_SCALE[0])
+    load_start = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
     graph = alg.knn_graph(v, KNN_K, index_kind=index_kind, min_similarity=point.threshold)
-    t_graph = time.perf_counter() - t0
+    t_graph, cpu_graph = time.perf_counter() - t0, time.process_time() - c0
     labels = alg.average_linkage_knn(v, point.threshold, graph=graph)
     t_all, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load_end = os.getloadavg()
     s = score_clusters(labels, identity)
-    return {"n": n, "index": index_kind, "fmr": point.fmr, "threshold": point.threshold, "graph_s": t_graph,
-            "total_s": t_all, "cpu_s": cpu, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mib": base_rss / 1024, "scores": s.to_dict(), "fit": space.describe()}
+    # Fingerprints, to show that two runs (two joins) built the same graph and the same clusters.
+    src = np.repeat(np.arange(n), graph.neighbors.shape[1])
+    dst = graph.neighbors.ravel()
+    ok = dst >= 0
+    edges = np.unique(np.stack([np.minimum(src[ok], dst[ok]), np.maximum(src[ok], dst[ok])], axis=1), axis=0)
+    return {"n": n, "index": index_kind, "join": join_kind, "fmr": point.fmr, "threshold": point.threshold,
+            "graph_s": t_graph, "graph_cpu_s": cpu_graph, "total_s": t_all, "cpu_s": cpu,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mib": base_rss / 1024, "load_start": load_start, "load_end": load_end,
+            "edges": len(edges), "graph_sha": hashlib.sha256(edges.astype(np.int64).tobytes()).hexdigest()[:12],
+            "labels_sha": hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest()[:12],
+            "scores": s.to_dict(), "fit": space.describe()}
 
 
 CHOSEN_FMR_FOR_SCALE = [1e-3]  # replaced by the FMR chosen on half A before the scale runs
@@ -189,12 +208,15 @@ def main() -> int:
     ap.add_argument("--scale", default="100000", help="comma-separated sizes for the scale runs ('' for none)")
     ap.add_argument("--index", default="exact", help="index kind for the scale runs' kNN graph (exact, hnsw)")
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster.md")
+    ap.add_argument("--before", default="100000",
+                    help="sizes at which the float32 self-join (before the int8 prefilter) also runs")
+    ap.add_argument("--join", default="int8", choices=("int8", "float32"), help=argparse.SUPPRESS)
     ap.add_argument("--scale-run", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--scale-fmr", type=float, default=1e-3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.scale_run:
         CHOSEN_FMR_FOR_SCALE[0] = args.scale_fmr
-        print(json.dumps(scale_run(args.scale_run, args.embedders.split(",")[0], args.index)))
+        print(json.dumps(scale_run(args.scale_run, args.embedders.split(",")[0], args.index, args.join)))
         return 0
     root = data_root() / "lfw"
     lines = ["# Face clustering on LFW", "",
@@ -240,6 +262,18 @@ def main() -> int:
                   f"{'met' if ours.bcubed_f >= 0.95 else 'NOT met'}); beats DBSCAN with Immich's defaults and "
                   f"chinese whispers on both F: {'yes' if beats else 'NO'}. Published anchor: approximate "
                   "rank-order, pairwise F 0.87 on LFW (Otto et al. 2017, with their own embeddings).", ""]
+        # The tables score average-linkage-knn on the shared top-30 graph; the shipped path builds its
+        # own graph with the exact index's self-join (the int8 prefilter from 1,024 faces). Same labels?
+        t_ours = operating_point(embedder, chosen_fmr[embedder]).threshold
+        same = []
+        for label, sel, g in ((f"half B ({int((~in_a).sum())} faces)", ~in_a, g_b),
+                              (f"all of LFW ({len(names)} faces)", np.ones(len(names), bool), g_all)):
+            shipped = alg.average_linkage_knn(vectors[sel], t_ours, k=KNN_K)
+            shared = alg.average_linkage_knn(vectors[sel], t_ours, graph=g)
+            same.append(f"{label}: {'identical' if np.array_equal(shipped, shared) else 'DIFFERENT'}")
+        lines += ["**The shipped path** (`average_linkage_knn` building its own graph through the exact index's "
+                  "self-join, gallery/search/join.py) against the shared top-30 graph of the tables, labels at "
+                  f"fmr {chosen_fmr[embedder]:g}: " + "; ".join(same) + ".", ""]
         args.out.write_text("\n".join(lines) + "\n")
     if args.scale:
         emb = args.embedders.split(",")[0]
@@ -248,28 +282,42 @@ def main() -> int:
                   f"kNN graph from the gallery's `{args.index}` index, on vectors from bench/search.py's generator "
                   "(identity centres and face noise fitted to LFW's same-person and different-person "
                   "similarities; 1 to 5 faces per person plus a third of single-face distractors). Each size runs "
-                  "in a fresh process; peak memory is that process's peak RSS (generator and Python included). "
+                  "in a fresh process; peak memory is that process's peak RSS (generator, LFW embeddings and "
+                  "Python included). Timing starts after the vectors exist: kNN graph plus agglomeration. CPU s is "
+                  "the process's CPU time over all its threads (two cores: at most twice the wall time); the load "
+                  "averages (1 minute) at the start and end of each timed part say how much else ran. Join: "
+                  "`int8` is the shipped self-join (int8 prefilter with a proven rounding bound, then exact float32 "
+                  "re-scoring: gallery/search/join.py); `float32` is the float32 blocked self-join used before, run "
+                  f"at {args.before or 'no sizes'} for comparison. Graph and labels fingerprints (sha256 of the "
+                  "edge list and of the labels) show whether two joins gave the same graph and the same clusters. "
                   "Bars: 100k in <= 2 minutes and <= 2 GB; 1M in <= 30 minutes.", "",
-                  "| faces | index | kNN graph s | total s (wall) | total CPU s | peak RSS MiB | BCubed F | pairwise F "
-                  "| NMI | clusters | unsorted | people |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| faces | join | kNN graph s (CPU s) | total s (wall) | total CPU s | load start / end | "
+                  "peak RSS MiB | BCubed F | pairwise F | NMI | clusters | unsorted | people | edges | graph / labels "
+                  "sha |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         fit = ""
+        before = {int(x) for x in args.before.split(",") if x}
         for n in [int(x) for x in args.scale.split(",") if x]:
-            print(f"scale {n} ...", flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--scale-run", str(n), "--embedders", emb,
-                                   "--index", args.index, "--scale-fmr", str(chosen_fmr[emb])],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
-                lines.append(f"| {n} | {args.index} | failed: {why} | | | | | | | | | |")
-                continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            s = r["scores"]
-            fit = r["fit"]
-            lines.append(f"| {n:,} | {r['index']} | {r['graph_s']:.1f} | {r['total_s']:.1f} | {r['cpu_s']:.1f} | "
-                         f"{r['peak_rss_mib']:.0f} | {s['bcubed_f']:.4f} | {s['pairwise_f']:.4f} | {s['nmi']:.4f} | "
-                         f"{s['clusters']} | {s['unsorted']} | {s['people']} |")
-            args.out.write_text("\n".join(lines) + "\n")
+            for join_kind in (["float32"] if n in before else []) + ["int8"]:
+                print(f"scale {n} ({join_kind}) ...", flush=True)
+                proc = subprocess.run([sys.executable, __file__, "--scale-run", str(n), "--embedders", emb,
+                                       "--index", args.index, "--scale-fmr", str(chosen_fmr[emb]), "--join", join_kind],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
+                    lines.append(f"| {n:,} | {join_kind} | failed: {why} | | | | | | | | | | | | |")
+                    continue
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                s = r["scores"]
+                fit = r["fit"]
+                lines.append(f"| {n:,} | {r['join']} | {r['graph_s']:.1f} ({r['graph_cpu_s']:.1f}) | "
+                             f"{r['total_s']:.1f} | {r['cpu_s']:.1f} | {r['load_start'][0]:.2f} / "
+                             f"{r['load_end'][0]:.2f} | {r['peak_rss_mib']:.0f} | {s['bcubed_f']:.4f} | "
+                             f"{s['pairwise_f']:.4f} | {s['nmi']:.4f} | "
+                             f"{s['clusters']} | {s['unsorted']} | {s['people']} | {r['edges']} | "
+                             f"{r['graph_sha']} / {r['labels_sha']} |")
+                print(lines[-1], flush=True)
+                args.out.write_text("\n".join(lines) + "\n")
         lines += ["", f"Generator fit: {fit}", ""]
     lines += [f"Load average at the end: {load_average()}.", ""]
     args.out.write_text("\n".join(lines) + "\n")

@@ -268,6 +268,35 @@ def test_exact_self_join_equals_searching_every_vector():
     assert (joined_ids >= 0).sum() > 100
 
 
+def test_int8_join_finds_exactly_the_float32_pairs():
+    """The int8 prefilter (search/join.py) may not lose a pair: its rounding bound must hold for every
+    pair, and after re-scoring the pair set is the float32 one. Vectors with many near pairs: people
+    (a centre each) with several noisy faces, so the threshold cuts through a dense band."""
+    from vultus.gallery.search import join
+
+    rng = np.random.default_rng(6)
+    centres = rng.standard_normal((300, 64)).astype(np.float32)
+    v = np.repeat(centres, 5, axis=0) + 0.9 * rng.standard_normal((1500, 64)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    exact = v @ v.T
+    if not join.int8_levels():
+        pytest.skip("MatMulInteger is not exact on this CPU: the exact index keeps the float32 join")
+    t = 0.45
+    rows, cols = np.nonzero(np.triu(exact >= t, 1))
+    # Small tiles: many tiles, a partial last one, the diagonal tiles. 63 levels is what CPUs without
+    # VNNI get; it must be exact wherever 127 is.
+    for levels, threads in ((127, 1), (127, 2), (63, 2)):
+        if levels > join.int8_levels():
+            continue
+        q, c, bound = join.quantize(v, levels)
+        coarse = q.astype(np.int64) @ q.astype(np.int64).T
+        assert np.abs(coarse - c * c * exact.astype(np.float64)).max() <= bound
+        i, j, sims = join.pairs_above(v, t, threads=threads, tile_rows=128, tile_cols=320, levels=levels)
+        got = {(int(a), int(b)) for a, b in zip(i, j, strict=True)}
+        assert got == set(zip(rows.tolist(), cols.tolist(), strict=True))
+        assert len(got) > 1000 and np.allclose(sims, exact[i, j], atol=1e-6)
+
+
 def _synthetic_face(vector: np.ndarray, name: str):
     from vultus.cluster.faces import PhotoFace
     from vultus.types import Box

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vultus.gallery.search import join
 from vultus.gallery.search.base import IndexFileError, VectorIndex
 
 
@@ -96,16 +97,21 @@ class ExactIndex(VectorIndex):
         vals = np.full((n, k), -np.inf, np.float32)
         if n < 2 or k <= 0:
             return ids, vals
-        a_parts, b_parts, s_parts = [], [], []
-        for s in range(0, n, block):
-            e = min(n, s + block)
-            sims = v[s:e] @ v[s:].T
-            rows, cols = np.nonzero(sims >= min_similarity)
-            upper = cols > rows  # column c is vector s + c, row r is vector s + r: each pair once, no self
-            a_parts.append(rows[upper] + s)
-            b_parts.append(cols[upper] + s)
-            s_parts.append(sims[rows[upper], cols[upper]])
-        a, b, hit = np.concatenate(a_parts), np.concatenate(b_parts), np.concatenate(s_parts)
+        if n >= join.MIN_VECTORS and np.isfinite(min_similarity) and join.int8_levels():
+            # The int8 prefilter with exact re-scoring (search/join.py): the same pairs, several
+            # times faster at this size.
+            a, b, hit = join.pairs_above(v, float(min_similarity))
+        else:
+            a_parts, b_parts, s_parts = [], [], []
+            for s in range(0, n, block):
+                e = min(n, s + block)
+                sims = v[s:e] @ v[s:].T
+                rows, cols = np.nonzero(sims >= min_similarity)
+                upper = cols > rows  # column c is vector s + c, row r is vector s + r: each pair once, no self
+                a_parts.append(rows[upper] + s)
+                b_parts.append(cols[upper] + s)
+                s_parts.append(sims[rows[upper], cols[upper]])
+            a, b, hit = np.concatenate(a_parts), np.concatenate(b_parts), np.concatenate(s_parts)
         src, dst, hit = np.r_[a, b], np.r_[b, a], np.r_[hit, hit]
         order = np.lexsort((-hit, src))
         src, dst, hit = src[order], dst[order], hit[order]
