@@ -264,11 +264,11 @@ def resize_round_trip(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def random_view(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """One random transform of the search: sometimes a downscale round trip (0.5-1x), sometimes a JPEG round
+    """One random transform of the search: sometimes a downscale round trip (0.45-1x), sometimes a JPEG round
     trip (quality 55-95, most often: re-encoding is what every upload does), sometimes both, sometimes neither;
     values clipped to the pixel range."""
     if rng.random() < 0.5:
-        x = resize_round_trip(x, rng.uniform(0.5, 1.0))
+        x = resize_round_trip(x, rng.uniform(0.45, 1.0))
     if rng.random() < 0.75:
         x = jpeg_like(x, rng.uniform(55, 95))
     return x.clamp(0, 255)
