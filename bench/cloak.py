@@ -8,7 +8,7 @@ Protocol (LFW deep-funnelled images, ../shared/data/lfw):
   the strength settings were chosen by looking at development people only, plus 12 people looked at while
   writing the code, who are excluded here (LOOKED_AT). The report samples `--people` test people (seed 0).
 - per person, the probe is the first photo (sorted by name) and is cloaked; the gallery holds their other photos,
-  clean (at most 5), and all sampled people's galleries are searched together (open-set identification).
+  clean (at most `--gallery-photos`, 3), and all sampled people's galleries are searched together (open-set).
 - a probe is *identified* when its best gallery match is its own person at a similarity at or above the
   embedder's threshold for the false-match rate (models/calibration.json, measured on LFW); *protection* is the
   share of probes not identified. Every probe is re-detected by YuNet as an attacker would; a probe whose face is
@@ -102,6 +102,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default="/tmp/vultus-bench-cloak", help="cloaked probes (reused when re-run)")
     ap.add_argument("--out", default=str(RESULTS / "cloak.md"))
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop starting searches after this long and report the probes done (the report says so)")
+    ap.add_argument("--gallery-photos", type=int, default=3, help="clean photos per person in the gallery")
     args = ap.parse_args()
 
     from vultus.data import data_root
@@ -114,17 +117,28 @@ def main() -> int:
     cache = Path(args.cache) / args.strength
     load_before = load_average()
     started = stamp()
-    jobs = [("ensemble", n, str(imgs[0]), str(cache), args.strength) for n, imgs in sample]
-    for s in ("sface", "dlib-resnet"):
-        jobs += [(s, n, str(imgs[0]), str(cache), args.strength) for n, imgs in sample[:args.transfer_people]]
+    # person by person, every search of a person together, so a run cut short by --minutes still compares the
+    # searches on the same people
+    jobs = []
+    for i, (n, imgs) in enumerate(sample):
+        for s in SEARCHES if i < args.transfer_people else ("ensemble",):
+            jobs.append((s, n, str(imgs[0]), str(cache), args.strength))
     t0 = time.perf_counter()
     reports = []
-    with get_context("spawn").Pool(args.workers) as pool:
-        for k, r in enumerate(pool.imap_unordered(_cloak_one, jobs), 1):
+    pool = get_context("spawn").Pool(args.workers)
+    try:
+        for k, r in enumerate(pool.imap(_cloak_one, jobs), 1):
             reports.append(r)
             if k % 10 == 0:
                 print(f"cloak: {k}/{len(jobs)} probes, {time.perf_counter() - t0:.0f} s, load {load_average()}",
                       file=sys.stderr, flush=True)
+            if args.minutes and time.perf_counter() - t0 > 60 * args.minutes:
+                print(f"cloak: --minutes {args.minutes:g} reached after {k} of {len(jobs)} probes",
+                      file=sys.stderr, flush=True)
+                break
+    finally:
+        pool.terminate()
+    planned = len(jobs)
     load_mid = load_average()
     by = {(r["search"], r["name"]): r for r in reports}
 
@@ -144,7 +158,7 @@ def main() -> int:
     # gallery: every sampled person's other photos, clean
     gallery_rows, gallery_names = [], []
     for name, imgs in sample:
-        for p in imgs[1:6]:
+        for p in imgs[1:1 + args.gallery_photos]:
             rgb = load_image(p)
             f = first_face(rgb)
             if f is not None:
@@ -186,7 +200,8 @@ def main() -> int:
             rows.append(row)
     baseline = {a: {f: np.mean([identified(a, c[2][a], n)[f] for n, c in clean.items() if c[2] is not None])
                     for f in FMRS} for a in ATTACKERS}
-    write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, len(gallery_names))
+    write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, len(gallery_names),
+                 planned)
     return 0
 
 
@@ -194,18 +209,23 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, gallery_size):
+def write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, gallery_size, planned):
     from vultus.privacy.cloak import STRENGTHS
 
     s = STRENGTHS[args.strength]
     lines = [f"# Cloak: protection from face recognition ({args.strength})", "",
              f"Written by `python bench/cloak.py --people {args.people} --transfer-people {args.transfer_people} "
-             f"--strength {args.strength} --workers {args.workers}`; started {started}, finished {stamp()}.",
+             f"--strength {args.strength} --workers {args.workers}"
+             + (f" --minutes {args.minutes:g}" if args.minutes else "")
+             + f"`; started {started}, finished {stamp()}. Searches run: {len(reports)} of the {planned} planned"
+             + (" (stopped by --minutes: the machine was too loaded for all of them)." if len(reports) < planned
+                else "."),
              f"Machine: {machine()}; shared with other jobs: load average (1/5/15 min) {load_before} at the start, "
              f"{load_mid} after the searches, {load_average()} at the end.", "",
              f"Strength `{args.strength}`: L-infinity {s.epsilon:g} (0-255), SSIM floor {s.ssim_floor} inside the "
              f"face, at most {s.steps} steps. LFW test-split people with at least 2 photos (split by person); "
-             f"probe = their first photo, cloaked; gallery = {gallery_size} clean photos (up to 5 other photos per "
+             f"probe = their first photo, cloaked; gallery = {gallery_size} clean photos (up to "
+             f"{args.gallery_photos} other photos per "
              f"sampled person, all searched together). Protocol and bars: the docstring of bench/cloak.py.", "",
              "## Protection: share of cloaked probes not identified as their own person", "",
              "Before cloaking, the clean probes were identified at these rates (so protection cannot exceed one "

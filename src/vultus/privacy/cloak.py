@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vultus.errors import InvalidArgumentError, VultusError
+from vultus.errors import InvalidArgumentError, MissingDependencyError, VultusError
 from vultus.types import Box, Face
 
 
@@ -49,12 +49,6 @@ SEARCH_EMBEDDERS = ("sface", "dlib-resnet")
 #: Every embedder's similarity to its own clean face is pushed below its threshold at this false-match rate
 #: (the search stops early once a clean view, a JPEG quality 75 and a half-size view of every embedder are there).
 TARGET_FMR = 0.1
-
-
-class MissingDependencyError(VultusError):
-    """An optional dependency a feature needs is not installed."""
-
-    code = "missing_dependency"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +156,7 @@ def _torch():
     except ImportError as exc:
         raise MissingDependencyError(
             "cloaking needs PyTorch, which is not installed: pip install 'vultus[privacy]' (the CPU wheel is enough)",
-            package="torch") from exc
+            package="torch", extra="privacy") from exc
     return torch
 
 
