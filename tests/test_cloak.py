@@ -189,6 +189,17 @@ def test_photo_without_a_face_is_returned_unchanged(tmp_path, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "wall.png").convert("RGB")), rgb)
 
 
+def test_decoy_without_a_face_fails_before_any_work(tmp_path, capsys):
+    from vultus.imageio import load_image
+
+    wall = tmp_path / "wall.png"
+    Image.fromarray(load_image(need_data(*KNN, "test", "obama_and_biden.jpg"))[:300, :300]).save(wall)
+    code, _, err = run(capsys, "cloak", need_data(*KNN, "test", "obama1.jpg"), "--out", tmp_path / "out",
+                       "--decoy", wall)
+    assert code == 2 and "no face" in err and "decoy" in err
+    assert not any((tmp_path / "out").iterdir())
+
+
 def test_bad_inputs_exit_2_and_keep_the_rest(tmp_path, capsys):
     bad = tmp_path / "not-an-image.jpg"
     bad.write_bytes(b"this is not a JPEG")

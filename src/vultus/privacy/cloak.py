@@ -367,12 +367,18 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(max(1, int(threads or 1)))
 
 
+def decoy_vectors(decoys: Sequence, options: CloakOptions | None = None) -> list[dict[str, np.ndarray]]:
+    """The decoys' embeddings, for cloaking many images toward the same decoys: pass the result as `decoys`."""
+    return _decoy_vectors(decoys, options or CloakOptions())
+
+
 def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None = None,
           faces: Sequence[Face] | None = None, progress: Callable[[int], None] | None = None) -> Cloaked:
     """Cloak every face of one image (a path, bytes, PIL image or RGB array; decoded as vultus.imageio does).
 
-    decoys: images of other faces (one face each; the largest is taken): each face of `image` is pushed toward
-        the decoy farthest from it as well as away from itself. Without decoys the search only pushes away.
+    decoys: images of other faces (one face each; the largest is taken), or what decoy_vectors returned for
+        them: each face of `image` is pushed toward the decoy farthest from it as well as away from itself.
+        Without decoys the search only pushes away.
     faces: the faces to cloak (default: every face the detector finds).
     progress: called with 1 after each face.
 
@@ -390,7 +396,7 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
                        seconds=time.perf_counter() - t0)
     _torch()
     _set_threads(options.threads)
-    decoy_vectors = _decoy_vectors(decoys, options)
+    vectors = list(decoys) if decoys and all(isinstance(d, dict) for d in decoys) else _decoy_vectors(decoys, options)
     rng = np.random.default_rng(options.seed)
     work = rgb.astype(np.float32)
     reports = []
@@ -399,7 +405,7 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
         if min(face.box.width, face.box.height) < 20:
             warnings.append(f"face at {face.box.as_tuple()} is under 20 px: too small to cloak, left unchanged")
             continue
-        work, report = _cloak_face(work, rgb, face, options, decoy_vectors, rng)
+        work, report = _cloak_face(work, rgb, face, options, vectors, rng)
         reports.append(report)
         if progress:
             progress(1)
@@ -409,15 +415,20 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
 
 # -- files -------------------------------------------------------------------------------------
 def save_like(rgb: np.ndarray, out: Path, source: Path) -> None:
-    """Write `rgb` to `out` in the source's format, with its colour (ICC) profile and none of its other metadata
-    (EXIF, GPS, XMP, comments). The pixels are written upright (EXIF orientation is applied when reading), so
-    dropping the orientation tag keeps the picture as it was shown. JPEG at quality 95 with the source's chroma
+    """Write `rgb` to `out` in the source's format, with its colour (ICC) profile, its transparency (alpha) and
+    none of its other metadata (EXIF, GPS, XMP, comments); a grey source is written grey. The pixels are written
+    upright (EXIF orientation is applied when reading), so dropping the orientation tag keeps the picture as it
+    was shown. JPEG at quality 95 with the source's chroma
     subsampling where Pillow can tell it."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(source) as src:
         fmt = src.format
+        mode = src.mode
         icc = src.info.get("icc_profile")
+        alpha = None
+        if "A" in src.getbands() or "transparency" in src.info:
+            alpha = ImageOps.exif_transpose(src).convert("RGBA").getchannel("A")
         subsampling = None
         if fmt == "JPEG":
             from PIL import JpegImagePlugin
@@ -427,6 +438,10 @@ def save_like(rgb: np.ndarray, out: Path, source: Path) -> None:
             except Exception:  # noqa: BLE001 - an odd JPEG: let Pillow choose
                 subsampling = None
     img = Image.fromarray(rgb)
+    if mode in ("L", "I;16", "I"):
+        img = img.convert("L")  # a grey photo stays grey
+    elif alpha is not None and alpha.size == img.size:
+        img.putalpha(alpha)  # transparency is kept as it was
     kwargs: dict = {}
     if icc:
         kwargs["icc_profile"] = icc
@@ -461,7 +476,8 @@ def cloak_paths(inputs: Iterable[str | Path], out_dir: str | Path, options: Cloa
             paths.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in wanted))
         else:
             paths.append(p)
-    decoy_images = [load_image(d) for d in decoys] if decoys else None  # a bad decoy fails before any work
+    # a bad decoy (unreadable, no face) fails the whole call before any work
+    decoy_set = _decoy_vectors(decoys, options) if decoys else None
     results = []
     used: set[str] = set()
     for src in paths:
@@ -475,7 +491,7 @@ def cloak_paths(inputs: Iterable[str | Path], out_dir: str | Path, options: Cloa
                 results.append(CloakResult(str(src), None, error=f"{src}: the output would overwrite the input",
                                            error_code="output_is_input"))
                 continue
-            done = cloak(load_image(src), options, decoys=decoy_images, progress=progress)
+            done = cloak(load_image(src), options, decoys=decoy_set, progress=progress)
             try:
                 save_like(done.rgb, out, src)
             except OSError as exc:
@@ -487,5 +503,5 @@ def cloak_paths(inputs: Iterable[str | Path], out_dir: str | Path, options: Cloa
     return results
 
 
-__all__ = ["STRENGTHS", "CloakOptions", "CloakResult", "Cloaked", "FaceCloak", "MissingDependencyError", "cloak",
-           "cloak_paths"]
+__all__ = ["STRENGTHS", "CloakOptions", "CloakResult", "Cloaked", "FaceCloak", "cloak", "cloak_paths",
+           "decoy_vectors", "save_like"]
