@@ -228,8 +228,9 @@ def write_report(args, rows, reports, baseline, thresholds, started, load_before
              f"{args.gallery_photos} other photos per "
              f"sampled person, all searched together). Protocol and bars: the docstring of bench/cloak.py.", "",
              "## Protection: share of cloaked probes not identified as their own person", "",
-             "Before cloaking, the clean probes were identified at these rates (so protection cannot exceed one "
-             "minus the miss rate's complement; a probe never identified clean counts as protected):", "",
+             "Before cloaking, the clean probes were identified at these rates; a probe that is not identified "
+             "even when clean counts as protected below, so up to one minus these rates of each protection "
+             "figure is not the cloak's doing:", "",
              "| attacker | identified clean, FMR 1e-3 | FMR 1e-5 |", "|---|---|---|"]
     for a, b in baseline.items():
         lines.append(f"| {a} | {pct(b[1e-3])} | {pct(b[1e-5])} |")
@@ -254,7 +255,8 @@ def write_report(args, rows, reports, baseline, thresholds, started, load_before
                     cells.append(pct(np.mean([not r[a][f] for r in rs])) if rs else "-")
             lines.append(f"| {search} | {a} | {kind} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Image quality inside the face, speed, and the reverse checks", "",
-              "| search | n | PSNR dB (mean) | SSIM (mean, min) | mean abs change | max abs change | steps (mean) | "
+              "| search | faces (every face of the probes) | PSNR dB (mean) | SSIM (mean, min) | mean abs change | "
+              "max abs change | steps (mean) | "
               "s/face (mean, median) |", "|---|---|---|---|---|---|---|---|"]
     for search in searches:
         fs = [f for r in reports if r["search"] == search for f in r["faces"]]

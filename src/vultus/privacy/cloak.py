@@ -272,6 +272,13 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
         chosen = int(np.argmin(far))
         decoy_t = {n: torch.from_numpy(np.asarray(decoys[chosen][n], np.float32)) for n in names}
 
+    eps = budget.epsilon
+    low, high = (original - eps).clamp(0, 255), (original + eps).clamp(0, 255)
+
+    def bounded(x):
+        """Pixels in range and within epsilon of the clean image, also where another face's cloak overlaps."""
+        return torch.maximum(torch.minimum(x, high), low)
+
     def ssim_inside(x):
         return ct.ssim_map(x, original)[inside].mean()
 
@@ -298,7 +305,7 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
     opt = torch.optim.Adam([delta], lr=lr)
     steps = 0
     for step in range(budget.steps):
-        x = (base + mask * delta).clamp(0, 255)
+        x = bounded(base + mask * delta)
         view = ct.random_view(x, rng) if options.eot else x
         jitters = None
         if options.eot:
@@ -315,19 +322,19 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
         with torch.no_grad():
             delta.clamp_(-budget.epsilon, budget.epsilon)
             for _ in range(20):  # a step that crossed the SSIM floor is shrunk back under it
-                if float(ssim_inside((base + mask * delta).clamp(0, 255))) >= budget.ssim_floor:
+                if float(ssim_inside(bounded(base + mask * delta))) >= budget.ssim_floor:
                     break
                 delta.mul_(0.9)
-        if step % 5 == 4 and step + 1 >= budget.steps // 3 and reached((base + mask * delta).clamp(0, 255)):
+        if step % 5 == 4 and step + 1 >= budget.steps // 3 and reached(bounded(base + mask * delta)):
             break
 
     with torch.no_grad():
-        out_roi = (base + mask * delta).clamp(0, 255).round()
+        out_roi = bounded(base + mask * delta).round()
         for _ in range(30):  # the written (rounded) pixels must hold the floor too
             if float(ssim_inside(out_roi)) >= budget.ssim_floor:
                 break
             delta.mul_(0.9)
-            out_roi = (base + mask * delta).clamp(0, 255).round()
+            out_roi = bounded(base + mask * delta).round()
         final = ct.embed(out_roi, geometry, names, mirror_sface=options.mirror_sface)
         similarity = {n: float(torch.dot(final[n], own[n])) for n in names}
     out = work.copy()
