@@ -104,6 +104,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS / "cloak.md"))
     ap.add_argument("--minutes", type=float, default=None,
                     help="stop starting searches after this long and report the probes done (the report says so)")
+    ap.add_argument("--speed", type=int, default=0, metavar="N",
+                    help="only time the default search on the first N sampled probes, in this process, one thread, "
+                         "and append the figures to --out")
     ap.add_argument("--gallery-photos", type=int, default=3, help="clean photos per person in the gallery")
     args = ap.parse_args()
 
@@ -114,6 +117,8 @@ def main() -> int:
 
     root = Path(args.data) if args.data else data_root() / "lfw"
     sample = people(root, args.people, args.seed)
+    if args.speed:
+        return speed(args, sample)
     cache = Path(args.cache) / args.strength
     load_before = load_average()
     started = stamp()
@@ -202,6 +207,29 @@ def main() -> int:
                     for f in FMRS} for a in ATTACKERS}
     write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, len(gallery_names),
                  planned)
+    return 0
+
+
+def speed(args, sample) -> int:
+    """Seconds per face of each search, in this one process with one torch thread, on the first N probes."""
+    from vultus.privacy.cloak import CloakOptions, cloak
+
+    load_before = load_average()
+    lines = ["", f"## Speed, re-measured: {stamp()}, one process, one torch thread, first {args.speed} probes",
+             "", f"`python bench/cloak.py --speed {args.speed}`; load average {load_before} at the start.", "",
+             "| search | faces | s/face (mean, median) | steps (mean) | s/step |", "|---|---|---|---|---|"]
+    for search, embedders in SEARCHES.items():
+        cloak(sample[0][1][0], CloakOptions(strength=args.strength, embedders=embedders, threads=1))  # warm-up
+        faces = [f for _, imgs in sample[:args.speed]
+                 for f in cloak(imgs[0], CloakOptions(strength=args.strength, embedders=embedders, threads=1)).faces]
+        sec = [f.seconds for f in faces]
+        steps = [f.steps for f in faces]
+        lines.append(f"| {search} | {len(faces)} | {np.mean(sec):.2f}, {np.median(sec):.2f} | {np.mean(steps):.1f} | "
+                     f"{sum(sec) / max(sum(steps), 1):.3f} |")
+    lines.append(f"\nLoad average at the end: {load_average()}.")
+    with open(args.out, "a") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

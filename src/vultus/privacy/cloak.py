@@ -277,7 +277,9 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
 
     def bounded(x):
         """Pixels in range and within epsilon of the clean image, also where another face's cloak overlaps."""
-        return torch.maximum(torch.minimum(x, high), low)
+        # torch.clamp, not maximum/minimum: those split the gradient in half at ties, and after each projection
+        # many pixels sit exactly on the bound
+        return torch.clamp(x, low, high)
 
     def ssim_inside(x):
         return ct.ssim_map(x, original)[inside].mean()
