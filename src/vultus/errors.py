@@ -115,11 +115,18 @@ class LimitError(VultusError):
     code = "limit_exceeded"
 
 
+class MissingDependencyError(VultusError):
+    """A feature needs an optional package that is not installed (data: package, extra)."""
+
+    code = "missing_dependency"
+
+
 __all__ = [
     "ImageError",
     "InvalidArgumentError",
     "LimitError",
     "ManyFacesError",
+    "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
     "NoFaceError",

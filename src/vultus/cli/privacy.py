@@ -1,4 +1,5 @@
-"""`vultus anonymize`: cover every face in photos and videos before they are shared."""
+"""`vultus anonymize`: cover every face in photos and videos before they are shared; `vultus cloak`: protect
+photos from face recognition while they still look the same."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def add_commands(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads per model")
     add_json_option(p)
     p.set_defaults(func=cmd_anonymize)
+    add_cloak_command(sub)
 
 
 def cmd_anonymize(args) -> int:
@@ -62,4 +64,60 @@ def cmd_anonymize(args) -> int:
         for r in report:
             if r.kind == "video" and r.seconds:
                 print(rate_line(safe_text(Path(r.source).name), r.frames, r.seconds), file=sys.stderr)
+    return 2 if any(r.error for r in report) else 0
+
+
+def add_cloak_command(sub) -> None:
+    from vultus.privacy.cloak import SEARCH_EMBEDDERS, STRENGTHS
+
+    p = sub.add_parser("cloak", help="protect your own photos from face recognition (adversarial cloak; needs torch)",
+                       description="Adds a small, hard-to-see change to every face so that face recognisers stop "
+                                   "matching it to the person. Measured protection and its limits: "
+                                   "docs/privacy.md. Needs the privacy extra: pip install 'vultus[privacy]'.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="images, or folders of them")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the cloaked copies (same names and formats)")
+    p.add_argument("--strength", choices=tuple(STRENGTHS), default="medium",
+                   help="perturbation budget: " + "; ".join(f"{k}: max change {s.epsilon:g}/255, SSIM >= "
+                                                            f"{s.ssim_floor}" for k, s in STRENGTHS.items()))
+    p.add_argument("--decoy", nargs="+", metavar="IMAGE", default=None,
+                   help="photos of other faces: each face is also pushed toward the farthest of them")
+    p.add_argument("--embedders", default=",".join(SEARCH_EMBEDDERS),
+                   help=f"networks the search attacks, comma-separated (default {','.join(SEARCH_EMBEDDERS)})")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default 1)")
+    add_json_option(p)
+    p.set_defaults(func=cmd_cloak)
+
+
+def cmd_cloak(args) -> int:
+    from vultus.privacy.cloak import CloakOptions, cloak_paths
+
+    options = CloakOptions(strength=args.strength, seed=args.seed, threads=args.threads,
+                           embedders=tuple(e.strip() for e in args.embedders.split(",") if e.strip()))
+    bar = progress(desc="cloak", unit="face")
+    try:
+        report = cloak_paths(args.inputs, args.out, options, decoys=args.decoy, progress=bar.update)
+    finally:
+        bar.close()
+    if args.json:
+        print_json([r.to_dict() for r in report])
+    else:
+        rows = []
+        for r in report:
+            if r.error:
+                rows.append((safe_text(r.source), "-", 0, "-", "-", "-", r.error))
+                continue
+            worst = min(r.faces, key=lambda f: f.ssim) if r.faces else None
+            rows.append((safe_text(r.source), safe_text(r.output or "-"), len(r.faces),
+                         f"{worst.ssim:.3f}" if worst else "-", f"{worst.psnr:.1f}" if worst else "-",
+                         f"{r.seconds / len(r.faces):.1f}" if r.faces else "-", "; ".join(r.warnings)))
+        print_table(["input", "output", "faces", "SSIM (worst face)", "PSNR dB", "s/face", "note"], rows)
+    faces = sum(len(r.faces) for r in report)
+    seconds = sum(r.seconds for r in report if r.faces)
+    if faces:
+        print(f"cloak: {faces} face{'s' if faces != 1 else ''} in {seconds:.1f} s ({seconds / faces:.1f} s per face)",
+              file=sys.stderr)
+    for r in report:
+        for w in r.warnings:
+            print(f"vultus: warning: {safe_text(r.source)}: {w}", file=sys.stderr)
     return 2 if any(r.error for r in report) else 0

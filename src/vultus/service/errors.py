@@ -57,6 +57,7 @@ HTTP_STATUS: dict[str, int] = {
     "model_error": 422,  # an unknown model name; a model failing its checksum has its own code below
     "model_checksum": 503,
     "model_missing": 503,
+    "missing_dependency": 503,  # an optional package (torch for cloaking) not installed on the server
     # liveness
     "liveness_point": 422,  # an operating point the shipped model has no measurement for
     "liveness_model": 422,
