@@ -11,7 +11,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "Installing vultus and its models into .venv (first run only) ..." >&2
   # pip's notes about this machine's unused local index folders are noise here.
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
-  .venv/bin/python -m pip install -q -e ".[dev,service,report]" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
+  .venv/bin/python -m pip install -q -e ".[dev,service,report,postgres]" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
   .venv/bin/python -c "import vultus, onnxruntime, dlib, cv2" || { echo "install failed" >&2; exit 1; }
   touch "$stamp"
 fi
