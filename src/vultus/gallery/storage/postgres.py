@@ -203,6 +203,8 @@ class PostgresStore(GalleryStore):
         self._pool = None
         self._vacuum_notices: list[str] = []
         self._closed = False
+        self._auto_migrate = bool(migrate)
+        self._opened: MigrationReport | None = None  # what opening applied, reported by the first migrate()
         try:
             self._connect_first(create)
             self._pool = psycopg_pool.ConnectionPool(
@@ -238,8 +240,8 @@ class PostgresStore(GalleryStore):
             if not exists and not create:
                 raise NotFoundError(f"{self.location}: no gallery here (no schema {self.schema!r}); create one with "
                                     "`vultus gallery create`", kind="gallery", path=self.location)
-            if not self.read_only:
-                self._migrate(conn)
+            if not self.read_only and self._auto_migrate:
+                self._opened = self._migrate(conn)
             elif not exists:
                 raise ReadOnlyError(f"{self.location}: no gallery here, and a read-only server cannot make one",
                                     path=self.location)
@@ -276,9 +278,14 @@ class PostgresStore(GalleryStore):
         self.require_writable()
         try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=30) as conn:
-                return self._migrate(conn)
+                report = self._migrate(conn)
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
+        opened, self._opened = self._opened, None
+        if opened is not None and opened.applied:  # applied when this store was opened: say so
+            report = MigrationReport(self.backend, self.location, opened.version_before, report.version,
+                                     opened.applied + report.applied)
+        return report
 
     def _translate(self, exc: BaseException) -> BaseException:
         """The one error a user sees for a database failure."""
