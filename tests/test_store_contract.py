@@ -347,3 +347,24 @@ def test_bad_locations_are_clear_errors(tmp_path, pg_server):
             assert g.migrate().applied == ()
     finally:
         pg_server.drop_database(url)
+
+
+def test_postgres_forget_says_when_an_open_snapshot_keeps_the_rows(pg_url):
+    """VACUUM cannot remove row versions an open transaction may still see: forget says so
+    (erasure_incomplete) instead of claiming a complete erasure, and a later forget finishes it."""
+    import psycopg
+
+    with Gallery(pg_url) as g:
+        fill(g, 4, 2)
+        g.set_threshold("default", 0.5, 1e-3, "test")
+        with psycopg.connect(pg_url) as reader:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            assert reader.execute("SELECT count(*) FROM vultus.faces").fetchone()[0] == 8  # holds a snapshot
+            with pytest.raises(GalleryError) as exc:
+                g.forget("p001")
+            assert exc.value.code == "erasure_incomplete" and "VACUUM" in str(exc.value)
+            reader.execute("ROLLBACK")
+        assert g.store.counts(g.collection().id)["faces"] == 6  # the rows were deleted all the same
+        with pytest.raises(NotFoundError, match="nothing of theirs is stored"):
+            g.forget("p001")
+        assert any("0 are dead but not yet removable" in n for n in g.store._vacuum_notices)
