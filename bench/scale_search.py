@@ -20,8 +20,8 @@ at the threshold a collection deciding by FPIR 1% uses at this size, and at FMR 
 SQLite rows: the same vectors in a SQLite gallery with its derived usearch index, searched
 exhaustively (the default up to 1M) and through its HNSW graph.
 
-The section between the markers in bench/results/scale.md is replaced; the rest of the
-file (enroll throughput, bench/scale.py) is left alone.
+The section between this run's markers (one per --sizes) in bench/results/scale.md is
+replaced; the rest of the file (enroll throughput, bench/scale.py) is left alone.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from identify import lfw_embeddings  # noqa: E402
 from search import FaceSpace, make_gallery  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 
-BEGIN, END = "<!-- scale_search:begin -->", "<!-- scale_search:end -->"
+# Each run's section is marked with its sizes, so a 100k run and a 1M run can sit side by side.
+MARK = "<!-- scale_search {sizes} {edge} -->"
 TOP_K = 5
 
 
@@ -101,8 +102,8 @@ def load_rows(store, coll, vectors: np.ndarray, identity: np.ndarray) -> float:
     return time.perf_counter() - t0
 
 
-def build_index(store, coll, vtype: str) -> tuple[float, int]:
-    """Drop the collection's HNSW index and build it again over `vtype`; (seconds, bytes)."""
+def drop_index(store, coll) -> None:
+    """Drop the collection's HNSW index (a bulk load into a live HNSW index inserts row by row)."""
     from psycopg import sql
 
     with store._conn() as conn:
@@ -111,6 +112,12 @@ def build_index(store, coll, vtype: str) -> tuple[float, int]:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
         conn.execute("DELETE FROM vector_indexes WHERE collection_id = %s", (coll.id,))
         conn.commit()
+    store._natives.clear()
+
+
+def build_index(store, coll, vtype: str) -> tuple[float, int]:
+    """Build the collection's HNSW index over `vtype` (after dropping any); (seconds, bytes)."""
+    drop_index(store, coll)
     store.hnsw["type"] = vtype
     store._natives.clear()
     t0 = time.perf_counter()
@@ -186,6 +193,7 @@ def bench_postgres(n, vectors, identity, queries, q_identity, truth_person, trut
         store = PostgresStore(url, ef_search=args.ef_search[0], exhaustive_up_to=0)
         g = Gallery(store=store)
         coll = g.create_collection("default", target_fpir=0.01)
+        drop_index(store, coll)
         load_s = load_rows(store, coll, vectors, identity)
         print(f"loaded {n:,} faces by COPY in {load_s:.1f} s; table + index size "
               f"{store.size_bytes() / 2**20:.0f} MB", flush=True)
@@ -257,7 +265,9 @@ def bench_sqlite(n, vectors, identity, queries, q_identity, truth_person, truth_
 
 
 def write(rows, space, args, started: str, out: Path) -> None:
-    lines = [BEGIN, "## Search: identification on PostgreSQL + pgvector (bench/scale_search.py)", "",
+    begin, end = MARK.format(sizes=args.sizes, edge="begin"), MARK.format(sizes=args.sizes, edge="end")
+    lines = [begin, f"## Search at {args.sizes.replace(',', ', ')} faces: identification on PostgreSQL + pgvector "
+             "(bench/scale_search.py)", "",
              f"- Date: {stamp()}", f"- Machine: {machine()}; load average at the start {started}, at the end "
              f"{load_average()} (the 2 cores are shared with other engineers' jobs: wall-clock tails include their "
              "time; PostgreSQL runs on the same 2 cores as the client).",
@@ -286,12 +296,12 @@ def write(rows, space, args, started: str, out: Path) -> None:
             f"{100 * r['known_fpir']:.0f}%) | {100 * r['agree_fmr']:.2f}% ({r['disagree_fmr']}; "
             f"{100 * r['known_fmr']:.0f}%) | {r['rank1']:.4f} ({r['exact_rank1']:.4f}) | {r['queries']} | "
             f"{r['note']} |")
-    lines += ["", f"Command: `python bench/scale_search.py {' '.join(sys.argv[1:])}`", "", END]
+    lines += ["", f"Command: `python bench/scale_search.py {' '.join(sys.argv[1:])}`", "", end]
     section = "\n".join(lines)
     text = out.read_text() if out.exists() else "# Scale: PostgreSQL + pgvector gallery and bulk jobs\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)

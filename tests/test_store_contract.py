@@ -368,3 +368,16 @@ def test_postgres_forget_says_when_an_open_snapshot_keeps_the_rows(pg_url):
         with pytest.raises(NotFoundError, match="nothing of theirs is stored"):
             g.forget("p001")
         assert any("0 are dead but not yet removable" in n for n in g.store._vacuum_notices)
+
+
+def test_gallery_migrate_command_on_both_backends(capsys, gallery_location):
+    from vultus.cli import main
+
+    assert main(["gallery", "migrate", "--gallery", gallery_location, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    backend = "postgresql" if "://" in gallery_location else "sqlite"
+    assert out["backend"] == backend and out["version"] == 1
+    if backend == "postgresql":  # a new database: the first migration was applied by this command's open
+        assert (out["version_before"], out["applied"]) == (0, ["0001_initial"])
+    assert main(["gallery", "migrate", "--gallery", gallery_location]) == 0
+    assert "nothing to apply" in capsys.readouterr().out

@@ -887,13 +887,11 @@ class PostgresStore(GalleryStore):
 
     def person_vectors(self, collection_id, embedder, person_ids) -> PersonVectors:
         pids = [int(p) for p in dict.fromkeys(person_ids)]
-        with self._read() as r:
-            with r.cursor(binary=True) as cur:
-                rows = cur.execute(
-                    "SELECT e.id, f.id, f.person_id, e.vector FROM faces f JOIN embeddings e ON e.face_id = f.id "
-                    "AND e.embedder = %s WHERE f.person_id = ANY(%s)", (embedder, pids)).fetchall()
-            names = {int(a): b for a, b in r.execute("SELECT id, name FROM people WHERE id = ANY(%s)",
-                                                     (pids,)).fetchall()}
+        # One statement, so vectors and names come from one snapshot (and one round trip).
+        rows = self._q("SELECT e.id, f.id, f.person_id, e.vector, p.name FROM faces f JOIN embeddings e ON "
+                       "e.face_id = f.id AND e.embedder = %s JOIN people p ON p.id = f.person_id "
+                       "WHERE f.person_id = ANY(%s)", (embedder, pids), binary=True)
+        names = {int(x[2]): x[4] for x in rows}
         n = len(rows)
         vecs = np.stack([x[3] for x in rows]).astype(np.float32) if n else np.zeros((0, 0), np.float32)
         return PersonVectors(embedding_ids=np.array([x[0] for x in rows], dtype=np.int64),
@@ -1017,8 +1015,20 @@ class PgVectorIndex(NativeIndex):
         self.embedder = embedder
         self.exhaustive_up_to = store.exhaustive_up_to
         self._count: tuple[int, int] | None = None  # (generation, count)
+        self._index: tuple[str, str, int, int] | None = None
 
     def _settings(self) -> tuple[str, str, int, int]:
+        """The index's name, vector type, m and ef_construction (read once: an index is replaced
+        only with its collection's embedder, and the store then hands out a new PgVectorIndex;
+        a process that missed it still searches correctly, by a scan the planner picks)."""
+        if self._index is None:
+            found = self._read_settings()
+            if not found[0]:
+                return found  # no index (yet): look again next time
+            self._index = found
+        return self._index
+
+    def _read_settings(self) -> tuple[str, str, int, int]:
         rows = self.store._q("SELECT name, vector_type, m, ef_construction FROM vector_indexes "
                              "WHERE collection_id = %s AND embedder = %s", (self.collection_id, self.embedder))
         if not rows:
@@ -1068,11 +1078,12 @@ class PgVectorIndex(NativeIndex):
                 expr=expr, probe=probe, scope=scope, k=sql.Literal(int(k)))
         with self.store._conn() as conn, conn.transaction():
             if exact or not name:
-                conn.execute("SET LOCAL enable_indexscan = off")
+                conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
             else:
-                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                    sql.Literal(max(int(k), min(1000, self.store.ef_search)))))
-                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                # pgvector's ceiling is 1000; past it the iterative scan supplies the rest of the k
+                ef = str(min(1000, max(int(k), self.store.ef_search)))
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                             "set_config('hnsw.iterative_scan', 'relaxed_order', true)", (ef,))
             with conn.cursor(binary=True) as cur:
                 for i, vec in enumerate(q):
                     rows = cur.execute(stmt, (vec, vec)).fetchall()
