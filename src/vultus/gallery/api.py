@@ -790,18 +790,17 @@ class Gallery:
         return point.threshold, point.fmr
 
     def _checkpoint_erasure(self, coll: Collection, person: str, **counts) -> None:
-        """The erasure is complete only once the WAL is checkpointed and truncated:
-        until then the database file keeps the deleted rows' old pages and the log
-        the replaced ones. A reader holding an older snapshot blocks that; after the
-        store's retries, say what remains instead of reporting success."""
+        """The erasure is complete only once the store made it final on disk (SQLite: the WAL
+        checkpointed and truncated; PostgreSQL: the tables vacuumed). A reader holding an
+        older snapshot blocks that; after the store's retries, say what remains (the store's
+        `residue`) instead of reporting success."""
         if self.store.checkpoint():
             return
-        where = ("in the database's table and index files until VACUUM can remove them" if is_url(self.location)
-                 else "in the database file and its write-ahead log until a checkpoint")
         raise GalleryError(
             f"{person!r} was deleted from every table of collection {coll.name!r} and from its index, but "
             f"another process is reading {self.location} and holds an older snapshot, so the deleted rows are "
-            f"still {where}; forget the same name again once that process has finished to complete the erasure",
+            f"still {self.store.residue}; forget the same name again once that process has finished to complete "
+            "the erasure",
             code="erasure_incomplete", person=person, collection=coll.name, path=self.location, **counts)
 
     def _already_forgotten(self, coll: Collection, person: str, exc: NotFoundError) -> NotFoundError:

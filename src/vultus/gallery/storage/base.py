@@ -180,6 +180,9 @@ class GalleryStore(ABC):
     backend: str = ""
     #: the gallery's location as the user gave it (a path or a URL, without any password)
     location: str
+    #: where rows a change deleted linger until checkpoint() succeeds (said by a forget that could
+    #: not finish the erasure)
+    residue: str = "in the store's files until they are compacted"
     #: who the audit log names for the changes made through this store; a service sets it
     #: per request (under its write lock) to the API key's id and name
     actor: str = ""

@@ -168,6 +168,7 @@ def _vector_loader(info):
 
 class PostgresStore(GalleryStore):
     backend = "postgresql"
+    residue = "in the database's table and index pages until VACUUM can remove them"
 
     def __init__(self, url: str, *, actor: str | None = None, create: bool = True, schema: str = DEFAULT_SCHEMA,
                  pool_size: int = DEFAULT_POOL_SIZE, hnsw_type: str = "halfvec", hnsw_m: int = HNSW_M,

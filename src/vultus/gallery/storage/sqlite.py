@@ -339,6 +339,7 @@ def _os_error(exc: OSError, path: Path, doing: str) -> GalleryError:
 
 class SQLiteStore(GalleryStore):
     backend = "sqlite"
+    residue = "in the database file and its write-ahead log until a checkpoint"
 
     def __init__(self, path: str | Path, *, actor: str | None = None, create: bool = True,
                  busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S, quick_check: bool | None = None):
