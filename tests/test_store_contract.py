@@ -381,3 +381,18 @@ def test_gallery_migrate_command_on_both_backends(capsys, gallery_location):
         assert (out["version_before"], out["applied"]) == (0, ["0001_initial"])
     assert main(["gallery", "migrate", "--gallery", gallery_location]) == 0
     assert "nothing to apply" in capsys.readouterr().out
+
+
+def test_service_settings_keep_a_database_url_whole():
+    from vultus.service.settings import Settings
+
+    url = "postgresql://vultus:s3cret@db.internal:5432/faces"
+    s = Settings(gallery=url)
+    assert s.gallery_path == url  # not a Path: "//" would collapse and the URL would be lost
+    assert s.keys_path.name.startswith("service-") and s.keys_path.suffix == ".keys"
+    assert Settings(gallery="postgresql://vultus:other@db.internal:5432/faces").keys_path == s.keys_path
+    assert Settings(gallery="/srv/g.db").keys_path == Path("/srv/g.db.keys")
+    assert s.pool_size == s.inference_threads + 2
+    from vultus.gallery.storage.postgres import public_location
+
+    assert public_location(url) == "postgresql://vultus@db.internal:5432/faces"
