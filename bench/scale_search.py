@@ -183,6 +183,7 @@ def candidate_latency(index, queries, k: int, timed: int) -> tuple[float, float]
 def bench_postgres(n, vectors, identity, queries, q_identity, truth_person, truth_sim, thresholds, args,
                    tmp: Path) -> list[dict]:
     from vultus.gallery import Gallery
+    from vultus.gallery.indexes import IndexManager
     from vultus.gallery.storage.postgres import PostgresStore
 
     srv, url, settings = start_server(tmp / f"pg{n}", args.shared_buffers, args.maintenance_work_mem)
@@ -200,7 +201,11 @@ def bench_postgres(n, vectors, identity, queries, q_identity, truth_person, trut
         for vtype in args.types:
             build_s, size = build_index(store, coll, vtype)
             print(f"HNSW over {vtype}: built in {build_s:.1f} s, {size / 2**20:.0f} MB", flush=True)
+            # The gallery's index manager still holds the index object of the last build (its
+            # settings say the old vector type): a new manager asks the store again.
+            g.indexes = IndexManager(store)
             index = g.indexes.get(coll)
+            assert index.describe().split(" over ")[1].startswith(vtype), index.describe()
             for ef in args.ef_search:
                 store.ef_search = ef
                 c50, c99 = candidate_latency(index, queries, 64, args.timed)
