@@ -191,7 +191,8 @@ def bench_postgres(n, vectors, identity, queries, q_identity, truth_person, trut
           f"maintenance_work_mem {settings['maintenance_work_mem']}", flush=True)
     rows = []
     try:
-        store = PostgresStore(url, ef_search=args.ef_search[0], exhaustive_up_to=0)
+        store = PostgresStore(url, ef_search=args.ef_search[0], exhaustive_up_to=0, hnsw_m=args.m,
+                              hnsw_ef_construction=args.ef_construction)
         g = Gallery(store=store)
         coll = g.create_collection("default", target_fpir=0.01)
         drop_index(store, coll)
@@ -270,9 +271,10 @@ def bench_sqlite(n, vectors, identity, queries, q_identity, truth_person, truth_
 
 
 def write(rows, space, args, started: str, out: Path) -> None:
-    begin, end = MARK.format(sizes=args.sizes, edge="begin"), MARK.format(sizes=args.sizes, edge="end")
-    lines = [begin, f"## Search at {args.sizes.replace(',', ', ')} faces: identification on PostgreSQL + pgvector "
-             "(bench/scale_search.py)", "",
+    tag = args.sizes if (args.m, args.ef_construction) == (16, 128) else f"{args.sizes} m{args.m}"
+    begin, end = MARK.format(sizes=tag, edge="begin"), MARK.format(sizes=tag, edge="end")
+    lines = [begin, f"## Search at {args.sizes.replace(',', ', ')} faces, HNSW m={args.m}: identification on "
+             "PostgreSQL + pgvector (bench/scale_search.py)", "",
              f"- Date: {stamp()}", f"- Machine: {machine()}; load average at the start {started}, at the end "
              f"{load_average()} (the 2 cores are shared with other engineers' jobs: wall-clock tails include their "
              "time; PostgreSQL runs on the same 2 cores as the client).",
@@ -327,6 +329,8 @@ def main() -> int:
     ap.add_argument("--pg-exact-up-to", type=int, default=100_000)
     ap.add_argument("--shared-buffers", default="2GB")
     ap.add_argument("--maintenance-work-mem", default="4GB")
+    ap.add_argument("--m", type=int, default=16, help="HNSW connectivity (pgvector's m)")
+    ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.md")
     args = ap.parse_args()
