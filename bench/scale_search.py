@@ -329,6 +329,7 @@ def main() -> int:
     ap.add_argument("--pg-exact-up-to", type=int, default=100_000)
     ap.add_argument("--shared-buffers", default="2GB")
     ap.add_argument("--maintenance-work-mem", default="4GB")
+    # 16/128 reproduce the m=16 sections of scale.md; the store's own default is now 32/256 (see there)
     ap.add_argument("--m", type=int, default=16, help="HNSW connectivity (pgvector's m)")
     ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)

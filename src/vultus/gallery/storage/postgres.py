@@ -86,13 +86,14 @@ MIGRATIONS = "vultus.gallery.storage.migrations.postgresql"
 MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql\Z")
 # Advisory lock key under which migrations run (any fixed 64-bit number; "VULTMIGR").
 MIGRATION_LOCK = 0x56554C544D494752 - (1 << 63)
-# HNSW settings. m=16 and ef_construction=128 build 100k vectors in 144 s and 1M in 29 min
-# on 2 loaded cores; ef_search is the candidate list each query walks, at pgvector's
-# ceiling (1000) because face embeddings defeat graph search: at 1M it agreed with exact
-# search on 99.45% of decisions, 400 on 98.2% (bench/results/scale.md). The gallery
-# re-ranks every candidate exactly.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 128
+# HNSW settings (bench/results/scale.md). Face embeddings defeat graph search, and
+# connectivity is what helps: at 100k, m=32 / ef_construction=256 agreed with exact search
+# on every decision where m=16 / 128 missed some (at 1M m=16 agreed on 99.45% at most; m=32
+# is not measured there, and builds in about twice m=16's 29 minutes on 2 loaded cores).
+# ef_search is the candidate list each query walks, at pgvector's ceiling (1000). The
+# gallery re-ranks every candidate exactly.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 256
 HNSW_EF_SEARCH = 1000
 # Up to this many vectors `auto` scans them all (exact decisions): at 100k PostgreSQL's exact
 # scan measured 81 ms p50, no slower than the HNSW at ef_search 1000 (83 ms).
