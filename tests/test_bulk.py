@@ -4,8 +4,8 @@ the same faces stored, the same identifications), survives being killed and
 resumes, and embed / analyze write Parquet rows equal to the Engine's own.
 
 The gallery's location is the `gallery_location` fixture, parametrised by
-backend: SQLite files here; a database backend adds its parameter (a URL of a
-throw-away database per call) and every test here runs against it unchanged.
+backend: a SQLite file, then a throw-away database on the test suite's embedded
+PostgreSQL; every test here runs against both unchanged.
 """
 
 from __future__ import annotations
@@ -52,12 +52,20 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def gallery_location(request, tmp_path):
-    """A function giving a fresh, empty gallery location per name, for each backend."""
+    """A function giving a fresh, empty gallery location per name, for each backend: a SQLite
+    file, or a throw-away database on the session's embedded PostgreSQL (tests/pg_server.py)."""
     if request.param == "sqlite":
         return lambda name: str(tmp_path / f"{name}.db")
-    raise AssertionError(request.param)
+    server = request.getfixturevalue("pg_server")
+
+    def new_database(name: str) -> str:
+        url = server.new_database()
+        request.addfinalizer(lambda: server.drop_database(url))
+        return url
+
+    return new_database
 
 
 @pytest.fixture(scope="module")

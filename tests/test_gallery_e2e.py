@@ -1,6 +1,8 @@
 """The gallery end to end on real photos, through the `vultus gallery` command:
 enroll face_recognition's knn_examples/train, identify its test photos, and
-manage, forget and migrate the collection."""
+manage, forget and migrate the collection. The tests on `knn_gallery` run on
+both backends: a SQLite file, and a fresh database on the throw-away PostgreSQL
+(tests/pg_server.py), given as --gallery postgresql://..."""
 
 from __future__ import annotations
 
@@ -33,9 +35,9 @@ def people_left_to_right(image_result: dict) -> list[str]:
 
 
 @pytest.fixture()
-def knn_gallery(capsys, tmp_path):
-    """A gallery with the five people of knn_examples/train enrolled."""
-    db = tmp_path / "people.db"
+def knn_gallery(capsys, gallery_location):
+    """A gallery with the five people of knn_examples/train enrolled (a file, then a database URL)."""
+    db = gallery_location
     report = run_json(capsys, "gallery", "enroll", need_data(*KNN, "train"), "--gallery", db)
     assert report["enrolled"] == 9 and report["refused"] == report["errors"] == 0
     assert report["warnings"] == []
@@ -119,9 +121,18 @@ def test_forget_proves_the_person_is_gone(capsys, knn_gallery):
     image = need_data(*KNN, "test", "obama_and_biden.jpg")
     after = run_json(capsys, "gallery", "identify", image, *g)[0]
     assert people_left_to_right(after) == ["biden", "unknown", "unknown"]
-    with sqlite3.connect(knn_gallery) as c:
-        assert c.execute("SELECT count(*) FROM faces WHERE image_path LIKE '%/obama/%'").fetchone()[0] == 0
-        detail = json.loads(c.execute("SELECT detail FROM audit WHERE action = 'forget'").fetchone()[0])
+    if "://" in str(knn_gallery):  # the rows themselves, read with the database's own client
+        import psycopg
+
+        with psycopg.connect(knn_gallery) as c:
+            c.execute("SET search_path = vultus")
+            left = c.execute("SELECT count(*) FROM faces WHERE image_path LIKE '%/obama/%'").fetchone()[0]
+            detail = json.loads(c.execute("SELECT detail FROM audit WHERE action = 'forget'").fetchone()[0])
+    else:
+        with sqlite3.connect(knn_gallery) as c:
+            left = c.execute("SELECT count(*) FROM faces WHERE image_path LIKE '%/obama/%'").fetchone()[0]
+            detail = json.loads(c.execute("SELECT detail FROM audit WHERE action = 'forget'").fetchone()[0])
+    assert left == 0
     assert detail == {"person_id": detail["person_id"], "faces": 2, "images": 2, "embeddings": 2, "crops": 2}
     assert detail["person_id"].startswith("forgotten-")
     code, _, err = run(capsys, "gallery", "forget", "obama", *g)

@@ -1,4 +1,5 @@
-"""The REST API on real photos: enroll the knn_examples people, identify, verify, manage, forget."""
+"""The REST API on real photos: enroll the knn_examples people, identify, verify, manage, forget;
+on a SQLite gallery file and on a PostgreSQL gallery (tests/pg_server.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
+from conftest import BACKENDS  # noqa: E402
 from service_harness import client, enroll_knn, knn_dir, make_app, new_key, upload  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def svc(request, tmp_path_factory):
     if knn_dir() is None:
         pytest.skip("face_recognition's knn_examples not in the shared data")
     tmp = tmp_path_factory.mktemp("svc")
-    app, settings = make_app(tmp)
+    gallery = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        gallery = server.new_database()
+        request.addfinalizer(lambda: server.drop_database(gallery))
+    app, settings = make_app(tmp, gallery)
     token, admin = new_key(settings, "admin", name="test admin")
     with client(app) as c:
         r = c.post("/v1/collections", headers=admin, json={"name": "default"})

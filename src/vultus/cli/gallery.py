@@ -11,19 +11,21 @@ from vultus.errors import VultusError
 from vultus.textsafe import safe_text
 
 ACTIONS = "create | enroll | identify | list | show | rename | merge | move | delete | forget | reindex | " \
-          "reembed | threshold | calibrate | liveness | stats | audit"
+          "reembed | threshold | calibrate | liveness | stats | audit | migrate"
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("gallery", help="enroll known people and identify faces (" + ACTIONS + ")",
-                       description="A gallery of known people in one SQLite file (default in the user data dir).")
+                       description="A gallery of known people: one SQLite file (default in the user data dir), or a "
+                                   "PostgreSQL database shared by many hosts (--gallery postgresql://user@host/db).")
     gsub = p.add_subparsers(dest="gallery_command", metavar="ACTION")
     p.set_defaults(func=lambda args: _help(p))
 
     def action(name: str, help_text: str, func, *, collection: bool = True) -> argparse.ArgumentParser:
         a = gsub.add_parser(name, help=help_text, description=help_text)
-        a.add_argument("--gallery", metavar="PATH", default=None,
-                       help="gallery file (default: $VULTUS_GALLERY or gallery.db in the user data dir)")
+        a.add_argument("--gallery", metavar="PATH|URL", default=None,
+                       help="gallery file, or a PostgreSQL URL postgresql://user@host:port/db (default: "
+                            "$VULTUS_GALLERY or gallery.db in the user data dir)")
         if collection:
             a.add_argument("--collection", "-c", default="default", help="collection name (default: default)")
         add_json_option(a)
@@ -144,6 +146,9 @@ def add_commands(sub) -> None:
     a = action("stats", "counts, index state, threshold and sizes; checks the stated rates against the "
                         "collection's own impostor pairs", cmd_stats)
     a.add_argument("--no-check", action="store_true", help="leave out the check against the collection's own pairs")
+
+    action("migrate", "bring the gallery's schema up to this version of vultus (also done on every writable "
+                      "open); says what was applied", cmd_migrate, collection=False)
 
     a = action("audit", "the audit log (who changed what, when; never biometric data)", cmd_audit)
     a.add_argument("--limit", type=int, default=50)
@@ -614,3 +619,11 @@ def cmd_audit(args) -> int:
             print_table(["id", "when", "who", "action", "collection", "detail"],
                         [(r.id, r.at[:19], r.actor, r.action, r.collection, r.detail) for r in records])
     return 0
+
+
+def cmd_migrate(args) -> int:
+    with _open(args, create=True) as g:
+        r = g.migrate()
+        applied = ", ".join(r.applied) if r.applied else "nothing to apply"
+        return _done(args, r.to_dict(), f"{r.location} ({r.backend}): schema version {r.version_before} -> "
+                                        f"{r.version}; {applied}")

@@ -27,8 +27,10 @@ def add_commands(sub) -> None:
                                    "can also be set as VULTUS_SERVICE_<NAME> (see docs/service.md).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--gallery", metavar="PATH", help="gallery file (default: $VULTUS_GALLERY or the user data dir)")
-    p.add_argument("--keys", metavar="PATH", help="API key store (default: <gallery>.keys beside the gallery)")
+    p.add_argument("--gallery", metavar="PATH|URL", help="gallery file or postgresql://user@host:port/db URL "
+                                                       "(default: $VULTUS_GALLERY or the user data dir)")
+    p.add_argument("--keys", metavar="PATH", help="API key store (default: <gallery>.keys beside a gallery file; "
+                                                  "for a database gallery, a file in the user data dir)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes; each loads the models once and shares them across its requests")
     p.add_argument("--no-auth", action="store_true", help="no API keys (refused unless --host is a loopback address)")
@@ -151,7 +153,11 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
     os.environ.update(settings.to_env())  # what each worker process reads (Settings.from_env)
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
-    print(f"vultus: serving {settings.gallery_path} at {where} (API {where}/v1, docs {where}/docs, UI {where}/)",
+    from vultus.gallery.api import is_url
+    from vultus.gallery.storage.postgres import public_location
+
+    shown = public_location(settings.gallery_path) if is_url(settings.gallery_path) else settings.gallery_path
+    print(f"vultus: serving {shown} at {where} (API {where}/v1, docs {where}/docs, UI {where}/)",
           file=sys.stderr)
     uvicorn.run("vultus.service.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=30,

@@ -306,6 +306,6 @@ def store_on_collection(rep: CalibrationReport, collection: str, *, gallery_path
         source = (f"vultus calibrate {rep.source}: {point.n_impostor} impostor comparisons, 95% CI "
                   + (f"[{point.threshold_ci[0]:.4f}, {point.threshold_ci[1]:.4f}]" if point.threshold_ci else "n/a"))
         gallery.set_threshold(collection, point.threshold, point.target_fmr, source)
-        where = str(getattr(gallery, "location", gallery_path))
+        where = gallery.location
     return {"collection": collection, "threshold": point.threshold, "fmr": point.target_fmr, "gallery": where,
             "source": source}

@@ -46,6 +46,7 @@ from vultus.gallery.inference import (
     subject_policy,
 )
 from vultus.gallery.names import check_name
+from vultus.gallery.search.base import NativeIndex
 from vultus.gallery.storage import open_store
 from vultus.gallery.storage.base import ForgottenData, GalleryStore
 from vultus.gallery.types import (
@@ -104,11 +105,18 @@ FORGET_TOP_K = 3  # people looked at per forgotten face
 Progress = Callable[[int], None]
 
 
-def default_gallery_path() -> Path:
-    """$VULTUS_GALLERY, else gallery.db in the user's data dir."""
+def is_url(location: str | Path | None) -> bool:
+    """Whether a gallery location is a database URL (postgresql://...) rather than a file."""
+    scheme, sep, _ = str(location or "").partition("://")
+    return bool(sep) and len(scheme) >= 2
+
+
+def default_gallery_path() -> str | Path:
+    """$VULTUS_GALLERY (a file or a URL such as postgresql://user@host/db), else gallery.db in
+    the user's data dir."""
     env = os.environ.get("VULTUS_GALLERY")
     if env:
-        return Path(env).expanduser()
+        return env if is_url(env) else Path(env).expanduser()
     import platformdirs
 
     return Path(platformdirs.user_data_dir("vultus")) / "gallery.db"
@@ -149,13 +157,17 @@ def _check_fpir(fpir: float) -> float:
 
 
 class Gallery:
-    """One gallery file (several collections). Safe to share between threads of
-    one process; several processes may open the same file at once."""
+    """One gallery (several collections): a SQLite file, or a PostgreSQL database given
+    by its URL (postgresql://user@host:port/db). Safe to share between threads of one
+    process; several processes (on several hosts, for PostgreSQL) may open it at once.
+    `store_options` go to the backend (e.g. PostgreSQL's pool_size)."""
 
     def __init__(self, path: str | Path | None = None, *, index_kind: str = "hnsw",
                  index_options: dict | None = None, actor: str | None = None, create: bool = True,
-                 store: GalleryStore | None = None, exhaustive_up_to: int = EXHAUSTIVE_UP_TO):
-        self.store = store or open_store(path or default_gallery_path(), actor=actor, create=create)
+                 store: GalleryStore | None = None, exhaustive_up_to: int = EXHAUSTIVE_UP_TO,
+                 store_options: dict | None = None):
+        self.store = store or open_store(path or default_gallery_path(), actor=actor, create=create,
+                                         **(store_options or {}))
         self.indexes = IndexManager(self.store, kind=index_kind, options=index_options)
         self.exhaustive_up_to = exhaustive_up_to
         self._engines: dict[tuple[str, str, int | None], object] = {}
@@ -686,7 +698,11 @@ class Gallery:
             raise GalleryError(f"search must be one of {', '.join(SEARCH_MODES)} (got {search!r})")
         if search != "auto":
             return search
-        return "exact" if len(self.indexes.get(coll)) <= self.exhaustive_up_to else "graph"
+        index = self.indexes.get(coll)
+        # A store's own index says up to what size its exhaustive scan is the cheaper way.
+        limit = min(self.exhaustive_up_to, index.exhaustive_up_to) if isinstance(index, NativeIndex) \
+            else self.exhaustive_up_to
+        return "exact" if len(index) <= limit else "graph"
 
     def match_vectors(self, coll: Collection, vectors: np.ndarray, top_k: int = 5, *,
                       search: str = "auto") -> list[tuple[Match, ...]]:
@@ -795,7 +811,10 @@ class Gallery:
         except NotFoundError as exc:
             raise self._already_forgotten(coll, person, exc) from exc
         self.indexes.purge_trash()  # the saved files holding the vectors, listed by that commit
-        removed = self.indexes.catch_up(coll)
+        if self.indexes.is_native(coll, key):  # the store dropped its index entries with the rows
+            removed = len(data.embedding_ids.get(key, ()))
+        else:
+            removed = self.indexes.catch_up(coll)
         for other in data.vectors:
             if other != key:  # leftovers of an unfinished migration: their index is simply deleted
                 self.indexes.drop(coll.id, other)
@@ -884,17 +903,17 @@ class Gallery:
         return point.threshold, point.fmr
 
     def _checkpoint_erasure(self, coll: Collection, person: str, **counts) -> None:
-        """The erasure is complete only once the WAL is checkpointed and truncated:
-        until then the database file keeps the deleted rows' old pages and the log
-        the replaced ones. A reader holding an older snapshot blocks that; after the
-        store's retries, say what remains instead of reporting success."""
+        """The erasure is complete only once the store made it final on disk (SQLite: the WAL
+        checkpointed and truncated; PostgreSQL: the tables vacuumed). A reader holding an
+        older snapshot blocks that; after the store's retries, say what remains (the store's
+        `residue`) instead of reporting success."""
         if self.store.checkpoint():
             return
         raise GalleryError(
             f"{person!r} was deleted from every table of collection {coll.name!r} and from its index, but "
             f"another process is reading {self.location} and holds an older snapshot, so the deleted rows are "
-            "still in the database file and its write-ahead log until a checkpoint; forget the same name again "
-            "once that process has finished to complete the erasure",
+            f"still {self.store.residue}; forget the same name again once that process has finished to complete "
+            "the erasure",
             code="erasure_incomplete", person=person, collection=coll.name, path=self.location, **counts)
 
     def _already_forgotten(self, coll: Collection, person: str, exc: NotFoundError) -> NotFoundError:
@@ -919,6 +938,11 @@ class Gallery:
             return self.indexes.report(coll)
         self.store.require_writable()
         return self.indexes.rebuild(coll)
+
+    def migrate(self):
+        """Apply the store's pending schema migrations (a store also does this when opened
+        writable); returns the store's MigrationReport."""
+        return self.store.migrate()
 
     def reembed(self, collection: str, embedder: str, *, batch: int = 32, threads: int | None = None,
                 progress: Progress | None = None) -> ReembedReport:

@@ -24,6 +24,13 @@ exact form this module writes (`c<collection>-<embedder>-<8 hex><suffix>`),
 so a hostile gallery file cannot make vultus read or delete anything else.
 Read-only commands never write: only changes (enroll, forget, reindex...)
 save an index.
+
+All of that applies to a store with a local index folder (SQLite). A store
+without one keeps no files here: the index is built in memory by each process
+and kept in step the same way. A store with its own index (PostgreSQL's
+pgvector HNSW, `GalleryStore.native_index`) needs none of it: its index is
+written in the same transactions as its rows, and this module only hands it
+out.
 """
 
 from __future__ import annotations
@@ -151,6 +158,7 @@ class IndexManager:
         # One lock for the in-memory indexes: threads of one process (a service)
         # share them, and a sync or rebuild must not run twice at once.
         self._lock = threading.RLock()
+        self.folder: Path | None = store.index_folder()  # None: no index files (in memory, or native)
         self.clean_strays()
 
     # -- public ------------------------------------------------------------
@@ -159,12 +167,17 @@ class IndexManager:
         with self._lock:
             return self._ensure(coll, key or coll.contract.key).index
 
+    def is_native(self, coll: Collection, key: str | None = None) -> bool:
+        """Whether the store serves this index itself (always in step, never saved here)."""
+        with self._lock:
+            return self._ensure(coll, key or coll.contract.key).action == "native"
+
     def report(self, coll: Collection, key: str | None = None) -> IndexReport:
         key = key or coll.contract.key
         with self._lock:
             e = self._ensure(coll, key)
         stored = self.store.fingerprint(coll.id, key).count
-        path = str(self.store.index_dir / e.file) if e.file else None
+        path = str(self.folder / e.file) if e.file and self.folder is not None else None
         return IndexReport(collection=coll.name, embedder=key, stored=stored, indexed=len(e.index),
                            action=e.action, reason=e.reason, path=path)
 
@@ -172,7 +185,7 @@ class IndexManager:
         """Rows this process just committed: add them to the loaded index."""
         with self._lock:
             e = self._entries.get((coll.id, key))
-            if e is None or ids.size == 0:
+            if e is None or ids.size == 0 or e.action == "native":
                 return
             before = e.generation
             e.index.add(ids, vectors)
@@ -186,6 +199,9 @@ class IndexManager:
     def rebuild(self, coll: Collection, key: str | None = None, reason: str = "rebuild requested") -> IndexReport:
         key = key or coll.contract.key
         with self._lock:
+            if self._ensure(coll, key).action == "native":
+                self._entries[(coll.id, key)].index.rebuild()
+                return self.report(coll, key)
             gen = self.store.generation(coll.id)  # before reading the vectors
             e = self._entries[(coll.id, key)] = self._build(coll, key, reason)
             e.generation = gen
@@ -205,6 +221,10 @@ class IndexManager:
         the collection is deleted."""
         with self._lock:
             e = self._ensure(coll, key)
+            if e.action == "native":
+                # No file of ours holds them; the store deleted its index entries with the rows,
+                # and checkpoint() (run by forget next) makes that final on disk.
+                return True
             self.save(coll.id, key, force=True)
             proven = self._file_lacks(e, vectors)
             if not proven:
@@ -228,12 +248,19 @@ class IndexManager:
     def save(self, collection_id: int | None = None, key: str | None = None, *, force: bool = False) -> None:
         with self._lock:
             for (cid, k), e in list(self._entries.items()):
+                if e.action == "native" or self.folder is None:
+                    continue  # the store keeps it, or there is nowhere to save it
                 if (collection_id is None or cid == collection_id) and (key is None or k == key) and (e.dirty or force):
                     self._write(cid, k, e)
 
     def index_bytes(self, collection_id: int) -> int:
-        d = self.store.index_dir
-        if not d.is_dir():
+        with self._lock:
+            native = [e.index.memory_bytes() for (cid, _), e in self._entries.items()
+                      if cid == collection_id and e.action == "native"]
+        if native:
+            return sum(native)
+        d = self.folder
+        if d is None or not d.is_dir():
             return 0
         total = 0
         for p in d.glob(f"c{collection_id}-*"):
@@ -244,7 +271,9 @@ class IndexManager:
     def purge_trash(self) -> int:
         """Delete the index files that committed changes superseded (listed in the
         store's trash); returns how many were deleted."""
-        d = self.store.index_dir
+        d = self.folder
+        if d is None:
+            return 0
         trash = {f for f in self._trashed() if ours(f)}  # a hostile name is never a path
         gone, removed = [], 0
         for name in trash:
@@ -266,9 +295,9 @@ class IndexManager:
         """Delete superseded files (the trash) and every file of ours that no record
         names and no live writer holds: temporary files and files from a crash,
         whatever their age. Never raises: cleaning is best effort."""
-        d = self.store.index_dir
+        d = self.folder
         try:
-            if not d.is_dir():
+            if d is None or not d.is_dir():
                 return 0
             removed = self.purge_trash()
             prefix = f"c{collection_id}-" if collection_id is not None else "c"
@@ -300,8 +329,17 @@ class IndexManager:
         return int(get_spec(key.split("@", 1)[0], task="embed").dim or 0)
 
     def _ensure(self, coll: Collection, key: str) -> _Entry:
-        gen = self.store.generation(coll.id)
         e = self._entries.get((coll.id, key))
+        if e is not None and e.action == "native":
+            return e
+        if e is None:
+            native = self.store.native_index(coll.id, key, self._dim(coll, key))
+            if native is not None:
+                e = _Entry(native, IdFingerprint(0, 0, 0), -1, None, dirty=False, action="native",
+                           reason=native.describe())
+                self._entries[(coll.id, key)] = e
+                return e
+        gen = self.store.generation(coll.id)
         if e is not None and e.generation == gen:
             return e
         if e is None:
@@ -312,6 +350,8 @@ class IndexManager:
         return e
 
     def _open(self, coll: Collection, key: str) -> _Entry:
+        if self.folder is None:
+            return self._build(coll, key, "built in memory (this gallery keeps no index files)")
         state = self.store.index_state(coll.id, key)
         if state is None:
             return self._build(coll, key, "no index file yet")
@@ -320,7 +360,7 @@ class IndexManager:
         if not expected_name(state.file, coll.id, key, self.cls.suffix):
             return self._build(coll, key, "the gallery records an index file name of the wrong form "
                                           f"({str(state.file)[:80]!r}); ignored")
-        d = self.store.index_dir
+        d = self.folder
         if d.exists() and not d.is_dir():
             return self._build(coll, key, f"{d} should be the index folder but is a file")
         path = d / state.file
@@ -386,7 +426,7 @@ class IndexManager:
         flock'ed from creation until it is recorded, so a cleaner in another process
         leaves it alone; on any failure the new file is removed and nothing changes."""
         self.store.require_writable()
-        d = self.store.index_dir
+        d = self.folder
         if d.exists() and not d.is_dir():
             raise GalleryError(f"{d}: should be the gallery's index folder but is a file; move it away (the "
                                "index is rebuilt from the gallery)", code="index_path_blocked", path=str(d))
@@ -445,13 +485,13 @@ class IndexManager:
         raise GalleryError(f"{d}: cannot create an index file", code="io_error", path=str(d))
 
     def _file_lacks(self, e: _Entry, vectors: np.ndarray, *, rebuilt: bool = False) -> bool:
-        if vectors.size == 0:
-            return True
+        if vectors.size == 0 or self.folder is None:
+            return True  # nothing to check, or no file was ever written
         patterns = e.index.stored_bytes(vectors)
         if patterns is None:
             return rebuilt  # cannot inspect the bytes; a rebuild from the store is the proof
         try:
-            data = (self.store.index_dir / e.file).read_bytes()
+            data = (self.folder / e.file).read_bytes()
         except OSError:
             return False
         return not any(p in data for p in patterns)

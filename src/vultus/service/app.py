@@ -72,7 +72,7 @@ class ServiceState:
     def start(self) -> None:
         s = self.settings
         self.library = Library(s.gallery_path, detector=s.detector, embedder=s.embedder,
-                               model_threads=s.threads_per_model, max_faces=s.max_faces)
+                               model_threads=s.threads_per_model, max_faces=s.max_faces, pool_size=s.pool_size)
         self.pool = InferencePool(s.inference_threads, s.queue_size, s.request_timeout)
         self.startup_error = None
 

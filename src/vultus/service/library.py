@@ -22,6 +22,7 @@ from pathlib import Path
 from vultus.engine import Engine, pick_one
 from vultus.errors import InvalidArgumentError, ModelError, VultusError
 from vultus.gallery import Gallery
+from vultus.gallery.api import is_url
 from vultus.gallery.errors import ConflictError, NotFoundError
 from vultus.gallery.inference import EnrollOptions
 from vultus.gallery.types import EnrollItem, EnrollReport, Person
@@ -90,12 +91,14 @@ class Library:
     """Models loaded once per process and shared by every request; one Gallery."""
 
     def __init__(self, gallery_path: str | Path, *, detector: str = "yunet", embedder: str = "sface",
-                 model_threads: int | None = None, max_faces: int = 64):
+                 model_threads: int | None = None, max_faces: int = 64, pool_size: int | None = None):
         self.detector = detector
         self.embedder = embedder
         self.model_threads = model_threads
         self.max_faces = max_faces
-        self.gallery = Gallery(gallery_path)
+        # A database gallery gets a connection pool sized to this worker's threads.
+        options = {"pool_size": pool_size} if pool_size and is_url(gallery_path) else {}
+        self.gallery = Gallery(gallery_path, store_options=options)
         self._engines: dict[tuple[str, str], Engine] = {}
         self._engines_lock = threading.Lock()
         # Writes run one at a time per process: SQLite has one writer anyway, and the

@@ -25,8 +25,8 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Settings:
-    gallery: str | None = None  # the gallery file; None: $VULTUS_GALLERY or the user data dir
-    keys: str | None = None  # the key store; None: <gallery>.keys beside the gallery
+    gallery: str | None = None  # the gallery file or postgresql:// URL; None: $VULTUS_GALLERY or the user data dir
+    keys: str | None = None  # the key store; None: <gallery>.keys beside a gallery file (see keys_path)
     host: str = "127.0.0.1"
     port: int = 8000
     auth: bool = True  # False only with --no-auth, and only on a loopback host
@@ -75,18 +75,38 @@ class Settings:
         return max(1, (os.cpu_count() or 1) // self.inference_threads)
 
     @property
-    def gallery_path(self) -> Path:
-        if self.gallery:
-            return Path(self.gallery).expanduser()
-        from vultus.gallery.api import default_gallery_path
+    def gallery_path(self) -> str | Path:
+        """The gallery file (a Path), or its database URL as given (a str: postgresql://...)."""
+        from vultus.gallery.api import default_gallery_path, is_url
 
+        if self.gallery:
+            return self.gallery if is_url(self.gallery) else Path(self.gallery).expanduser()
         return default_gallery_path()
 
     @property
+    def pool_size(self) -> int:
+        """Database connections per worker process (a PostgreSQL gallery): one per inference
+        thread, plus one for the request threads' reads and writes outside the pool."""
+        return self.inference_threads + 2
+
+    @property
     def keys_path(self) -> Path:
+        """The API key store. Beside a gallery file by default; for a database gallery there is no
+        file to sit beside, so it is a file named after the database in the user data dir
+        (every host of a multi-host service needs the same keys: give them one --keys path, or
+        create the keys on each host)."""
         if self.keys:
             return Path(self.keys).expanduser()
         g = self.gallery_path
+        if isinstance(g, str):
+            import hashlib
+
+            import platformdirs
+
+            from vultus.gallery.storage.postgres import public_location
+
+            digest = hashlib.sha256(public_location(g).encode()).hexdigest()[:12]
+            return Path(platformdirs.user_data_dir("vultus")) / f"service-{digest}.keys"
         return g.with_name(g.name + ".keys")
 
     def to_env(self) -> dict[str, str]:

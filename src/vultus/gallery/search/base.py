@@ -74,3 +74,41 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def memory_bytes(self) -> int: ...
+
+
+class NativeIndex(VectorIndex):
+    """An index a store keeps itself (GalleryStore.native_index), inside its own
+    transactions: adding and removing happen with the rows, so add() and remove() are
+    not the gallery's to call, and there is no file to save, load or scrub."""
+
+    kind = "native"
+    suffix = ""
+    #: up to this many vectors, "auto" search scans them all (exactly) rather than walk the index
+    exhaustive_up_to: int = 20_000
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for `vultus gallery stats`: what the index is and its settings."""
+
+    @abstractmethod
+    def rebuild(self) -> None:
+        """Rebuild the index from the rows (PostgreSQL: REINDEX)."""
+
+    def add(self, ids, vectors) -> None:
+        raise NotImplementedError("a native index is written by the store's own transactions")
+
+    def remove(self, ids) -> int:
+        raise NotImplementedError("a native index is written by the store's own transactions")
+
+    def stored_bytes(self, vectors) -> list[bytes]:
+        return []
+
+    def scrub(self, count: int) -> None:
+        return None
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError("a native index lives in the store")
+
+    @classmethod
+    def load(cls, path, dim, **options):
+        raise IndexFileError("a native index lives in the store")

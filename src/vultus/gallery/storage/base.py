@@ -2,14 +2,20 @@
 
 Everything the gallery knows lives behind GalleryStore: collections and their
 embedder contracts, people, faces, embeddings per embedder, aligned crops,
-the audit log, and a note of what each derived ANN index file covers. The ANN
-index itself is not stored here; it is rebuilt from `vectors()` whenever it
-is missing, stale or corrupt (see gallery/indexes.py).
+the audit log, and a note of what each derived ANN index file covers. Search
+comes from one of two places, and the store says which: a store with its own
+vector index (PostgreSQL + pgvector: `native_index()`, kept in step with the
+rows inside every transaction) serves candidates itself; otherwise the gallery
+keeps a derived ANN index (gallery/indexes.py), rebuilt from `vectors()`
+whenever it is missing, stale or corrupt, and saved under `index_folder()`
+when the store has a local folder for it (SQLite: beside the file).
 
 Every method that changes data runs in one transaction and writes its own
 audit record in that transaction, so a crash leaves either all or nothing.
 A backend is one module implementing this class plus one entry in
-storage/__init__.py's BACKENDS.
+storage/__init__.py's BACKENDS. The gallery, the clustering state and the
+service use nothing but what this class declares (tests/test_store_contract.py
+runs one suite over every backend).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vultus.gallery.search.base import NativeIndex
 from vultus.gallery.types import (
     AuditRecord,
     Collection,
@@ -150,13 +157,36 @@ class ClusteringChange:
     base_generation: int | None = None  # the state's generation this change was computed from
 
 
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What `migrate()` found and did: the schema version before and after, and the
+    migrations applied now (empty when the schema was already current)."""
+
+    backend: str
+    location: str
+    version_before: int
+    version: int
+    applied: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "gallery": self.location, "version_before": self.version_before,
+                "version": self.version, "applied": list(self.applied)}
+
+
 class GalleryStore(ABC):
     """Source of truth for one gallery. Implementations must be safe for several
     processes writing at once (each change is one atomic transaction)."""
 
-    #: where derived index files are kept (next to the database)
-    index_dir: Path
+    #: the backend's name, as in the location's scheme ("sqlite", "postgresql")
+    backend: str = ""
+    #: the gallery's location as the user gave it (a path or a URL, without any password)
     location: str
+    #: where rows a change deleted linger until checkpoint() succeeds (said by a forget that could
+    #: not finish the erasure)
+    residue: str = "in the store's files until they are compacted"
+    #: who the audit log names for the changes made through this store; a service sets it
+    #: per request (under its write lock) to the API key's id and name
+    actor: str = ""
     #: why this process cannot write the gallery (None when it can); reads keep working
     read_only: str | None = None
     #: what a check or a query found damaged (None when nothing was); writes are refused
@@ -167,8 +197,29 @@ class GalleryStore(ABC):
         return None
 
     def checkpoint(self) -> bool:
-        """Make deletions final in the files (True when done); backends without a log return True."""
+        """Make deletions final on disk (True when done): SQLite folds and truncates its
+        write-ahead log, PostgreSQL vacuums the tables a forget touched. False: an older
+        snapshot held by another reader keeps the deleted rows for now."""
         return True
+
+    def migrate(self) -> MigrationReport:
+        """Bring the schema up to this version of vultus (stores also do it when opened
+        writable); returns what was applied."""
+        raise NotImplementedError
+
+    # -- where search comes from ---------------------------------------------
+    def index_folder(self) -> Path | None:
+        """The local folder where derived index files of this gallery are saved (SQLite:
+        beside the file), or None when there is none: then the gallery keeps its derived
+        index in memory only, or the store searches itself (native_index)."""
+        return None
+
+    def native_index(self, collection_id: int, embedder: str, dim: int) -> NativeIndex | None:
+        """The store's own index over the collection's `embedder` vectors, always in step with
+        its rows (written in the same transactions), or None when the gallery must keep a
+        derived one. Its similarities may be approximate: the gallery re-ranks every candidate
+        with the exact vectors from person_vectors(), as for a derived index."""
+        return None
 
     def referenced_index_files(self) -> set[str]:
         """Index file names that index_state records."""
@@ -212,9 +263,9 @@ class GalleryStore(ABC):
         with the collection and returned as Collection.own_calibration; `clear_own_calibration`
         drops it. Clearing happens before setting, all in one transaction."""
 
+    @abstractmethod
     def set_liveness(self, collection_id: int, point: str | None) -> Collection:
         """Require liveness at this operating point at enroll and identify (None: not required)."""
-        raise NotImplementedError
 
     @abstractmethod
     def delete_collection(self, collection_id: int) -> dict[str, int]:
@@ -316,17 +367,18 @@ class GalleryStore(ABC):
     @abstractmethod
     def person_vectors(self, collection_id: int, embedder: str, person_ids: Sequence[int]) -> PersonVectors: ...
 
-    # -- derived index bookkeeping -----------------------------------------
-    @abstractmethod
-    def index_state(self, collection_id: int, embedder: str) -> IndexState | None: ...
+    # -- derived index bookkeeping (only stores with an index_folder() record files) --
+    def index_state(self, collection_id: int, embedder: str) -> IndexState | None:
+        return None
 
-    @abstractmethod
     def set_index_state(self, state: IndexState, *, snapshot_generation: int | None = None) -> bool:
         """Record an index file (the old one goes to the trash list); refused (False) when
-        vectors were erased after the generation the index was built at."""
+        vectors were erased after the generation the index was built at, or when the store
+        keeps no index files."""
+        return False
 
-    @abstractmethod
-    def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None: ...
+    def clear_index_state(self, collection_id: int, embedder: str | None = None) -> None:
+        return None
 
     # -- face clustering state (vultus.cluster) ----------------------------
     @abstractmethod

@@ -41,6 +41,7 @@ from vultus.gallery.errors import (
     ReadOnlyError,
 )
 from vultus.gallery.names import MAX_NAME_LENGTH, check_name
+from vultus.gallery.storage.audit import REDACTED, redact_person  # noqa: F401 - REDACTED: re-exported
 from vultus.gallery.storage.base import (
     ID_HASH_MOD,
     ID_HASH_MUL,
@@ -52,6 +53,7 @@ from vultus.gallery.storage.base import (
     GalleryStore,
     IdFingerprint,
     IndexState,
+    MigrationReport,
     PersonVectors,
 )
 from vultus.gallery.types import (
@@ -209,11 +211,6 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
-# How an audit record refers to a person: (name key, id key). forget rewrites
-# the records of a forgotten person (see _redact_person); a new kind of record
-# that names a person must use these keys so that it is redacted too.
-_AUDIT_PERSON_KEYS = (("person", "person_id"), ("from", "from_id"), ("into", "into_id"), ("to", "to_id"))
-REDACTED = "[forgotten]"
 # Tables added after the first galleries were made: opening an older gallery for writing adds them.
 _LATER_TABLES = frozenset({"index_trash", "erasures", "cluster_faces", "clusters", "cluster_cannot_link",
                            "cluster_seq"})
@@ -344,6 +341,9 @@ def _os_error(exc: OSError, path: Path, doing: str) -> GalleryError:
 
 
 class SQLiteStore(GalleryStore):
+    backend = "sqlite"
+    residue = "in the database file and its write-ahead log until a checkpoint"
+
     def __init__(self, path: str | Path, *, actor: str | None = None, create: bool = True,
                  busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S, quick_check: bool | None = None):
         self.path = Path(path).expanduser()
@@ -568,6 +568,16 @@ class SQLiteStore(GalleryStore):
             self.damaged = found
         return found
 
+    def index_folder(self) -> Path:
+        return self.index_dir
+
+    def migrate(self) -> MigrationReport:
+        """The schema is brought up to date when the file is opened writable (missing
+        tables and columns are added); this says where it stands."""
+        self.require_writable()
+        version = self._q("PRAGMA user_version")[0][0]
+        return MigrationReport(self.backend, self.location, version, version)
+
     def require_writable(self) -> None:
         """Raise before any work starts when this gallery cannot be changed."""
         if self.read_only:
@@ -640,56 +650,13 @@ class SQLiteStore(GalleryStore):
                      (now(), self.actor, action, collection, json.dumps(detail, sort_keys=True)))
 
     def _redact_person(self, conn, collection: str, person_id: int, name: str) -> str:
-        """Rewrite every earlier audit record of the collection that names or
-        identifies a person being forgotten; returns the opaque token (random, so
-        it cannot be turned back into the name or the id) that replaces them.
-
-        A record refers to a person through an id key (person_id, from_id, into_id,
-        to_id) and the name key beside it (person, from, into, to; a rename's from
-        and to). People merged into the person are the same person: their ids
-        and names go too, as do the person's former names. A name recorded
-        without its id is redacted by value. Counts, times and actors stay."""
-        token = f"forgotten-{secrets.token_hex(8)}"
+        """Rewrite every earlier audit record of the collection that names or identifies
+        the person being forgotten (see storage/audit.py); returns the opaque token."""
         rows = conn.execute("SELECT id, action, detail FROM audit WHERE collection = ? ORDER BY id",
                             (collection,)).fetchall()
-        records = []
-        for rid, action, text in rows:
-            try:
-                detail = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(detail, dict):
-                records.append((rid, action, detail))
-        ids, names = {person_id}, {name}
-        grown = True
-        while grown:  # people merged into the person (and into those), transitively
-            grown = False
-            for _, action, d in records:
-                if action == "merge" and d.get("into_id") in ids and d.get("from_id") not in ids:
-                    ids.add(d["from_id"])
-                    grown = True
-        for _, action, d in records:
-            if action == "rename" and d.get("person_id") in ids:
-                names.update(v for v in (d.get("from"), d.get("to")) if isinstance(v, str))
-            if action == "merge":
-                for id_key, name_key in (("from_id", "from"), ("into_id", "into")):
-                    if d.get(id_key) in ids and isinstance(d.get(name_key), str):
-                        names.add(d[name_key])
-        for rid, action, d in records:
-            new = dict(d)
-            for name_key, id_key in _AUDIT_PERSON_KEYS:
-                if id_key in new and new[id_key] in ids:
-                    new[id_key] = token
-                    if name_key in new:
-                        new[name_key] = REDACTED
-            if action == "rename" and new.get("person_id") == token:
-                new.update({k: REDACTED for k in ("from", "to") if k in new})
-            if action != "rename":  # a rename's names belong to its person_id, decided above
-                for key, value in d.items():
-                    if isinstance(value, str) and value in names and f"{key}_id" not in d:
-                        new[key] = REDACTED
-            if new != d:
-                conn.execute("UPDATE audit SET detail = ? WHERE id = ?", (json.dumps(new, sort_keys=True), rid))
+        token, changed = redact_person(rows, person_id, name)
+        for rid, text in changed:
+            conn.execute("UPDATE audit SET detail = ? WHERE id = ?", (text, rid))
         return token
 
     def _bump(self, conn, collection_id: int) -> None:
