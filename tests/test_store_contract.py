@@ -26,7 +26,8 @@ from vultus.gallery import Gallery, GalleryError, NotFoundError
 from vultus.gallery.errors import ConflictError
 from vultus.gallery.storage import open_store
 from vultus.gallery.storage.base import ClusterFaceRow, ClusteringChange
-from vultus.gallery.types import EmbedderContract, NewFace
+from vultus.gallery.storage.postgres import migrations as pg_migrations
+from vultus.gallery.types import EmbedderContract, NewFace, OwnCalibration
 from vultus.types import Box, Face
 
 DIM = 128
@@ -91,6 +92,12 @@ def test_collections_and_the_pinned_embedder(gallery):
     assert store.set_liveness(coll.id, "door").liveness == "door"
     gallery.set_target_fpir("site-a", 0.02)
     assert gallery.collection("site-a").target_fpir == 0.02
+    # a curve measured on the collection's own pairs (gallery calibrate) is kept whole, and dropped
+    own = OwnCalibration(points=((1e-2, 0.31), (1e-3, 0.4)), pairs=4950, people=100, faces=100, sampled=False,
+                         measured_at="2026-12-06T23:00:00", measured_to=1e-3, tail="sface")
+    assert store.update_decision(coll.id, own_calibration=own).own_calibration == own
+    assert gallery.collection("site-a").own_calibration == own
+    assert store.update_decision(coll.id, clear_own_calibration=True).own_calibration is None
     # an embedder contract is kept exactly, and another embedder is refused
     other = EmbedderContract("dlib-resnet", "x1", "dlib", 128)
     store.create_collection("site-c", other, "yunet", 1e-3, False, "max")
@@ -342,8 +349,10 @@ def test_bad_locations_are_clear_errors(tmp_path, pg_server):
             Gallery(url, create=False)
         with Gallery(url) as g:
             report = g.migrate()
+            shipped = tuple(name for _, name, _ in pg_migrations())
+            assert shipped[0] == "0001_initial"
             assert (report.backend, report.version_before, report.version, report.applied) == \
-                ("postgresql", 0, 1, ("0001_initial",))
+                ("postgresql", 0, len(shipped), shipped)
             assert g.migrate().applied == ()
     finally:
         pg_server.drop_database(url)
@@ -376,9 +385,10 @@ def test_gallery_migrate_command_on_both_backends(capsys, gallery_location):
     assert main(["gallery", "migrate", "--gallery", gallery_location, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     backend = "postgresql" if "://" in gallery_location else "sqlite"
-    assert out["backend"] == backend and out["version"] == 1
-    if backend == "postgresql":  # a new database: the first migration was applied by this command's open
-        assert (out["version_before"], out["applied"]) == (0, ["0001_initial"])
+    shipped = [name for _, name, _ in pg_migrations()]
+    assert out["backend"] == backend and out["version"] == (len(shipped) if backend == "postgresql" else 1)
+    if backend == "postgresql":  # a new database: every migration was applied by this command's open
+        assert (out["version_before"], out["applied"]) == (0, shipped)
     assert main(["gallery", "migrate", "--gallery", gallery_location]) == 0
     assert "nothing to apply" in capsys.readouterr().out
 
