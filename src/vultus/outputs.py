@@ -75,3 +75,14 @@ def _error(path: Path, exc: OSError) -> OutputError:
     reason = reasons.get(exc.errno, exc.strerror or str(exc))
     return OutputError(f"{path}: cannot write here ({reason})", code="output_not_writable", file=path,
                        reason=reason)
+
+
+def make_output_dir(folder: str | os.PathLike) -> Path:
+    """Create an output folder (and its parents) before the work that fills it; OutputError if it cannot be."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output folder ({exc.strerror or exc})",
+                          file=str(folder)) from exc
+    return folder

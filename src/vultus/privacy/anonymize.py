@@ -381,16 +381,12 @@ def anonymize_paths(inputs: Iterable[str | Path], out_dir: str | Path, options: 
     reported in its result and does not stop the others."""
     from vultus.errors import OutputError
     from vultus.imageio import load_image
+    from vultus.outputs import make_output_dir
     from vultus.privacy.detect import RecallDetector, RecallSettings
     from vultus.video.io import video_suffixes
 
     options = options or AnonymizeOptions()
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})",
-                          file=str(out_dir)) from exc
+    out_dir = make_output_dir(out_dir)
     person_filter = None
     if keep or only:
         if gallery is None:

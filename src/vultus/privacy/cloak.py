@@ -470,14 +470,10 @@ def cloak_paths(inputs: Iterable[str | Path], out_dir: str | Path, options: Cloa
     not stop the others; an image without a face is written unchanged (metadata stripped) with a warning."""
     from vultus.errors import OutputError
     from vultus.imageio import image_suffixes, load_image
+    from vultus.outputs import make_output_dir
 
     options = options or CloakOptions()
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})",
-                          file=str(out_dir)) from exc
+    out_dir = make_output_dir(out_dir)
     paths: list[Path] = []
     wanted = image_suffixes()
     for p in map(Path, inputs):

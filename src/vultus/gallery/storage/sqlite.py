@@ -56,6 +56,7 @@ from vultus.gallery.storage.base import (
     MigrationReport,
     PersonVectors,
 )
+from vultus.gallery.storage.decision_sql import apply_decision_update
 from vultus.gallery.types import (
     AuditRecord,
     Collection,
@@ -717,34 +718,10 @@ class SQLiteStore(GalleryStore):
                         clear_own_calibration=False) -> Collection:
         with self._write() as w:
             name = w.execute("SELECT name FROM collections WHERE id = ?", (collection_id,)).fetchone()[0]
-            detail = {}
-            if target_fmr is not None:  # deciding by a per-comparison rate ends deciding by FPIR
-                w.execute("UPDATE collections SET target_fmr = ?, target_fpir = NULL WHERE id = ?",
-                          (target_fmr, collection_id))
-                detail["target_fmr"] = target_fmr
-            if target_fpir is not None:
-                w.execute("UPDATE collections SET target_fpir = ? WHERE id = ?", (target_fpir, collection_id))
-                detail["target_fpir"] = target_fpir
-            if clear_override:
-                w.execute("UPDATE collections SET threshold = NULL, threshold_fmr = NULL, threshold_source = NULL "
-                          "WHERE id = ?", (collection_id,))
-                detail["threshold_override"] = None
-            if override is not None:
-                w.execute("UPDATE collections SET threshold = ?, threshold_fmr = ?, threshold_source = ? "
-                          "WHERE id = ?", (override.threshold, override.fmr, override.source, collection_id))
-                detail["threshold_override"] = {"threshold": override.threshold, "fmr": override.fmr,
-                                                "source": override.source}
-            if aggregation is not None:
-                w.execute("UPDATE collections SET aggregation = ? WHERE id = ?", (aggregation, collection_id))
-                detail["aggregation"] = aggregation
-            if clear_own_calibration:
-                w.execute("UPDATE collections SET own_calibration = NULL WHERE id = ?", (collection_id,))
-                detail["own_calibration"] = None
-            if own_calibration is not None:
-                w.execute("UPDATE collections SET own_calibration = ? WHERE id = ?",
-                          (json.dumps(own_calibration.to_dict()), collection_id))
-                detail["own_calibration"] = {"pairs": own_calibration.pairs, "people": own_calibration.people,
-                                             "rungs": len(own_calibration.points)}
+            detail = apply_decision_update(
+                w.execute, "?", collection_id, target_fmr=target_fmr, override=override,
+                clear_override=clear_override, aggregation=aggregation, target_fpir=target_fpir,
+                own_calibration=own_calibration, clear_own_calibration=clear_own_calibration)
             self._audit(w, "decision", name, detail)
         return self.collection(name)
 
