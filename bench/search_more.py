@@ -360,6 +360,80 @@ def cmd_batch(args) -> list[str]:
     return lines
 
 
+# -- (c) stated vs measured FPIR on the synthetic galleries --------------------------------------------
+def cmd_fpir(args) -> list[str]:
+    from vultus.gallery import decision as decide
+    from vultus.models.calibration import calibration_for
+
+    started = load_average()
+    rng = np.random.default_rng(args.seed)
+    space = face_space(rng)
+    cal = sorted(calibration_for("sface")["points"], key=lambda p: p["fmr"])
+    lines = header("Stated vs measured FPIR on bench/search.py's synthetic galleries", started, space, [
+        "- Gallery: two thirds enrolled identities with 1-5 faces, one third single-face distractors (each its own "
+        "person); best-face aggregation, so a stranger has one comparison per enrolled face. Thresholds from "
+        "`vultus.gallery.decision` (comparisons('max', faces, people), then embedder_fpir_point on SFace's "
+        "shipped LFW calibration) for this gallery's size. Search: exact float32 scan.",
+        f"- Non-mated searches: faces of {args.strangers:,} new identities (never enrolled, not distractors); mated: "
+        f"{int(args.queries * 0.75):,} new faces of enrolled identities (FNIR: own identity not rank 1 at or above "
+        "the threshold).",
+        ""])
+    lines += ["| faces | people | target FPIR | threshold | FMR per comparison | stated FPIR | measured FPIR "
+              "(false ids / searches) | measured / stated | FNIR (mated searches) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    ladders = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        vectors, identity, queries, q_identity = make_gallery(n, space, args.queries, rng)
+        mated = q_identity >= 0
+        people = len(np.unique(identity))
+        comps = decide.comparisons("max", n, people)
+        strangers = space.faces(space.identities(args.strangers))
+        c0, t0 = time.process_time(), time.perf_counter()
+        best = np.empty(len(strangers), np.float32)
+        # every stranger-face comparison counted at the calibration's own thresholds: the synthetic
+        # per-comparison FMR next to LFW's, over n * strangers comparisons
+        rungs = [float(p["threshold"]) for p in cal]
+        points = {"fpir": [decide.embedder_fpir_point("sface", f, comps)[0] for f in args.targets]}
+        counted = rungs + [p.threshold for p in points["fpir"]]
+        floor = min(t for t in counted if t >= 0.35)  # the tail from FMR ~1e-3 down is counted exactly
+        counted = [t for t in counted if t >= floor]
+        above = np.zeros(len(counted), np.int64)
+        for s in range(0, len(strangers), 32):
+            sims = strangers[s:s + 32] @ vectors.T
+            best[s:s + 32] = sims.max(axis=1)
+            tail = sims[sims >= floor]
+            above += np.array([(tail >= t).sum() for t in counted])
+        m_ids, m_sims = exact_search(vectors, queries[mated], 1)
+        print(f"== {n:,}: {time.perf_counter() - t0:.0f}s wall, {time.process_time() - c0:.0f}s CPU, "
+              f"load {load_average()}", flush=True)
+        for target, point in zip(args.targets, points["fpir"], strict=True):
+            stated = decide.fpir_for_fmr(point.fmr, comps)
+            false_ids = int(np.sum(best >= point.threshold))
+            measured = false_ids / len(strangers)
+            hit = (identity[m_ids[:, 0]] == q_identity[mated]) & (m_sims[:, 0] >= point.threshold)
+            lines.append(f"| {n:,} | {people:,} | {target:g} | {point.threshold:.4f} | {point.fmr:.2e}"
+                         f"{' (extrapolated)' if point.extrapolated else ''} | {100 * stated:.2f}% | "
+                         f"{100 * measured:.3f}% ({false_ids} / {len(strangers):,}) | {measured / stated:.2f} | "
+                         f"{100 * (1 - hit.mean()):.2f}% ({int(mated.sum()):,}) |")
+            print(lines[-1], flush=True)
+        total = n * len(strangers)
+        ladders.append((n, total, list(zip(counted, above.tolist(), strict=True))))
+        del vectors
+        gc.collect()
+    lines += ["", "Per-comparison false-match rate of the synthetic vectors at the thresholds of SFace's LFW "
+              "calibration (its rungs, then the FPIR thresholds above): every stranger against every gallery face.",
+              "", "| faces | comparisons | threshold | LFW calibration FMR | synthetic FMR (pairs at or above) |",
+              "|---|---|---|---|---|"]
+    for n, total, counts in ladders:
+        fmr_at = {float(p["threshold"]): float(p["fmr"]) for p in cal}
+        for t, c in counts:
+            ref = f"{fmr_at[t]:.0e}" if t in fmr_at else "(FPIR threshold)"
+            lines.append(f"| {n:,} | {total:.2e} | {t:.4f} | {ref} | {c / total:.2e} ({c:,}) |")
+    lines += ["", f"Load average at the end {load_average()}.", "",
+              f"Command: `python bench/search_more.py {' '.join(sys.argv[1:])}`", ""]
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("hnsw", "batch", "fpir"))
@@ -376,11 +450,14 @@ def main() -> int:
     ap.add_argument("--rates", default="100,500")
     ap.add_argument("--max-wait", type=float, default=2.0, help="ms a batch waits to fill")
     ap.add_argument("--budget", type=float, default=20.0, help="CPU seconds per batch size and method (batch)")
+    ap.add_argument("--strangers", type=int, default=10_000, help="non-mated searches (fpir)")
+    ap.add_argument("--targets", default="0.01,0.001", help="FPIR targets (fpir)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
     args.candidates = [int(x) for x in args.candidates.split(",")]
-    lines = {"hnsw": cmd_hnsw, "batch": cmd_batch}[args.what](args)
+    args.targets = [float(x) for x in args.targets.split(",")]
+    lines = {"hnsw": cmd_hnsw, "batch": cmd_batch, "fpir": cmd_fpir}[args.what](args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}", flush=True)
