@@ -416,6 +416,9 @@ def cmd_fpir(args) -> list[str]:
                          f"{100 * measured:.3f}% ({false_ids} / {len(strangers):,}) | {measured / stated:.2f} | "
                          f"{100 * (1 - hit.mean()):.2f}% ({int(mated.sum()):,}) |")
             print(lines[-1], flush=True)
+        lines.append(f"| {n:,} | {people:,} | (the synthetic gallery's own) | strangers' best score: 99th "
+                     f"percentile {np.quantile(best, 0.99):.4f}, 99.9th {np.quantile(best, 0.999):.4f}, "
+                     f"max {best.max():.4f} | | | | | |")
         total = n * len(strangers)
         ladders.append((n, total, list(zip(counted, above.tolist(), strict=True))))
         del vectors
