@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, machine, stamp  # noqa: E402
 from identify import lfw_embeddings  # noqa: E402
-from search import K, FaceSpace, decisions, exact_search, latencies, make_gallery, pct, rank1_hits, rss_bytes  # noqa: E402
+from search import FaceSpace, K, decisions, exact_search, latencies, make_gallery, pct, rank1_hits, rss_bytes  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 from vultus.gallery.search.exact import top_k  # noqa: E402
 
@@ -314,13 +314,13 @@ def cmd_batch(args) -> list[str]:
                   "| queries/s per core | agreement at FPIR 1% (count) | at FMR 1e-5 (count) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         sims_rows = []
-        methods = [("exact float32 (BlockScan)", lambda: BlockScan(vectors, "f32")),
-                   ("exact over float16 (BlockScan, top-32 re-scored)", lambda: BlockScan(vectors, "f16")),
-                   ("exact over int8 (BlockScan, top-32 re-scored)", lambda: BlockScan(vectors, "i8")),
-                   ("usearch exact over f16 (top-32 re-scored)", lambda: UsearchExact(vectors, "f16")),
-                   ("usearch exact over i8 (top-32 re-scored)", lambda: UsearchExact(vectors, "i8"))]
-        for label, make in methods:
-            method = make()
+        methods = [("exact float32 (BlockScan)", BlockScan, "f32"),
+                   ("exact over float16 (BlockScan, top-32 re-scored)", BlockScan, "f16"),
+                   ("exact over int8 (BlockScan, top-32 re-scored)", BlockScan, "i8"),
+                   ("usearch exact over f16 (top-32 re-scored)", UsearchExact, "f16"),
+                   ("usearch exact over i8 (top-32 re-scored)", UsearchExact, "i8")]
+        for label, kind, dtype in methods:
+            method = kind(vectors, dtype)
             service = {}
             for b in batches:
                 ids, sims, wall, cpu = batch_costs(method, queries, b, args.budget)
@@ -349,8 +349,8 @@ def cmd_batch(args) -> list[str]:
                 for r in rates:
                     s = simulate({b: service[b] for b in batches if b <= max(cap, batches[0])}, cap, r,
                                  args.max_wait, 20_000, np.random.default_rng(1))
-                    cells.append("unstable" if s["unstable"] else
-                                 f"{s['p50']:.1f} / {s['p99']:.1f} (batch {s['mean_batch']:.1f}, {100 * s['util']:.0f}%)")
+                    cells.append("unstable" if s["unstable"] else f"{s['p50']:.1f} / {s['p99']:.1f} "
+                                 f"(batch {s['mean_batch']:.1f}, {100 * s['util']:.0f}%)")
                 lines.append(f"| {label} | {cap} | " + " | ".join(cells) + " |")
         lines.append("")
         del vectors
