@@ -40,6 +40,7 @@ import json
 import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -103,6 +104,8 @@ EXHAUSTIVE_UP_TO = 100_000
 VECTOR_TYPES = ("halfvec", "vector")
 DEFAULT_POOL_SIZE = 4
 POOL_TIMEOUT_S = 60.0
+# Waits between VACUUM tries after a forget (the last try is not followed by a wait).
+VACUUM_RETRY_DELAYS_S = (0.2, 0.4, 0.8, 1.6, 0.0)
 # Tables whose rows a forget deletes: VACUUM'ed by checkpoint().
 _ERASED_TABLES = ("embeddings", "crops", "faces", "images", "people", "audit", "cluster_faces", "clusters")
 _COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
@@ -668,17 +671,26 @@ class PostgresStore(GalleryStore):
 
         if self.read_only:
             return False
-        notices: list[str] = []
-        try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=30) as conn:
-                conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
-                conn.execute(f"SET search_path = {self.schema}, public")
-                conn.execute("VACUUM (VERBOSE, INDEX_CLEANUP ON) " + ", ".join(_ERASED_TABLES))
-        except psycopg.Error as exc:
-            raise self._translate(exc) from exc
-        self._vacuum_notices = notices
-        stuck = [int(m.group(1)) for n in notices for m in re.finditer(r"(\d+) are dead but not yet removable", n)]
-        return not any(stuck)
+        # A snapshot held for a moment (autovacuum analysing freshly filled tables, another
+        # host's short query) also keeps dead rows; only one that outlasts a few retries,
+        # about 3 s in all, is reported as keeping the erasure from being final.
+        for delay in VACUUM_RETRY_DELAYS_S:
+            notices: list[str] = []
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=30) as conn:
+                    conn.add_notice_handler(lambda d, out=notices: out.append(d.message_primary or ""))
+                    conn.execute(f"SET search_path = {self.schema}, public")
+                    conn.execute("VACUUM (VERBOSE, INDEX_CLEANUP ON) " + ", ".join(_ERASED_TABLES))
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+            self._vacuum_notices = notices
+            stuck = [int(m.group(1)) for n in notices
+                     for m in re.finditer(r"(\d+) are dead but not yet removable", n)]
+            if not any(stuck):
+                return True
+            if delay:
+                time.sleep(delay)
+        return False
 
     # -- faces -------------------------------------------------------------
     def known_images(self, collection_id, sha256s) -> dict[str, str]:
