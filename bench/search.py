@@ -283,7 +283,7 @@ def gallery_path(vectors: np.ndarray, queries: np.ndarray, args) -> dict:
 
     from vultus.gallery import Gallery
     from vultus.gallery.api import EXHAUSTIVE_UP_TO
-    from vultus.gallery.storage.sqlite import now
+    from vultus.gallery.storage.rows import now
 
     n = len(vectors)
     with tempfile.TemporaryDirectory() as tmp:

@@ -52,7 +52,8 @@ import numpy as np
 from vultus.gallery.errors import GalleryError
 from vultus.gallery.search import IndexFileError, VectorIndex, index_class
 from vultus.gallery.storage.base import GalleryStore, IdFingerprint, IndexState
-from vultus.gallery.storage.sqlite import _fsync_dir, _os_error, now
+from vultus.gallery.storage.rows import now
+from vultus.gallery.storage.sqlite import _fsync_dir, _os_error
 
 try:  # POSIX: a writer locks its file until it is recorded, so a cleaner can tell a live writer from a crash
     import fcntl

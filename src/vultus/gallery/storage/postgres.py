@@ -34,16 +34,13 @@ backups, replicas, free space) and how to make it final.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
-import os
 import re
 import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from importlib import resources
 
 import numpy as np
@@ -72,15 +69,25 @@ from vultus.gallery.storage.base import (
     PersonVectors,
 )
 from vultus.gallery.storage.decision_sql import apply_decision_update
+from vultus.gallery.storage.rows import (
+    AUDIT_COLS,
+    COLLECTION_COLS,
+    FACE_COLS,
+    as_f32,
+    audit_from_row,
+    collection_from_row,
+    f32_blob,
+    face_from_row,
+    now,
+    process_actor,
+)
 from vultus.gallery.types import (
     AuditRecord,
     Collection,
     EmbedderContract,
     FaceRecord,
     NewFace,
-    OwnCalibration,
     Person,
-    ThresholdOverride,
 )
 from vultus.types import Box, Face
 
@@ -108,31 +115,10 @@ POOL_TIMEOUT_S = 60.0
 VACUUM_RETRY_DELAYS_S = (0.2, 0.4, 0.8, 1.6, 0.0)
 # Tables whose rows a forget deletes: VACUUM'ed by checkpoint().
 _ERASED_TABLES = ("embeddings", "crops", "faces", "images", "people", "audit", "cluster_faces", "clusters")
-_COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
-                    "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
-                    "liveness, target_fpir, own_calibration")
-_FACE_COLS = ("f.id, f.person_id, p.name, f.image_sha256, f.image_path, f.x1, f.y1, f.x2, f.y2, f.landmarks, "
-              "f.detector, f.detector_score, f.quality, f.created_at, c.face_id IS NOT NULL")
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-
-
-def _f32(blob, shape=None) -> np.ndarray:
-    arr = np.frombuffer(bytes(blob), dtype=np.float32)
-    return arr.reshape(shape) if shape else arr
-
-
-def _blob(arr: np.ndarray) -> bytes:
-    return np.ascontiguousarray(arr, dtype=np.float32).tobytes()
 
 
 def public_location(url: str) -> str:
@@ -203,7 +189,7 @@ class PostgresStore(GalleryStore):
             self.url = "postgresql://" + self.url[len("postgres://"):]
         self.location = public_location(self.url)
         self.schema = schema
-        self.actor = actor or _actor()
+        self.actor = actor or process_actor()
         self.read_only: str | None = None
         self.damaged: str | None = None
         self.hnsw = {"type": hnsw_type, "m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction)}
@@ -449,15 +435,6 @@ class PostgresStore(GalleryStore):
             return idx
 
     # -- collections -------------------------------------------------------
-    @staticmethod
-    def _collection(row) -> Collection:
-        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live,
-         fpir, own) = row
-        override = ThresholdOverride(thr, thr_fmr, thr_src) if thr is not None else None
-        return Collection(id=int(cid), name=name, contract=EmbedderContract(emb, ver, align, int(dim)), detector=det,
-                          target_fmr=fmr, keep_crops=bool(crops), aggregation=agg, created_at=created,
-                          generation=int(gen), threshold_override=override, liveness=live, target_fpir=fpir,
-                          own_calibration=OwnCalibration.from_dict(json.loads(own)) if own else None)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation, *,
                           exist_ok: bool = False, target_fpir: float | None = None) -> Collection:
@@ -471,8 +448,8 @@ class PostgresStore(GalleryStore):
                  bool(keep_crops), aggregation, now(), target_fpir)).fetchone()
             if row is None:
                 if exist_ok:
-                    return self._collection(w.execute(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = %s",
-                                                      (name,)).fetchone())
+                    return collection_from_row(w.execute(
+                        f"SELECT {COLLECTION_COLS} FROM collections WHERE name = %s", (name,)).fetchone())
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
             self._create_hnsw(w, row[0], contract.key, contract.dim)
             self._audit(w, "create", name, {"embedder": contract.to_dict(), "detector": detector,
@@ -481,15 +458,15 @@ class PostgresStore(GalleryStore):
         return self.collection(name)
 
     def collection(self, name: str) -> Collection:
-        rows = self._q(f"SELECT {_COLLECTION_COLS} FROM collections WHERE name = %s", (name,))
+        rows = self._q(f"SELECT {COLLECTION_COLS} FROM collections WHERE name = %s", (name,))
         if not rows:
             names = [r[0] for r in self._q("SELECT name FROM collections ORDER BY name")]
             known = f"; collections here: {', '.join(names)}" if names else "; this gallery has no collections yet"
             raise NotFoundError(f"no collection {name!r} in {self.location}{known}")
-        return self._collection(rows[0])
+        return collection_from_row(rows[0])
 
     def collections(self) -> list[Collection]:
-        return [self._collection(r) for r in self._q(f"SELECT {_COLLECTION_COLS} FROM collections ORDER BY name")]
+        return [collection_from_row(r) for r in self._q(f"SELECT {COLLECTION_COLS} FROM collections ORDER BY name")]
 
     def update_decision(self, collection_id, *, target_fmr=None, override=None, clear_override=False,
                         aggregation=None, target_fpir=None, own_calibration=None,
@@ -733,15 +710,15 @@ class PostgresStore(GalleryStore):
                     "landmarks, detector, detector_score, quality, created_at) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (collection_id, pid, nf.image_sha256, nf.image_path, *map(float, f.box.as_tuple()),
-                     _blob(f.landmarks), f.detector, float(f.score), json.dumps(nf.quality, sort_keys=True),
+                     f32_blob(f.landmarks), f.detector, float(f.score), json.dumps(nf.quality, sort_keys=True),
                      stamp)).fetchone()[0])
                 eid = int(w.execute("INSERT INTO embeddings (collection_id, embedder, face_id, vector) "
                                     "VALUES (%s, %s, %s, %s) RETURNING id",
                                     (collection_id, embedder, fid, np.asarray(nf.vector, np.float32))).fetchone()[0])
                 if nf.crop_jpeg is not None and nf.crop_face is not None:
                     w.execute("INSERT INTO crops (face_id, jpeg, box, landmarks) VALUES (%s, %s, %s, %s)",
-                              (fid, nf.crop_jpeg, _blob(np.array(nf.crop_face.box.as_tuple())),
-                               _blob(nf.crop_face.landmarks)))
+                              (fid, nf.crop_jpeg, f32_blob(np.array(nf.crop_face.box.as_tuple())),
+                               f32_blob(nf.crop_face.landmarks)))
                 out.append((fid, eid))
             added = sum(1 for o in out if o is not None)
             if added:
@@ -754,18 +731,18 @@ class PostgresStore(GalleryStore):
     @staticmethod
     def _face(r) -> FaceRecord:
         return FaceRecord(id=int(r[0]), person_id=int(r[1]), person=r[2], image_sha256=r[3], image_path=r[4],
-                          box=Box(r[5], r[6], r[7], r[8]), landmarks=_f32(r[9], (5, 2)), detector=r[10],
+                          box=Box(r[5], r[6], r[7], r[8]), landmarks=as_f32(r[9], (5, 2)), detector=r[10],
                           detector_score=r[11], quality=json.loads(r[12]), created_at=r[13], has_crop=bool(r[14]))
 
     def faces(self, collection_id, person=None) -> list[FaceRecord]:
-        sql = (f"SELECT {_FACE_COLS} FROM faces f JOIN people p ON p.id = f.person_id "
+        sql = (f"SELECT {FACE_COLS} FROM faces f JOIN people p ON p.id = f.person_id "
                "LEFT JOIN crops c ON c.face_id = f.id WHERE f.collection_id = %s")
         params: tuple = (collection_id,)
         if person is not None:
             pid = self.person(collection_id, person).id
             sql += " AND f.person_id = %s"
             params += (pid,)
-        return [self._face(r) for r in self._q(sql + " ORDER BY f.id", params)]
+        return [face_from_row(r) for r in self._q(sql + " ORDER BY f.id", params)]
 
     def _face_row(self, conn, collection_id, face_id):
         row = conn.execute("SELECT f.id, f.person_id, f.image_sha256 FROM faces f WHERE f.id = %s "
@@ -817,11 +794,11 @@ class PostgresStore(GalleryStore):
             (collection_id, missing_embedder, int(limit)))
         out = []
         for (fid, jpeg, cbox, clm, x1, y1, x2, y2, lm, det, score, path, sha) in rows:
-            source = Face(box=Box(x1, y1, x2, y2), score=score, landmarks=_f32(lm, (5, 2)).copy(), detector=det)
+            source = Face(box=Box(x1, y1, x2, y2), score=score, landmarks=as_f32(lm, (5, 2)).copy(), detector=det)
             crop_face = None
             if jpeg is not None:
-                b = _f32(cbox)
-                crop_face = Face(box=Box(*map(float, b)), score=score, landmarks=_f32(clm, (5, 2)).copy(),
+                b = as_f32(cbox)
+                crop_face = Face(box=Box(*map(float, b)), score=score, landmarks=as_f32(clm, (5, 2)).copy(),
                                  detector=det)
             out.append(CropItem(int(fid), None if jpeg is None else bytes(jpeg), crop_face, source, path, sha))
         return out
@@ -908,7 +885,7 @@ class PostgresStore(GalleryStore):
     def clustering(self, collection_id) -> ClusteringState:
         with self._read() as r:
             faces = [ClusterFaceRow(key=k, image_path=p, box=(x1, y1, x2, y2), detector_score=ds, quality=q,
-                                    vector=_f32(v), thumbnail=bytes(t) if t else b"",
+                                    vector=as_f32(v), thumbnail=bytes(t) if t else b"",
                                     cluster_id=None if c is None else int(c), pinned=bool(pin))
                      for k, p, x1, y1, x2, y2, ds, q, v, t, c, pin in r.execute(
                          "SELECT face_key, image_path, x1, y1, x2, y2, detector_score, quality, vector, thumbnail, "
@@ -937,7 +914,7 @@ class PostgresStore(GalleryStore):
                         "detector_score, quality, vector, thumbnail, cluster_id, pinned, added_at) "
                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                         [(collection_id, f.key, f.image_path, *map(float, f.box), float(f.detector_score),
-                          float(f.quality), _blob(f.vector), f.thumbnail or None, f.cluster_id, bool(f.pinned), at)
+                          float(f.quality), f32_blob(f.vector), f.thumbnail or None, f.cluster_id, bool(f.pinned), at)
                          for f in change.add_faces])
                 for cid, name in change.names.items():
                     cur.execute("INSERT INTO clusters (collection_id, id, name, created_at) VALUES (%s, %s, %s, %s) "
@@ -970,13 +947,13 @@ class PostgresStore(GalleryStore):
             self._audit(w, action, collection, detail)
 
     def audit_log(self, collection=None, limit=100) -> list[AuditRecord]:
-        sql = "SELECT id, at, actor, action, collection, detail FROM audit"
+        sql = f"SELECT {AUDIT_COLS} FROM audit"
         params: tuple = ()
         if collection is not None:
             sql += " WHERE collection = %s"
             params = (collection,)
         rows = self._q(sql + " ORDER BY id DESC LIMIT %s", (*params, int(limit)))
-        return [AuditRecord(int(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [audit_from_row(r) for r in rows]
 
     def counts(self, collection_id) -> dict[str, int]:
         with self._read() as r:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
 import json
 import os
 import secrets
@@ -26,7 +25,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +55,25 @@ from vultus.gallery.storage.base import (
     PersonVectors,
 )
 from vultus.gallery.storage.decision_sql import apply_decision_update
+from vultus.gallery.storage.rows import (
+    AUDIT_COLS,
+    COLLECTION_COLS,
+    FACE_COLS,
+    as_f32,
+    audit_from_row,
+    collection_from_row,
+    f32_blob,
+    face_from_row,
+    now,
+    process_actor,
+)
 from vultus.gallery.types import (
     AuditRecord,
     Collection,
     EmbedderContract,
     FaceRecord,
     NewFace,
-    OwnCalibration,
     Person,
-    ThresholdOverride,
 )
 from vultus.types import Box, Face
 
@@ -216,35 +224,14 @@ CREATE TABLE IF NOT EXISTS audit (
 _LATER_TABLES = frozenset({"index_trash", "erasures", "cluster_faces", "clusters", "cluster_cannot_link",
                            "cluster_seq"})
 
-_COLLECTION_COLS = ("id, name, embedder, embedder_version, embedder_alignment, dim, detector, target_fmr, "
-                    "threshold, threshold_fmr, threshold_source, keep_crops, aggregation, generation, created_at, "
-                    "liveness, target_fpir, own_calibration")
 # Columns added to collections after the first release, with their types: a gallery made before
 # one existed gains it when opened writable, and reads it as NULL when opened read-only.
 # own_calibration: JSON of OwnCalibration (rates, thresholds and counts; nothing per face).
 _LATER_COLLECTION_COLS = (("liveness", "TEXT"), ("target_fpir", "REAL"), ("own_calibration", "TEXT"))
-_FACE_COLS = ("f.id, f.person_id, p.name, f.image_sha256, f.image_path, f.x1, f.y1, f.x2, f.y2, f.landmarks, "
-              "f.detector, f.detector_score, f.quality, f.created_at, c.face_id IS NOT NULL")
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-
-
-def _f32(blob: bytes, shape=None) -> np.ndarray:
-    arr = np.frombuffer(blob, dtype=np.float32)
-    return arr.reshape(shape) if shape else arr
-
-
-def _blob(arr: np.ndarray) -> bytes:
-    return np.ascontiguousarray(arr, dtype=np.float32).tobytes()
 
 
 def _in_list(n: int) -> str:
@@ -350,7 +337,7 @@ class SQLiteStore(GalleryStore):
         self.path = Path(path).expanduser()
         self.location = str(self.path)
         self.index_dir = self.path.with_name(self.path.name + ".index")
-        self.actor = actor or _actor()
+        self.actor = actor or process_actor()
         self.busy_timeout_s = float(busy_timeout_s)
         self.read_only: str | None = None  # why writes are refused, if they are
         self.damaged: str | None = None  # what a check or a query found, if anything
@@ -540,7 +527,7 @@ class SQLiteStore(GalleryStore):
                     self._create_schema(c)
                 names |= _LATER_TABLES
         self._has_trash = {"index_trash", "erasures"} <= names  # a read-only gallery made before it existed has none
-        self._collection_cols = _COLLECTION_COLS
+        self._collection_cols = COLLECTION_COLS
         if "collections" in names or not self.read_only:
             columns = {r[1] for r in c.execute("PRAGMA table_info(collections)")}
             for column, kind in _LATER_COLLECTION_COLS:
@@ -669,15 +656,6 @@ class SQLiteStore(GalleryStore):
                      "SELECT id, generation FROM collections WHERE id = ?", (collection_id,))
 
     # -- collections -------------------------------------------------------
-    @staticmethod
-    def _collection(row) -> Collection:
-        (cid, name, emb, ver, align, dim, det, fmr, thr, thr_fmr, thr_src, crops, agg, gen, created, live,
-         fpir, own) = row
-        override = ThresholdOverride(thr, thr_fmr, thr_src) if thr is not None else None
-        return Collection(id=cid, name=name, contract=EmbedderContract(emb, ver, align, dim), detector=det,
-                          target_fmr=fmr, keep_crops=bool(crops), aggregation=agg, created_at=created,
-                          generation=gen, threshold_override=override, liveness=live, target_fpir=fpir,
-                          own_calibration=OwnCalibration.from_dict(json.loads(own)) if own else None)
 
     def create_collection(self, name, contract, detector, target_fmr, keep_crops, aggregation, *,
                           exist_ok: bool = False, target_fpir: float | None = None) -> Collection:
@@ -693,8 +671,8 @@ class SQLiteStore(GalleryStore):
                  target_fmr, int(keep_crops), aggregation, now(), target_fpir))
             if cur.rowcount == 0:
                 if exist_ok:
-                    return self._collection(w.execute(f"SELECT {self._collection_cols} FROM collections WHERE name = ?",
-                                                      (name,)).fetchone())
+                    return collection_from_row(w.execute(
+                        f"SELECT {self._collection_cols} FROM collections WHERE name = ?", (name,)).fetchone())
                 raise ConflictError(f"collection {name!r} already exists", collection=name)
             self._audit(w, "create", name, {"embedder": contract.to_dict(), "detector": detector,
                                              "target_fmr": target_fmr, "target_fpir": target_fpir,
@@ -708,10 +686,11 @@ class SQLiteStore(GalleryStore):
             names = [r[0] for r in self._q("SELECT name FROM collections ORDER BY name")]
             known = f"; collections here: {', '.join(names)}" if names else "; this gallery has no collections yet"
             raise NotFoundError(f"no collection {name!r} in {self.location}{known}")
-        return self._collection(rows[0])
+        return collection_from_row(rows[0])
 
     def collections(self) -> list[Collection]:
-        return [self._collection(r) for r in self._q(f"SELECT {self._collection_cols} FROM collections ORDER BY name")]
+        rows = self._q(f"SELECT {self._collection_cols} FROM collections ORDER BY name")
+        return [collection_from_row(r) for r in rows]
 
     def update_decision(self, collection_id, *, target_fmr=None, override=None, clear_override=False,
                         aggregation=None, target_fpir=None, own_calibration=None,
@@ -832,7 +811,7 @@ class SQLiteStore(GalleryStore):
             vecs: dict[str, list[np.ndarray]] = {}
             for emb, eid, blob in rows:
                 ids.setdefault(emb, []).append(eid)
-                vecs.setdefault(emb, []).append(_f32(blob))
+                vecs.setdefault(emb, []).append(as_f32(blob))
             face_ids = [r[0] for r in w.execute("SELECT id FROM faces WHERE person_id = ? ORDER BY id", (p.id,))]
             crops = w.execute("DELETE FROM crops WHERE face_id IN (SELECT id FROM faces WHERE person_id = ?)",
                               (p.id,)).rowcount
@@ -954,14 +933,14 @@ class SQLiteStore(GalleryStore):
                     "INSERT INTO faces (collection_id, person_id, image_sha256, image_path, x1, y1, x2, y2, "
                     "landmarks, detector, detector_score, quality, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (collection_id, pid, nf.image_sha256, nf.image_path, *f.box.as_tuple(), _blob(f.landmarks),
+                    (collection_id, pid, nf.image_sha256, nf.image_path, *f.box.as_tuple(), f32_blob(f.landmarks),
                      f.detector, float(f.score), json.dumps(nf.quality, sort_keys=True), stamp)).lastrowid
                 eid = w.execute("INSERT INTO embeddings (collection_id, embedder, face_id, vector) "
-                                "VALUES (?, ?, ?, ?)", (collection_id, embedder, fid, _blob(nf.vector))).lastrowid
+                                "VALUES (?, ?, ?, ?)", (collection_id, embedder, fid, f32_blob(nf.vector))).lastrowid
                 if nf.crop_jpeg is not None and nf.crop_face is not None:
                     w.execute("INSERT INTO crops (face_id, jpeg, box, landmarks) VALUES (?, ?, ?, ?)",
-                              (fid, nf.crop_jpeg, _blob(np.array(nf.crop_face.box.as_tuple())),
-                               _blob(nf.crop_face.landmarks)))
+                              (fid, nf.crop_jpeg, f32_blob(np.array(nf.crop_face.box.as_tuple())),
+                               f32_blob(nf.crop_face.landmarks)))
                 out.append((fid, eid))
             added = sum(1 for o in out if o is not None)
             if added:
@@ -971,20 +950,16 @@ class SQLiteStore(GalleryStore):
                             {"faces": added, "people": len(people), "embedder": embedder})
         return out
 
-    def _face(self, r) -> FaceRecord:
-        return FaceRecord(id=r[0], person_id=r[1], person=r[2], image_sha256=r[3], image_path=r[4],
-                          box=Box(r[5], r[6], r[7], r[8]), landmarks=_f32(r[9], (5, 2)), detector=r[10],
-                          detector_score=r[11], quality=json.loads(r[12]), created_at=r[13], has_crop=bool(r[14]))
 
     def faces(self, collection_id, person=None) -> list[FaceRecord]:
-        sql = (f"SELECT {_FACE_COLS} FROM faces f JOIN people p ON p.id = f.person_id "
+        sql = (f"SELECT {FACE_COLS} FROM faces f JOIN people p ON p.id = f.person_id "
                "LEFT JOIN crops c ON c.face_id = f.id WHERE f.collection_id = ?")
         params: tuple = (collection_id,)
         if person is not None:
             pid = self.person(collection_id, person).id
             sql += " AND f.person_id = ?"
             params += (pid,)
-        return [self._face(r) for r in self._q(sql + " ORDER BY f.id", params)]
+        return [face_from_row(r) for r in self._q(sql + " ORDER BY f.id", params)]
 
     def _face_row(self, conn, collection_id, face_id):
         row = conn.execute("SELECT f.id, f.person_id, f.image_sha256 FROM faces f WHERE f.id = ? "
@@ -1036,11 +1011,11 @@ class SQLiteStore(GalleryStore):
             (collection_id, missing_embedder, limit))
         out = []
         for (fid, jpeg, cbox, clm, x1, y1, x2, y2, lm, det, score, path, sha) in rows:
-            source = Face(box=Box(x1, y1, x2, y2), score=score, landmarks=_f32(lm, (5, 2)).copy(), detector=det)
+            source = Face(box=Box(x1, y1, x2, y2), score=score, landmarks=as_f32(lm, (5, 2)).copy(), detector=det)
             crop_face = None
             if jpeg is not None:
-                b = _f32(cbox)
-                crop_face = Face(box=Box(*map(float, b)), score=score, landmarks=_f32(clm, (5, 2)).copy(),
+                b = as_f32(cbox)
+                crop_face = Face(box=Box(*map(float, b)), score=score, landmarks=as_f32(clm, (5, 2)).copy(),
                                  detector=det)
             out.append(CropItem(fid, jpeg, crop_face, source, path, sha))
         return out
@@ -1049,7 +1024,7 @@ class SQLiteStore(GalleryStore):
         with self._write() as w:
             w.executemany("INSERT OR REPLACE INTO embeddings (collection_id, embedder, face_id, vector) "
                           "VALUES (?, ?, ?, ?)",
-                          [(collection_id, embedder, int(f), _blob(v)) for f, v in zip(face_ids, vectors,
+                          [(collection_id, embedder, int(f), f32_blob(v)) for f, v in zip(face_ids, vectors,
                                                                                         strict=True)])
             self._bump(w, collection_id)
 
@@ -1188,7 +1163,7 @@ class SQLiteStore(GalleryStore):
             return ClusteringState([], {}, [], 1)
         with self._read() as r:
             faces = [ClusterFaceRow(key=k, image_path=p, box=(x1, y1, x2, y2), detector_score=ds, quality=q,
-                                    vector=_f32(v), thumbnail=t or b"", cluster_id=c, pinned=bool(pin))
+                                    vector=as_f32(v), thumbnail=t or b"", cluster_id=c, pinned=bool(pin))
                      for k, p, x1, y1, x2, y2, ds, q, v, t, c, pin in r.execute(
                          "SELECT face_key, image_path, x1, y1, x2, y2, detector_score, quality, vector, thumbnail, "
                          "cluster_id, pinned FROM cluster_faces WHERE collection_id = ? ORDER BY rowid",
@@ -1215,7 +1190,7 @@ class SQLiteStore(GalleryStore):
                 "detector_score, quality, vector, thumbnail, cluster_id, pinned, added_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(collection_id, f.key, f.image_path, *map(float, f.box), float(f.detector_score), float(f.quality),
-                  _blob(f.vector), f.thumbnail or None, f.cluster_id, int(f.pinned), at) for f in change.add_faces])
+                  f32_blob(f.vector), f.thumbnail or None, f.cluster_id, int(f.pinned), at) for f in change.add_faces])
             for cid, name in change.names.items():
                 w.execute("INSERT INTO clusters (collection_id, id, name, created_at) VALUES (?, ?, ?, ?) "
                           "ON CONFLICT (collection_id, id) DO UPDATE SET name = excluded.name",
@@ -1242,13 +1217,13 @@ class SQLiteStore(GalleryStore):
             self._audit(w, action, collection, detail)
 
     def audit_log(self, collection=None, limit=100) -> list[AuditRecord]:
-        sql = "SELECT id, at, actor, action, collection, detail FROM audit"
+        sql = f"SELECT {AUDIT_COLS} FROM audit"
         params: tuple = ()
         if collection is not None:
             sql += " WHERE collection = ?"
             params = (collection,)
         rows = self._q(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [audit_from_row(r) for r in rows]
 
     def counts(self, collection_id) -> dict[str, int]:
         with self._read() as r:
