@@ -13,42 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gallery_fixtures import DIM, fill, new_face, people_vectors, unit
 from vultus.errors import ModelMismatchError
 from vultus.gallery import Gallery, GalleryError, NotFoundError, csv_items, folder_items
 from vultus.gallery.search.exact import ExactIndex
 from vultus.gallery.search.hnsw import HnswIndex
-from vultus.gallery.types import NewFace
-from vultus.types import Box, Face
-
-DIM = 128
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def people_vectors(n_people: int, per_person: int, seed: int = 0, spread: float = 0.35):
-    """Identity centres with per-face noise, as real embeddings of one person scatter."""
-    rng = np.random.default_rng(seed)
-    centres = unit(rng.standard_normal((n_people, DIM)))
-    faces = unit(centres[:, None, :] + spread * unit(rng.standard_normal((n_people, per_person, DIM))))
-    return centres, faces
-
-
-def new_face(person: str, tag: str, vector: np.ndarray) -> NewFace:
-    face = Face(box=Box(10, 20, 110, 140), score=0.9, landmarks=np.zeros((5, 2), np.float32), detector="yunet")
-    return NewFace(person=person, image_sha256=f"sha-{person}-{tag}", image_path=None, face=face, vector=vector,
-                   quality={"face_px": 100.0})
-
-
-def fill(g: Gallery, n_people=20, per_person=3, seed=0, collection="default"):
-    coll = g.ensure_collection(collection)
-    centres, faces = people_vectors(n_people, per_person, seed)
-    batch = [new_face(f"p{i:03d}", f"{seed}-{j}", faces[i, j]) for i in range(n_people) for j in range(per_person)]
-    stored = g.store.add_faces(coll.id, coll.contract.key, batch)
-    ids = np.array([s[1] for s in stored], np.int64)
-    g.indexes.added(coll, coll.contract.key, ids, np.stack([b.vector for b in batch]))
-    return coll, centres, faces
 
 
 @pytest.fixture()
