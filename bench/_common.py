@@ -52,15 +52,21 @@ def kept_sections(text: str) -> list[str]:
     return [m.group(0) for m in re.finditer(r"<!-- begin ([\w-]+) .*?-->.*?<!-- end \1 -->", text, re.S)]
 
 
-def write_section(path: Path, key: str, lines: list[str]) -> None:
-    """Put `lines` into `path` between this key's markers, replacing that section if it is
-    there and appending it otherwise: several bench scripts share one results file."""
-    begin, end = section_markers(key)
-    block = "\n".join([begin, *lines, end])
-    text = path.read_text() if path.is_file() else ""
+def put_between(path: Path, begin: str, end: str, block: str, new_file: str = "") -> None:
+    """Write `block` (its markers included) into `path` in place of the text from `begin` to
+    `end`, or append it when the file has no such section (`new_file`: the text a missing
+    file starts from): several bench scripts share one results file, each its own part."""
+    text = path.read_text() if path.is_file() else new_file
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def write_section(path: Path, key: str, lines: list[str]) -> None:
+    """Put `lines` into `path` between this key's markers (section_markers)."""
+    begin, end = section_markers(key)
+    put_between(path, begin, end, "\n".join([begin, *lines, end]))

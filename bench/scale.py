@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, load_average, machine, stamp  # noqa: E402
+from _common import RESULTS, load_average, machine, put_between, stamp  # noqa: E402
 from vultus.data import data_root  # noqa: E402
 from vultus.gallery import EnrollItem, EnrollOptions, Gallery  # noqa: E402
 
@@ -49,15 +49,8 @@ rewrites only its own section. The deployment these figures feed is planned in
 def write_section(path: Path, name: str, text: str) -> None:
     """Replace section `name` of the results file (between its markers), keeping the others."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    old = path.read_text() if path.exists() else HEADER + "".join(
-        f"\n<!-- {s}:begin -->\n(not measured yet)\n<!-- {s}:end -->\n" for s in SECTIONS)
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in old and end in old:
-        head, rest = old.split(begin, 1)
-        new = head + block + rest.split(end, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    new_file = HEADER + "".join(f"\n<!-- {s}:begin -->\n(not measured yet)\n<!-- {s}:end -->\n" for s in SECTIONS)
+    put_between(path, begin, end, f"{begin}\n{text.rstrip()}\n{end}", new_file)
 
 
 def lfw_items(n: int) -> list[EnrollItem]:

@@ -27,7 +27,6 @@ replaced; the rest of the file (enroll throughput, bench/scale.py) is left alone
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -37,10 +36,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, load_average, machine, stamp  # noqa: E402
-from identify import lfw_embeddings  # noqa: E402
-from search import FaceSpace, make_gallery  # noqa: E402
-from vultus.data import data_root  # noqa: E402
+from _common import RESULTS, load_average, machine, put_between, stamp  # noqa: E402
+from search import lfw_face_space, make_gallery  # noqa: E402
 
 # Each run's section is marked with its sizes, so a 100k run and a 1M run can sit side by side.
 MARK = "<!-- scale_search {sizes} {edge} -->"
@@ -304,15 +301,7 @@ def write(rows, space, args, started: str, out: Path) -> None:
             f"{100 * r['known_fmr']:.0f}%) | {r['rank1']:.4f} ({r['exact_rank1']:.4f}) | {r['queries']} | "
             f"{r['note']} |")
     lines += ["", f"Command: `python bench/scale_search.py {' '.join(sys.argv[1:])}`", "", end]
-    section = "\n".join(lines)
-    text = out.read_text() if out.exists() else "# Scale: PostgreSQL + pgvector gallery and bulk jobs\n\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    put_between(out, begin, end, "\n".join(lines), "# Scale: PostgreSQL + pgvector gallery and bulk jobs\n\n")
     print(f"wrote {out}", flush=True)
 
 
@@ -342,10 +331,7 @@ def main() -> int:
 
     started = load_average()
     rng = np.random.default_rng(args.seed)
-    root = data_root() / "lfw"
-    paths, vecs, ok = lfw_embeddings("sface", root, workers=min(2, os.cpu_count() or 1))
-    names = [p.parent.name for p, good in zip(paths, ok, strict=True) if good]
-    space = FaceSpace(vecs[ok], names, rng)
+    space = lfw_face_space(rng)
     print(f"face space: {space.describe()}", flush=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="scale-search-") as tmp:

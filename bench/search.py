@@ -130,6 +130,14 @@ class FaceSpace:
                 f"{np.round(f['real_impostor'], 3).tolist()}, synthetic {np.round(f['synth_impostor'], 3).tolist()}")
 
 
+def lfw_face_space(rng, workers: int | None = None) -> FaceSpace:
+    """The FaceSpace fitted to SFace embeddings of every LFW image (cached embeddings)."""
+    workers = workers or min(2, os.cpu_count() or 1)
+    paths, vectors, ok = lfw_embeddings("sface", data_root() / "lfw", workers=workers)
+    names = [p.parent.name for p, good in zip(paths, ok, strict=True) if good]
+    return FaceSpace(vectors[ok], names, rng)
+
+
 def make_gallery(n: int, space: FaceSpace, n_queries: int, rng):
     """(vectors, identity per vector, queries, identity per query: -1e9 for a new person)."""
     n_distractors = n // 3
@@ -627,10 +635,7 @@ def main() -> int:
     args.nprobe = [int(x) for x in args.nprobe.split(",")]
     started = load_average()
     rng = np.random.default_rng(args.seed)
-    root = data_root() / "lfw"
-    paths, vectors, ok = lfw_embeddings("sface", root, workers=min(2, os.cpu_count() or 1))
-    names = [p.parent.name for p, good in zip(paths, ok, strict=True) if good]
-    space = FaceSpace(vectors[ok], names, rng)
+    space = lfw_face_space(rng)
     print(f"face space: {space.describe()}", flush=True)
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:

@@ -23,19 +23,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, machine, stamp  # noqa: E402
-from identify import lfw_embeddings  # noqa: E402
-from search import FaceSpace, K, decisions, exact_search, latencies, make_gallery, pct, rank1_hits, rss_bytes  # noqa: E402
-from vultus.data import data_root  # noqa: E402
+from search import (  # noqa: E402
+    FaceSpace,
+    K,
+    decisions,
+    exact_search,
+    latencies,
+    lfw_face_space,
+    make_gallery,
+    pct,
+    rank1_hits,
+    rss_bytes,
+)
 from vultus.gallery.search.exact import top_k  # noqa: E402
 
 UNKNOWN = -(2**62)
-
-
-def face_space(rng) -> FaceSpace:
-    root = data_root() / "lfw"
-    paths, vectors, ok = lfw_embeddings("sface", root, workers=1)
-    names = [p.parent.name for p, good in zip(paths, ok, strict=True) if good]
-    return FaceSpace(vectors[ok], names, rng)
 
 
 def thresholds(n_faces: int) -> tuple[float, float]:
@@ -59,7 +61,7 @@ def cmd_hnsw(args) -> list[str]:
 
     started = load_average()
     rng = np.random.default_rng(args.seed)
-    space = face_space(rng)
+    space = lfw_face_space(rng, workers=1)
     n = args.size
     vectors, identity, queries, q_identity = make_gallery(n, space, args.queries, rng)
     t_fpir, t_loose = thresholds(n)
@@ -283,7 +285,7 @@ def simulate(service_ms: dict[int, float], cap: int, rate: float, max_wait_ms: f
 def cmd_batch(args) -> list[str]:
     started = load_average()
     rng = np.random.default_rng(args.seed)
-    space = face_space(rng)
+    space = lfw_face_space(rng, workers=1)
     batches = [int(x) for x in args.batches.split(",")]
     rates = [float(x) for x in args.rates.split(",")]
     lines = header("Batching concurrent queries: one exact scan shared by a batch", started, space, [
@@ -367,7 +369,7 @@ def cmd_fpir(args) -> list[str]:
 
     started = load_average()
     rng = np.random.default_rng(args.seed)
-    space = face_space(rng)
+    space = lfw_face_space(rng, workers=1)
     cal = sorted(calibration_for("sface")["points"], key=lambda p: p["fmr"])
     lines = header("Stated vs measured FPIR on bench/search.py's synthetic galleries", started, space, [
         "- Gallery: two thirds enrolled identities with 1-5 faces, one third single-face distractors (each its own "
