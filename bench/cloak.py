@@ -53,11 +53,25 @@ LOOKED_AT = {"Aaron_Peirsol", "Abdullah_Gul", "Ciro_Gomes", "Paula_Radcliffe", "
              "Charles_Mathews", "Michael_Jackson", "Zoran_Djindjic", "Luis_Horna", "Mark_Wahlberg", "Sally_Ride"}
 
 
-def people(root: Path, n: int, seed: int) -> list[tuple[str, list[Path]]]:
+# Written before the development comparison (`--compare-decoys --split development`) was run, and not changed after:
+DECOY_RULE = (
+    "The synthetic decoys (train/cloak_decoys.py) become the default of `vultus cloak` at decoy weight 0.5 (the "
+    "option's default since the cloak was written) if, on the development people at medium with the ensemble "
+    "search, white-box protection at FMR 1e-3, as written and after JPEG 75, is for neither embedder (sface, "
+    "dlib-resnet) lower than the same search without a decoy by more than 1 probe, and the mean SSIM inside the "
+    "face stays >= 0.95. Otherwise weight 0.25 is tried by the same rule; if it fails too, the default stays "
+    "without a decoy and the report says so. Transfer (single-network searches) is reported, not part of the rule. "
+    "The test people are then measured once with the default chosen here.")
+
+
+def people(root: Path, n: int, seed: int, split: str = "test") -> list[tuple[str, list[Path]]]:
+    """`n` people (seed-shuffled) of the split with at least 2 photos: test = odd first sha1 byte of the name (what
+    the report measures), development = even (where choices are made)."""
+    parity = 1 if split == "test" else 0
     out = []
     for d in sorted(p for p in (root / "images").iterdir() if p.is_dir()):
         imgs = sorted(d.glob("*.jpg"))
-        if len(imgs) >= 2 and d.name not in LOOKED_AT and hashlib.sha1(d.name.encode()).digest()[0] % 2 == 1:
+        if len(imgs) >= 2 and d.name not in LOOKED_AT and hashlib.sha1(d.name.encode()).digest()[0] % 2 == parity:
             out.append((d.name, imgs))
     random.Random(seed).shuffle(out)
     return out[:n]
@@ -65,7 +79,7 @@ def people(root: Path, n: int, seed: int) -> list[tuple[str, list[Path]]]:
 
 def _cloak_one(job):
     """Worker: cloak one probe for one search into cache/<search>/<name>.jpg, with its report next to it."""
-    search, name, probe, cache, strength = job
+    search, name, probe, cache, strength, decoy, weight = job
     from vultus.privacy.cloak import CloakOptions, cloak, save_like
 
     out = Path(cache) / search / f"{name}.jpg"
@@ -73,7 +87,8 @@ def _cloak_one(job):
     if meta.exists() and out.exists():
         return json.loads(meta.read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = cloak(probe, CloakOptions(strength=strength, embedders=SEARCHES[search], threads=1))
+    done = cloak(probe, CloakOptions(strength=strength, embedders=SEARCHES[search], threads=1, decoy=decoy,
+                                     decoy_weight=weight))
     save_like(done.rgb, out, Path(probe))
     report = {"search": search, "name": name, "faces": [f.to_dict() for f in done.faces],
               "warnings": list(done.warnings), "seconds": done.seconds}
@@ -108,26 +123,49 @@ def main() -> int:
                     help="only time the default search on the first N sampled probes, in this process, one thread, "
                          "and append the figures to --out")
     ap.add_argument("--gallery-photos", type=int, default=3, help="clean photos per person in the gallery")
+    ap.add_argument("--split", choices=("test", "development"), default="test",
+                    help="whose photos: test people (reported) or development people (where choices are made)")
+    ap.add_argument("--decoy", choices=("synthetic", "none"), default=None,
+                    help="what the searches pull faces toward (default: vultus cloak's default)")
+    ap.add_argument("--decoy-weight", type=float, default=None, help="the pull's weight (default: the cloak's)")
+    ap.add_argument("--compare-decoys", action="store_true",
+                    help="run the searches with the synthetic decoys and without, apply DECOY_RULE and write "
+                         "bench/results/cloak-decoys.md (use with --split development)")
     args = ap.parse_args()
+    from vultus.privacy.cloak import CloakOptions
+
+    args.decoy = args.decoy or CloakOptions().decoy
+    args.decoy_weight = CloakOptions().decoy_weight if args.decoy_weight is None else args.decoy_weight
 
     from vultus.data import data_root
+
+    root = Path(args.data) if args.data else data_root() / "lfw"
+    sample = people(root, args.people, args.seed, args.split)
+    if args.speed:
+        return speed(args, sample)
+    if args.compare_decoys:
+        return compare_decoys(args, sample)
+    load_before = load_average()
+    started = stamp()
+    rows, reports, baseline, thresholds, gallery_size, planned, load_mid = measure(args, sample)
+    write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, gallery_size, planned)
+    return 0
+
+
+def measure(args, sample):
+    """Cloak every probe of `sample` (cached), then attack each written probe and its variants."""
     from vultus.imageio import load_image
     from vultus.models.cache import get_model
     from vultus.models.calibration import operating_point
 
-    root = Path(args.data) if args.data else data_root() / "lfw"
-    sample = people(root, args.people, args.seed)
-    if args.speed:
-        return speed(args, sample)
-    cache = Path(args.cache) / args.strength
-    load_before = load_average()
-    started = stamp()
+    setting = args.decoy if args.decoy == "none" else f"{args.decoy}-{args.decoy_weight:g}"
+    cache = Path(args.cache) / args.strength / setting
     # person by person, every search of a person together, so a run cut short by --minutes still compares the
     # searches on the same people
     jobs = []
     for i, (n, imgs) in enumerate(sample):
         for s in SEARCHES if i < args.transfer_people else ("ensemble",):
-            jobs.append((s, n, str(imgs[0]), str(cache), args.strength))
+            jobs.append((s, n, str(imgs[0]), str(cache), args.strength, args.decoy, args.decoy_weight))
     t0 = time.perf_counter()
     reports = []
     pool = get_context("spawn").Pool(args.workers)
@@ -205,8 +243,77 @@ def main() -> int:
             rows.append(row)
     baseline = {a: {f: np.mean([identified(a, c[2][a], n)[f] for n, c in clean.items() if c[2] is not None])
                     for f in FMRS} for a in ATTACKERS}
-    write_report(args, rows, reports, baseline, thresholds, started, load_before, load_mid, len(gallery_names),
-                 planned)
+    return rows, reports, baseline, thresholds, len(gallery_names), planned, load_mid
+
+
+def protected(rows, search: str, attacker: str, variant: str, fmr: float) -> tuple[int, int]:
+    """(probes not identified as themselves, probes) of one search, attacker and variant."""
+    rs = [r for r in rows if r["search"] == search and r["variant"] == variant]
+    return sum(not r[attacker][fmr] for r in rs), len(rs)
+
+
+def compare_decoys(args, sample) -> int:
+    """DECOY_RULE on `sample`: the searches without a decoy, then with the synthetic decoys at weight 0.5 (and
+    0.25 if 0.5 fails); bench/results/cloak-decoys.md."""
+    from vultus.privacy.cloak import STRENGTHS
+
+    started, load_before = stamp(), load_average()
+    runs = {}
+    for decoy, weight in (("none", 0.0), ("synthetic", 0.5), ("synthetic", 0.25)):
+        if decoy == "synthetic" and weight == 0.25 and runs[("synthetic", 0.5)]["adopt"]:
+            break
+        args.decoy, args.decoy_weight = decoy, weight
+        rows, reports, _, _, _, planned, _ = measure(args, sample)
+        faces = [f for r in reports if r["search"] == "ensemble" for f in r["faces"]]
+        run = {"rows": rows, "reports": reports, "planned": planned,
+               "ssim": float(np.mean([f["ssim"] for f in faces]))}
+        if decoy == "synthetic":
+            none = runs[("none", 0.0)]["rows"]
+            worse = {(a, v): protected(none, "ensemble", a, v, 1e-3)[0] - protected(rows, "ensemble", a, v, 1e-3)[0]
+                     for a in SEARCHES["ensemble"] for v in ("written", "jpeg75")}
+            run["worse"] = worse
+            run["adopt"] = max(worse.values()) <= 1 and run["ssim"] >= STRENGTHS[args.strength].ssim_floor
+        runs[(decoy, weight)] = run
+    adopted = next(((d, w) for (d, w), r in runs.items() if r.get("adopt")), ("none", 0.0))
+    lines = [f"# Cloak: the synthetic decoys, chosen on development people ({args.strength})", "",
+             f"Written by `python bench/cloak.py --compare-decoys --split {args.split} --people {args.people} "
+             f"--transfer-people {args.transfer_people} --workers {args.workers}`; started {started}, finished "
+             f"{stamp()}. Machine: {machine()}; load average {load_before} at the start, {load_average()} at the end.",
+             "", f"LFW {args.split} people (split by person, the other half of the people bench/results/cloak.md "
+             f"reports on), {len(sample)} probes, the protocol of bench/cloak.py.", "",
+             "## Rule (written before this run)", "", DECOY_RULE, "",
+             "## Protection at FMR 1e-3 (probes not identified as themselves / probes)", "",
+             "| decoy | weight | search | attacker | kind | as written | JPEG 75 | 0.5x | mean SSIM (ensemble) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (decoy, weight), run in runs.items():
+        for search in SEARCHES:
+            for a in ("sface", "dlib-resnet"):
+                kind = "white-box" if a in SEARCHES[search] else "transfer"
+                cells = []
+                for v in ("written", "jpeg75", "half"):
+                    k, n = protected(run["rows"], search, a, v, 1e-3)
+                    cells.append(f"{k}/{n}" if n else "-")
+                lines.append(f"| {decoy} | {weight:g} | {search} | {a} | {kind} | " + " | ".join(cells)
+                             + f" | {run['ssim']:.4f} |")
+    lines += ["", "Mean cosine of the cloaked face to its decoy, per embedder, as the search sees it (ensemble):", ""]
+    for (_, weight), run in runs.items():
+        sims = [f["decoy_similarity"] for r in run["reports"] if r["search"] == "ensemble" for f in r["faces"]
+                if f.get("decoy_similarity")]
+        if sims:
+            lines.append(f"- weight {weight:g}: " + ", ".join(f"{n} {np.mean([s[n] for s in sims]):.3f}"
+                                                              for n in SEARCHES["ensemble"]))
+    lines += ["", "## Outcome", ""]
+    for (decoy, weight), run in runs.items():
+        if decoy == "synthetic":
+            lost = ", ".join(f"{a} {v}: {d:+d}" for (a, v), d in run["worse"].items())
+            lines.append(f"- weight {weight:g}: probes lost against no decoy ({lost}); mean SSIM {run['ssim']:.4f}: "
+                         + ("passes the rule." if run["adopt"] else "fails the rule."))
+    lines.append("")
+    lines.append(f"**Adopted: decoy `{adopted[0]}`" + (f" at weight {adopted[1]:g}**." if adopted[0] != "none"
+                                                          else "** (no synthetic decoy setting passed)."))
+    out = RESULTS / "cloak-decoys.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
@@ -241,9 +348,11 @@ def write_report(args, rows, reports, baseline, thresholds, started, load_before
     from vultus.privacy.cloak import STRENGTHS
 
     s = STRENGTHS[args.strength]
+    decoy = ("no decoy (push away only)" if args.decoy == "none" else
+             f"pulled toward the farthest of vultus's synthetic decoy identities (weight {args.decoy_weight:g})")
     lines = [f"# Cloak: protection from face recognition ({args.strength})", "",
              f"Written by `python bench/cloak.py --people {args.people} --transfer-people {args.transfer_people} "
-             f"--strength {args.strength} --workers {args.workers}"
+             f"--strength {args.strength} --workers {args.workers} --decoy {args.decoy}"
              + (f" --minutes {args.minutes:g}" if args.minutes else "")
              + f"`; started {started}, finished {stamp()}. Searches run: {len(reports)} of the {planned} planned"
              + (" (stopped by --minutes: the machine was too loaded for all of them)." if len(reports) < planned
@@ -251,7 +360,8 @@ def write_report(args, rows, reports, baseline, thresholds, started, load_before
              f"Machine: {machine()}; shared with other jobs: load average (1/5/15 min) {load_before} at the start, "
              f"{load_mid} after the searches, {load_average()} at the end.", "",
              f"Strength `{args.strength}`: L-infinity {s.epsilon:g} (0-255), SSIM floor {s.ssim_floor} inside the "
-             f"face, at most {s.steps} steps. LFW test-split people with at least 2 photos (split by person); "
+             f"face, at most {s.steps} steps; decoy: {decoy}. LFW {args.split}-split people with at least 2 "
+             f"photos (split by person); "
              f"probe = their first photo, cloaked; gallery = {gallery_size} clean photos (up to "
              f"{args.gallery_photos} other photos per "
              f"sampled person, all searched together). Protocol and bars: the docstring of bench/cloak.py.", "",

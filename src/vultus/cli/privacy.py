@@ -79,8 +79,12 @@ def add_cloak_command(sub) -> None:
     p.add_argument("--strength", choices=tuple(STRENGTHS), default="medium",
                    help="perturbation budget: " + "; ".join(f"{k}: max change {s.epsilon:g}/255, SSIM >= "
                                                             f"{s.ssim_floor}" for k, s in STRENGTHS.items()))
-    p.add_argument("--decoy", nargs="+", metavar="IMAGE", default=None,
-                   help="photos of other faces: each face is also pushed toward the farthest of them")
+    decoy = p.add_mutually_exclusive_group()
+    decoy.add_argument("--decoy", nargs="+", metavar="IMAGE", default=None,
+                       help="photos of other faces to pull each face toward (the farthest of them), instead of "
+                            "vultus's synthetic decoy identities (the default)")
+    decoy.add_argument("--no-decoy", action="store_true",
+                       help="only push each face away from itself; pull it toward no decoy")
     p.add_argument("--embedders", default=",".join(SEARCH_EMBEDDERS),
                    help=f"networks the search attacks, comma-separated (default {','.join(SEARCH_EMBEDDERS)})")
     p.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
@@ -93,6 +97,7 @@ def cmd_cloak(args) -> int:
     from vultus.privacy.cloak import CloakOptions, cloak_paths
 
     options = CloakOptions(strength=args.strength, seed=args.seed, threads=args.threads,
+                           decoy="none" if args.no_decoy else "synthetic",
                            embedders=tuple(e.strip() for e in args.embedders.split(",") if e.strip()))
     bar = progress(desc="cloak", unit="face")
     try:

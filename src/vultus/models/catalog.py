@@ -217,6 +217,21 @@ MODELS: list[ModelSpec] = [
         version="b6d5f04",
     ),
     ModelSpec(
+        name="cloak-decoys",
+        task="decoy",
+        files=(_own("cloak-decoys-v1.json", "3e86a430beb1d5d5b041b77b7156f30936b4b566a2428c2b365061e12402c2fd"),),
+        license="Apache-2.0 (vultus); drawn from a Gaussian fitted to sface and dlib-resnet vectors of LFW images "
+                "(research data): check before commercial use",
+        terms="check the training data",
+        source="vultus: 32 synthetic decoy identities for `vultus cloak` (no person's face or vector), made by "
+               "train/cloak_decoys.py",
+        input=InputContract("none: unit vectors per embedder (sface, dlib-resnet), 128 numbers each", "-", "-",
+                            alignment="as the embedders"),
+        factory="vultus.privacy.decoys:DecoySet",
+        published="bench/results/cloak-decoys.md (chosen on development people), bench/results/cloak.md",
+        version="v1",
+    ),
+    ModelSpec(
         name="vultus-liveness",
         task="liveness",
         files=(_own("liveness-fusion-v1.json", "cadf81647522aad63ae62baed46a276266937e12760a7f8c74b2886491ba003c"),),

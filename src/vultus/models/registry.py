@@ -58,7 +58,7 @@ AS_COMPONENTS = "as its components"  # the licence of a model that has no weight
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     name: str
-    task: str  # detect | landmarks | embed | age | gender | emotion | liveness
+    task: str  # detect | landmarks | embed | age | gender | emotion | liveness | decoy
     files: tuple[ModelFile, ...]
     license: str
     source: str

@@ -1,13 +1,15 @@
 """Cloak faces in photos so that face recognisers stop matching them to the person (Fawkes, LowKey, CLIP2Protect).
 
 For every face vultus's detector finds, a small perturbation confined to the face (an ellipse with a feathered
-edge) is searched by projected gradient steps that push the face's embedding away from its own identity and,
-when decoy faces are given, toward the farthest of them, against an ensemble of the shipped embedders (sface
-and dlib-resnet by default). The networks run in PyTorch as converted from the very ONNX graphs vultus runs
-(privacy.torch_onnx), and the crops are cut in torch at the points vultus's own alignment samples
-(privacy.cloak_torch), so the gradient is that of the real pipeline. During the search every step sees a
-random transform of the face (a downscale round trip, a differentiable JPEG round trip, a small shift, scale
-and rotation of each crop), so the cloak survives re-encoding, resizing and re-detection.
+edge) is searched by projected gradient steps that push the face's embedding away from its own identity and
+toward a distant decoy identity, against an ensemble of the shipped embedders (sface and dlib-resnet by default).
+The decoys are by default vultus's synthetic identities (privacy.decoys: nobody's face, made by
+train/cloak_decoys.py), or the user's own decoy photos; each face is pulled toward the decoy farthest from it.
+The networks run in PyTorch as converted from the very ONNX graphs vultus runs (privacy.torch_onnx), and the
+crops are cut in torch at the points vultus's own alignment samples (privacy.cloak_torch), so the gradient is
+that of the real pipeline. During the search every step sees a random transform of the face (a downscale round
+trip, a differentiable JPEG round trip, a small shift, scale and rotation of each crop), so the cloak survives
+re-encoding, resizing and re-detection.
 
 The budget is perceptual, one per strength: an L-infinity limit in pixels, and an SSIM floor inside the face
 (the search is pulled back by a penalty as SSIM nears the floor and shrunk whenever a step crosses it; the
@@ -49,14 +51,17 @@ SEARCH_EMBEDDERS = ("sface", "dlib-resnet")
 #: Every embedder's similarity to its own clean face is pushed below its threshold at this false-match rate
 #: (the search stops early once a clean view, a JPEG quality 75 and a half-size view of every embedder are there).
 TARGET_FMR = 0.1
+DECOY_KINDS = ("synthetic", "none")
 
 
 @dataclass(frozen=True, slots=True)
 class CloakOptions:
     """strength: low | medium | high (STRENGTHS); epsilon, ssim_floor and steps override the strength's.
-    embedders: the networks the search attacks (sface, dlib-resnet). mirror_sface: also attack sface-flip's
-    mirror view (fused uses it). eot: random transforms during the search. seed: the search's random numbers,
-    so a photo always gets the same cloak. threads: torch and onnxruntime threads (default 1)."""
+    embedders: the networks the search attacks (sface, dlib-resnet). decoy: "synthetic" pulls each face toward
+    the farthest of vultus's synthetic decoy identities, "none" only pushes it away from itself (decoy photos
+    given to cloak() replace the synthetic ones); decoy_weight: the pull's weight. mirror_sface: also attack
+    sface-flip's mirror view (fused uses it). eot: random transforms during the search. seed: the search's random
+    numbers, so a photo always gets the same cloak. threads: torch and onnxruntime threads (default 1)."""
 
     strength: str = "medium"
     embedders: tuple[str, ...] = SEARCH_EMBEDDERS
@@ -64,6 +69,7 @@ class CloakOptions:
     ssim_floor: float | None = None
     steps: int | None = None
     step_size: float | None = None  # the optimiser's learning rate, in pixel values (default epsilon / 8)
+    decoy: str = "synthetic"  # synthetic: the shipped decoy identities; none: only push away (decoys= replaces them)
     decoy_weight: float = 0.5
     ssim_weight: float = 20.0
     mirror_sface: bool = False
@@ -80,6 +86,9 @@ class CloakOptions:
         if bad or not self.embedders:
             raise InvalidArgumentError(f"the search can attack {' and '.join(SEARCH_EMBEDDERS)} (got "
                                        f"{', '.join(self.embedders) or 'none'})", value=",".join(self.embedders))
+        if self.decoy not in DECOY_KINDS:
+            raise InvalidArgumentError(f"decoy must be one of {', '.join(DECOY_KINDS)} (got {self.decoy!r})",
+                                       value=self.decoy)
         if self.epsilon is not None and not 0 < self.epsilon <= 64:
             raise InvalidArgumentError(f"epsilon must be in (0, 64] pixel values (got {self.epsilon})",
                                        value=self.epsilon)
@@ -111,14 +120,18 @@ class FaceCloak:
     max_abs_change: int
     steps: int
     seconds: float
-    decoy: int | None = None  # index of the decoy face aimed at, if decoys were given
+    decoy: int | None = None  # index of the decoy aimed at (in the shipped set, or in the decoys given)
+    # per embedder, the cosine similarity of the cloaked face to that decoy (None without a decoy)
+    decoy_similarity: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return {"box": [round(v, 1) for v in self.box.as_tuple()],
                 "similarity": {k: round(v, 4) for k, v in self.similarity.items()},
                 "psnr": round(self.psnr, 2), "ssim": round(self.ssim, 4),
                 "mean_abs_change": round(self.mean_abs_change, 3), "max_abs_change": self.max_abs_change,
-                "steps": self.steps, "seconds": round(self.seconds, 3), "decoy": self.decoy}
+                "steps": self.steps, "seconds": round(self.seconds, 3), "decoy": self.decoy,
+                "decoy_similarity": None if self.decoy_similarity is None else
+                {k: round(v, 4) for k, v in self.decoy_similarity.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,11 +352,12 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
             out_roi = bounded(base + mask * delta).round()
         final = ct.embed(out_roi, geometry, names, mirror_sface=options.mirror_sface)
         similarity = {n: float(torch.dot(final[n], own[n])) for n in names}
+        to_decoy = {n: float(torch.dot(final[n], decoy_t[n])) for n in names} if decoy_t else None
     out = work.copy()
     out[y0:y1, x0:x1] = out_roi[0].permute(1, 2, 0).numpy()
     report = _quality(clean, out, mask_full)
     return out, FaceCloak(box=face.box, similarity=similarity, steps=steps, seconds=time.perf_counter() - t0,
-                          decoy=chosen, **report)
+                          decoy=chosen, decoy_similarity=to_decoy, **report)
 
 
 def _quality(clean: np.ndarray, cloaked: np.ndarray, mask: np.ndarray) -> dict:
@@ -387,7 +401,8 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
 
     decoys: images of other faces (one face each; the largest is taken), or what decoy_vectors returned for
         them: each face of `image` is pushed toward the decoy farthest from it as well as away from itself.
-        Without decoys the search only pushes away.
+        Without them, options.decoy says what it is pulled toward: vultus's synthetic decoy identities
+        ("synthetic", the default) or nothing ("none": the search only pushes away).
     faces: the faces to cloak (default: every face the detector finds).
     progress: called with 1 after each face.
 
@@ -405,7 +420,14 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
                        seconds=time.perf_counter() - t0)
     _torch()
     _set_threads(options.threads)
-    vectors = list(decoys) if decoys and all(isinstance(d, dict) for d in decoys) else _decoy_vectors(decoys, options)
+    if decoys:
+        vectors = list(decoys) if all(isinstance(d, dict) for d in decoys) else _decoy_vectors(decoys, options)
+    elif options.decoy == "synthetic":
+        from vultus.privacy.decoys import shipped_decoys
+
+        vectors = shipped_decoys(options.embedders)
+    else:
+        vectors = []
     rng = np.random.default_rng(options.seed)
     work = rgb.astype(np.float32)
     reports = []
