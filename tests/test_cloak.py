@@ -160,6 +160,15 @@ def test_cloaked_photo_is_not_identified(tmp_path, capsys, metadata_photo):
         after = max(float(v @ ref) for v in e.embed([(cloaked, f) for f in faces]))
         assert before >= thr, (name, before, thr)  # the clean photo is identified ...
         assert after < thr, (name, after, thr)  # ... the cloaked one is not
+    # pulled toward a synthetic decoy identity (the default): the cloaked face is nearer to it than the clean one
+    from vultus.privacy.decoys import shipped_decoys
+
+    decoy = shipped_decoys(("sface", "dlib-resnet"))[report["faces"][0]["decoy"]]
+    for name in ("sface", "dlib-resnet"):
+        e = get_model(name, task="embed")
+        before = float(e.embed([(clean, det.detect([clean])[0][0])])[0] @ decoy[name])
+        after = max(float(v @ decoy[name]) for v in e.embed([(cloaked, f) for f in det.detect([cloaked])[0]]))
+        assert after > before, (name, before, after)
     face = report["faces"][0]
     floor = STRENGTHS["medium"].ssim_floor
     assert face["ssim"] >= floor and face["psnr"] >= 30
@@ -169,6 +178,64 @@ def test_cloaked_photo_is_not_identified(tmp_path, capsys, metadata_photo):
     diff = clean[b[1]:b[3], b[0]:b[2]].astype(np.float64) - cloaked[b[1]:b[3], b[0]:b[2]]
     assert 10 * np.log10(255 ** 2 / (diff ** 2).mean()) >= 30
     assert np.abs(diff).mean() > 0.5  # something was changed
+
+
+def test_shipped_decoys_are_nobody_in_lfw():
+    """The synthetic decoys (train/cloak_decoys.py, made from LFW development people, none of whom they match) are
+    strangers to the people of the other half too: on 150 LFW test-split people (never seen by the generator) they
+    match no face at FMR 1e-5 and at FMR 1e-3 no more often than a stranger's face would (comparisons x 1e-3), in
+    either embedder. 32 unit vectors, none matching another."""
+    import hashlib
+
+    from vultus.imageio import load_image
+    from vultus.models.cache import get_model
+    from vultus.models.calibration import operating_point
+    from vultus.privacy.decoys import shipped_decoys
+
+    decoys = shipped_decoys(("sface", "dlib-resnet"))
+    assert len(decoys) == 32
+    root = need_data("lfw", "images")
+    test_people = [d for d in sorted(root.iterdir()) if hashlib.sha1(d.name.encode()).digest()[0] % 2 == 1][:150]
+    det = get_model("yunet", task="detect")
+    items = []
+    for d in test_people:
+        rgb = load_image(sorted(d.glob("*.jpg"))[0])
+        faces = det.detect([rgb])[0]
+        items += [(rgb, f) for f in faces]
+    assert len(items) >= 150
+    for name in ("sface", "dlib-resnet"):
+        d = np.stack([v[name] for v in decoys])
+        assert np.allclose(np.linalg.norm(d, axis=1), 1, atol=1e-5)
+        thr = operating_point(name, 1e-3).threshold
+        pair = d @ d.T
+        np.fill_diagonal(pair, -1)
+        assert pair.max() < thr
+        sims = get_model(name, task="embed").embed(items) @ d.T
+        assert (sims >= thr).sum() <= sims.size * 1e-3, (name, int((sims >= thr).sum()), sims.size)
+        assert sims.max() < operating_point(name, 1e-5).threshold, name
+
+
+def test_decoy_choice_and_its_options():
+    """The default search names the synthetic decoy it pulled toward (the one farthest from the face); --no-decoy
+    (decoy="none") names none; a bad decoy kind and --decoy with --no-decoy are refused."""
+    from vultus.errors import InvalidArgumentError
+    from vultus.models.cache import get_model
+    from vultus.privacy.cloak import CloakOptions, cloak
+    from vultus.privacy.decoys import shipped_decoys
+
+    rgb, face = _faces()[0]
+    pulled = cloak(rgb, CloakOptions(steps=2), faces=[face]).faces[0]
+    own = {n: get_model(n, task="embed").embed([(rgb, face)])[0] for n in ("sface", "dlib-resnet")}
+    summed = [sum(float(own[n] @ d[n]) for n in own) for d in shipped_decoys(("sface", "dlib-resnet"))]
+    assert pulled.decoy == int(np.argmin(summed))
+    assert set(pulled.decoy_similarity) == {"sface", "dlib-resnet"}
+    pushed = cloak(rgb, CloakOptions(steps=2, decoy="none"), faces=[face]).faces[0]
+    assert pushed.decoy is None and pushed.decoy_similarity is None
+    with pytest.raises(InvalidArgumentError, match="decoy must be one of synthetic, none"):
+        CloakOptions(decoy="celebrity")
+    with pytest.raises(SystemExit) as exc:
+        main(["cloak", "x.jpg", "--out", "o", "--decoy", "d.jpg", "--no-decoy"])
+    assert exc.value.code == 2
 
 
 def test_photo_without_a_face_is_returned_unchanged(tmp_path, capsys):
