@@ -211,7 +211,9 @@ def main() -> None:
         s, live = arrays(dev_full_recs, e)
         thresholds[e] = {p: threshold_at_bpcer(s[live], t) for p, t in TARGETS.items()}
     shipped = json.loads(SHIPPED_JSON.read_text())["models"]["minifasnet"]["points"]
-    authors_reproduced = all(abs(thresholds["authors"][p] - shipped[p]["threshold"]) < 1e-9 for p in TARGETS)
+    # Within float32 rounding: the runtime averages the networks' float32 probabilities (as scored here),
+    # bench/liveness.py averages them after storing them as float64 (door differs by 1.1e-8).
+    authors_reproduced = all(abs(thresholds["authors"][p] - shipped[p]["threshold"]) < 1e-6 for p in TARGETS)
     dev_tight = figures_by_edge(dev_tight_recs, thresholds)
     dev_full = figures_by_edge(dev_full_recs, thresholds)
     adopted, verdict = decide(dev_tight, dev_full)
@@ -322,7 +324,7 @@ def render(r: dict) -> str:
         "",
         "Operating points per candidate, chosen on the training subjects' live full frames (TARGETS of "
         "bench/liveness.py: `door` refuses 10%, `check-in` 2%). The `authors` thresholds reproduce the shipped "
-        f"ones: {'yes' if r['authors_thresholds_reproduce_shipped'] else 'NO'}.",
+        f"ones (within float32 rounding, 1e-6): {'yes' if r['authors_thresholds_reproduce_shipped'] else 'NO'}.",
         "",
         "| candidate | door | check-in | tight crops: BPCER at door | tight crops: APCER at door | full frames: "
         "BPCER at door | full frames: APCER at door | rule |",
