@@ -12,6 +12,17 @@ The authors' crop (src/generate_patches.py there) is re-implemented in `authors_
 the box is enlarged about its centre, the scale is cut down so the enlarged box fits
 the image, the box is shifted back inside the image, and the pixels from its integer
 corners (both included) are resized with OpenCV's default bilinear filter.
+
+When the enlarged box is larger than the image the authors' code shrinks the zoom until
+it fits: common in full frames (most of NUAA's 640x480 webcam faces at 4.0x, shrunk to
+about 2.3x), extreme in a tight face crop (the face fills the image), where the networks
+see the face at ~1x with no surroundings, far from what they were trained on.
+`cut_patch` offers other handlings of that case only (`EDGES`): the full enlarged box,
+centred on the face, is cut from the image padded beyond its edge (by replicating the
+edge pixels, by mirroring, or with the image's mean colour). A box that fits the image
+(the zoom not shrunk) is cut exactly as the authors cut it, whatever the handling.
+Shipped (`EDGE`): the authors' crop; bench/liveness_tight.py compared the others by a rule
+written before the run, and none met it.
 """
 
 from __future__ import annotations
@@ -29,6 +40,14 @@ PATCH = 80
 LIVE_CLASS = 1
 # (network, zoom): the file name of each network in the registry entry, and its crop scale.
 NETWORKS = (("minifasnet-v2.onnx", 2.7), ("minifasnet-v1se.onnx", 4.0))
+# How a face whose enlarged box is larger than the image is cut (cut_patch): "authors" shrinks the zoom
+# (their code, unchanged); the others pad the image beyond its edge so the full box exists.
+EDGES = ("authors", "replicate", "reflect", "constant-mean")
+_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101, "constant-mean": cv2.BORDER_CONSTANT}
+# The handling MiniFASNetPair uses: the authors' crop. No padding candidate met the rule written before
+# bench/liveness_tight.py compared them (bench/results/liveness-tight.md): each made NUAA's tight crops
+# worse for live faces and attacks alike, and let micro_print_screen's prints pass.
+EDGE = "authors"
 
 
 def authors_box(box: Box) -> tuple[int, int, int, int]:
@@ -57,6 +76,43 @@ def patch_corners(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale
     return int(x1), int(y1), int(x2), int(y2)
 
 
+def box_fits(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale: float) -> bool:
+    """Whether `bbox` enlarged `scale` times fits the image in size (the authors' code keeps the zoom)."""
+    _, _, w, h = bbox
+    w, h = max(w, 1), max(h, 1)
+    return scale <= min((src_h - 1) / h, (src_w - 1) / w)
+
+
+def padded_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, edge: str,
+                 size: int = PATCH) -> np.ndarray:
+    """The (size, size, 3) patch of `bbox` enlarged `scale` times about its centre, at the full zoom: the
+    pixels of the box beyond the image's edge made by `edge` ("replicate", "reflect", "constant-mean")."""
+    x, y, w, h = bbox
+    w, h = max(w, 1), max(h, 1)
+    cx, cy = x + w / 2, y + h / 2
+    half_w, half_h = w * scale / 2, h * scale / 2
+    x1, y1 = int(np.floor(cx - half_w)), int(np.floor(cy - half_h))
+    x2, y2 = int(np.floor(cx + half_w)), int(np.floor(cy + half_h))
+    src_h, src_w = bgr.shape[:2]
+    left, top = max(0, -x1), max(0, -y1)
+    right, bottom = max(0, x2 - (src_w - 1)), max(0, y2 - (src_h - 1))
+    value = tuple(float(v) for v in bgr.reshape(-1, bgr.shape[2]).mean(axis=0)) if edge == "constant-mean" else 0
+    padded = cv2.copyMakeBorder(bgr, top, bottom, left, right, _BORDERS[edge], value=value)
+    return cv2.resize(padded[y1 + top:y2 + top + 1, x1 + left:x2 + left + 1], (size, size))
+
+
+def cut_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, edge: str = EDGE,
+              size: int = PATCH) -> np.ndarray:
+    """The patch a network of this zoom is fed: the authors' crop when the enlarged box fits the image
+    (or `edge` is "authors"), else the full-zoom box with the image padded by `edge` (padded_patch)."""
+    if edge not in EDGES:
+        raise ValueError(f"unknown edge handling {edge!r}; known: {', '.join(EDGES)}")
+    h, w = bgr.shape[:2]
+    if edge == "authors" or box_fits(w, h, bbox, scale):
+        return authors_patch(bgr, bbox, scale, size)
+    return padded_patch(bgr, bbox, scale, edge, size)
+
+
 def authors_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, size: int = PATCH) -> np.ndarray:
     """The (size, size, 3) uint8 BGR patch the authors' CropImage cuts for a network of this zoom."""
     h, w = bgr.shape[:2]
@@ -81,8 +137,10 @@ class MiniFASNetPair:
         self.name = spec.name
         self._sessions = [LazySession(lambda f=filename: self.spec.paths()[f], threads) for filename, _ in NETWORKS]
 
-    def patches(self, items: Sequence[tuple[np.ndarray, Face]]) -> list[np.ndarray]:
-        """Per network, the (N, 80, 80, 3) uint8 BGR patches of the faces (images RGB as vultus loads them)."""
+    def patches(self, items: Sequence[tuple[np.ndarray, Face]], edge: str = EDGE) -> list[np.ndarray]:
+        """Per network, the (N, 80, 80, 3) uint8 BGR patches of the faces (images RGB as vultus loads them).
+        `edge`: how a box larger than the image is cut (cut_patch); anything but the shipped EDGE is for
+        bench/liveness_tight.py only (the operating points in liveness.json are measured with EDGE)."""
         out = [np.zeros((len(items), PATCH, PATCH, 3), np.uint8) for _ in NETWORKS]
         bgr_of: dict[int, np.ndarray] = {}
         for i, (img, face) in enumerate(items):
@@ -90,7 +148,7 @@ class MiniFASNetPair:
             if bgr is None:
                 bgr = bgr_of[id(img)] = to_bgr(img)
             for k, (_, scale) in enumerate(NETWORKS):
-                out[k][i] = authors_patch(bgr, authors_box(face.box), scale)
+                out[k][i] = cut_patch(bgr, authors_box(face.box), scale, edge)
         return out
 
     def probabilities_of_patches(self, patches: Sequence[np.ndarray]) -> np.ndarray:
