@@ -242,6 +242,24 @@ def test_live_crops_pass_at_check_in(engine):
     assert [p.stem for p, r in zip(lives, door, strict=True) if not r.live] == ["cas_original"]
 
 
+def test_a_face_filling_the_image_is_scored_with_a_warning(engine):
+    """micro_print_screen's crops (the face fills the image: the 2.7x crop cannot grow) carry the warning,
+    live or attack; the authors' 640x480 samples and a held-out NUAA subject's full frames (their faces were
+    never used to set MIN_ZOOM) do not. The warning changes no decision."""
+    from vultus.liveness.api import MIN_ZOOM
+
+    tight = [engine.liveness(p)[0] for p in sorted(need_data(*MICRO).rglob("*.jpg"))]
+    assert len(tight) == 18 and all(r.zoom < 1.2 and "fills the image" in r.warning for r in tight)
+    assert all(r.live == (r.score >= r.threshold) for r in tight)
+    frames = [need_data(*SAMPLES, "image_T1.jpg"), need_data(*SAMPLES, "image_F1.jpg")]
+    frames += sorted(need_data("antispoof", "nuaa", "live", "0012").glob("*.jpg"))
+    for p in frames:
+        r = engine.liveness(p)[0]
+        assert r.zoom >= MIN_ZOOM and r.warning == "", (p.name, r.zoom)
+    d = tight[0].to_dict()
+    assert d["zoom"] == pytest.approx(tight[0].zoom, abs=1e-3) and d["warning"] == tight[0].warning
+
+
 def test_a_picture_with_no_face_still_has_none(engine):
     """The border and the shrink steps lower no threshold: real photos' face-free parts and a blank
     image give no face, so liveness has nothing to call live."""

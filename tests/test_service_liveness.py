@@ -59,6 +59,8 @@ def test_live_sample_passes_and_print_and_screen_are_refused(svc):
     # the decision says at what operating point and what error rates were measured there
     assert live["operating_point"] == "door" and 0 < live["threshold"] < 1
     assert 0 <= live["apcer"] <= 1 and 0 <= live["bpcer"] <= 1 and live["model"]
+    # a full camera frame: the networks saw the surroundings they expect, so no warning
+    assert live["zoom"] >= 1.5 and live["warning"] == ""
 
 
 def test_operating_point_is_chosen_per_request(svc):

@@ -54,16 +54,17 @@ def cmd_liveness(args) -> int:
     def rows(item):
         found = item.result.value
         if not found:
-            return [(item.path.name, "-", "no face", "", "", "")]
+            return [(item.path.name, "-", "no face", "", "", "", "")]
         return [(item.path.name, i, f"{r.face.box.x1:.0f},{r.face.box.y1:.0f},{r.face.box.x2:.0f},{r.face.box.y2:.0f}",
                  "live" if r.live else "SPOOF", f"{r.score:.3f}",
-                 f"{r.point.name} >= {r.threshold:.3f} (APCER {100 * r.apcer:.1f}%, BPCER {100 * r.bpcer:.1f}%)")
+                 f"{r.point.name} >= {r.threshold:.3f} (APCER {100 * r.apcer:.1f}%, BPCER {100 * r.bpcer:.1f}%)",
+                 "face fills the image: unreliable, give the whole frame" if r.warning else "")
                 for i, r in enumerate(found)]
 
     failures = run_images(paths, judge, desc="liveness", as_json=args.json, rows=rows,
                           entry=lambda item: {"image": str(item.path),
                                               "faces": [r.to_dict() for r in item.result.value]},
-                          headers=["image", "face", "box x1,y1,x2,y2", "decision", "score", "threshold"])
+                          headers=["image", "face", "box x1,y1,x2,y2", "decision", "score", "threshold", "note"])
     return 2 if failures else 0
 
 

@@ -113,6 +113,15 @@ def cut_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, ed
     return padded_patch(bgr, bbox, scale, edge, size)
 
 
+def reached_zoom(image_shape: tuple[int, ...], box: Box, scale: float = NETWORKS[0][1]) -> float:
+    """How far the authors' crop can enlarge the face box inside the image (at most `scale`, the 2.7x of
+    MiniFASNetV2 by default): 2.7 when the network sees the surroundings it was trained with, about 1 when the
+    face fills the image and it sees none."""
+    h, w = image_shape[:2]
+    _, _, bw, bh = authors_box(box)
+    return float(min((h - 1) / max(bh, 1), (w - 1) / max(bw, 1), scale))
+
+
 def authors_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, size: int = PATCH) -> np.ndarray:
     """The (size, size, 3) uint8 BGR patch the authors' CropImage cuts for a network of this zoom."""
     h, w = bgr.shape[:2]

@@ -173,6 +173,11 @@ class LivenessOut(BaseModel):
     model: str
     box: Box
     reason: str = Field(description="why the face was refused (empty when live)")
+    zoom: float | None = Field(None, description="how far the networks' 2.7x crop could enlarge the face box "
+                                                 "inside the image: 2.7 with the surroundings they expect, about 1 "
+                                                 "when the face fills the image")
+    warning: str = Field("", description="set when the face fills the image (zoom below 1.5): outside the "
+                                         "conditions the error rates were measured in; send the whole frame")
 
 
 class LivenessImage(BaseModel):
