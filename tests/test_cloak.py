@@ -233,6 +233,8 @@ def test_decoy_choice_and_its_options():
     assert pushed.decoy is None and pushed.decoy_similarity is None
     with pytest.raises(InvalidArgumentError, match="decoy must be one of synthetic, none"):
         CloakOptions(decoy="celebrity")
+    with pytest.raises(InvalidArgumentError, match="decoy steps must be at least 0"):
+        CloakOptions(decoy_steps=-1)
     with pytest.raises(SystemExit) as exc:
         main(["cloak", "x.jpg", "--out", "o", "--decoy", "d.jpg", "--no-decoy"])
     assert exc.value.code == 2

@@ -131,6 +131,7 @@ class FaceCloak:
     decoy: int | None = None  # index of the decoy aimed at (in the shipped set, or in the decoys given)
     # per embedder, the cosine similarity of the cloaked face to that decoy (None without a decoy)
     decoy_similarity: dict[str, float] | None = None
+    decoy_steps: int = 0  # steps toward the decoy that were kept (0: the face could not be pulled and stay away)
 
     def to_dict(self) -> dict:
         return {"box": [round(v, 1) for v in self.box.as_tuple()],
@@ -139,7 +140,7 @@ class FaceCloak:
                 "mean_abs_change": round(self.mean_abs_change, 3), "max_abs_change": self.max_abs_change,
                 "steps": self.steps, "seconds": round(self.seconds, 3), "decoy": self.decoy,
                 "decoy_similarity": None if self.decoy_similarity is None else
-                {k: round(v, 4) for k, v in self.decoy_similarity.items()}}
+                {k: round(v, 4) for k, v in self.decoy_similarity.items()}, "decoy_steps": self.decoy_steps}
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,13 +365,14 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
     # 2. then toward the decoy, for a few more steps that must keep the face away from itself: a pull mixed
     # into the first phase cost protection (bench/results/cloak-decoys.md), so it only spends what is left
     # over, and its result is kept only where the target still holds on every check view
+    pulled = 0
     if decoy_t and options.decoy_steps and (away or reached(bounded(base + mask * delta))):
         kept = delta.detach().clone()
         for k in range(options.decoy_steps):
             step_once(pull_loss)
             steps += 1
             if (k % 5 == 4 or k == options.decoy_steps - 1) and reached(bounded(base + mask * delta)):
-                kept = delta.detach().clone()
+                kept, pulled = delta.detach().clone(), k + 1
         with torch.no_grad():
             delta.copy_(kept)
 
@@ -388,7 +390,7 @@ def _cloak_face(work: np.ndarray, clean: np.ndarray, face: Face, options: CloakO
     out[y0:y1, x0:x1] = out_roi[0].permute(1, 2, 0).numpy()
     report = _quality(clean, out, mask_full)
     return out, FaceCloak(box=face.box, similarity=similarity, steps=steps, seconds=time.perf_counter() - t0,
-                          decoy=chosen, decoy_similarity=to_decoy, **report)
+                          decoy=chosen, decoy_similarity=to_decoy, decoy_steps=pulled, **report)
 
 
 def _quality(clean: np.ndarray, cloaked: np.ndarray, mask: np.ndarray) -> dict:
