@@ -140,6 +140,14 @@ def make_decoys(vectors: dict[str, np.ndarray], thresholds: dict[str, float], se
     return decoys, stats
 
 
+def as_json(doc: dict) -> str:
+    """The file's text: indented, with each decoy's vector on one line."""
+    head = {k: v for k, v in doc.items() if k != "embedders"}
+    parts = [f' "{n}": [\n' + ",\n".join("  " + json.dumps(r) for r in rows) + "\n ]"
+             for n, rows in doc["embedders"].items()]
+    return json.dumps(head, indent=1)[:-2] + ',\n "embedders": {\n' + ",\n".join(parts) + "\n }\n}\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="LFW folder (default ../shared/data/lfw)")
@@ -169,7 +177,7 @@ def main() -> int:
         "stats": stats,
         "embedders": {n: [[round(float(x), 7) for x in row] for row in decoys[n]] for n in EMBEDDERS},
     }
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    Path(args.out).write_text(as_json(doc))
     digest = hashlib.sha256(Path(args.out).read_bytes()).hexdigest()
     print(json.dumps(stats, indent=1))
     print(f"wrote {args.out}: {DECOYS} decoys, sha256 {digest}")

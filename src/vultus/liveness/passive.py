@@ -61,7 +61,7 @@ def patch_corners(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale
     times about its centre: the scale shrinks so the box fits the image, then the box slides inside."""
     x, y, w, h = bbox
     w, h = max(w, 1), max(h, 1)
-    scale = min((src_h - 1) / h, (src_w - 1) / w, scale)
+    scale = fitted_scale(src_w, src_h, bbox, scale)
     cx, cy = x + w / 2, y + h / 2
     half_w, half_h = w * scale / 2, h * scale / 2
     x1, y1, x2, y2 = cx - half_w, cy - half_h, cx + half_w, cy + half_h
@@ -76,11 +76,16 @@ def patch_corners(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale
     return int(x1), int(y1), int(x2), int(y2)
 
 
+def fitted_scale(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale: float) -> float:
+    """The zoom the authors' crop uses: `scale`, cut down until `bbox` (left, top, w, h) enlarged that much fits
+    the image."""
+    _, _, w, h = bbox
+    return min((src_h - 1) / max(h, 1), (src_w - 1) / max(w, 1), scale)
+
+
 def box_fits(src_w: int, src_h: int, bbox: tuple[int, int, int, int], scale: float) -> bool:
     """Whether `bbox` enlarged `scale` times fits the image in size (the authors' code keeps the zoom)."""
-    _, _, w, h = bbox
-    w, h = max(w, 1), max(h, 1)
-    return scale <= min((src_h - 1) / h, (src_w - 1) / w)
+    return fitted_scale(src_w, src_h, bbox, scale) >= scale
 
 
 def padded_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, edge: str,
@@ -118,8 +123,7 @@ def reached_zoom(image_shape: tuple[int, ...], box: Box, scale: float = NETWORKS
     MiniFASNetV2 by default): 2.7 when the network sees the surroundings it was trained with, about 1 when the
     face fills the image and it sees none."""
     h, w = image_shape[:2]
-    _, _, bw, bh = authors_box(box)
-    return float(min((h - 1) / max(bh, 1), (w - 1) / max(bw, 1), scale))
+    return float(fitted_scale(w, h, authors_box(box), scale))
 
 
 def authors_patch(bgr: np.ndarray, bbox: tuple[int, int, int, int], scale: float, size: int = PATCH) -> np.ndarray:

@@ -219,7 +219,7 @@ MODELS: list[ModelSpec] = [
     ModelSpec(
         name="cloak-decoys",
         task="decoy",
-        files=(_own("cloak-decoys-v1.json", "3e86a430beb1d5d5b041b77b7156f30936b4b566a2428c2b365061e12402c2fd"),),
+        files=(_own("cloak-decoys-v1.json", "cfd22366781e38dfff0512a73b0011954246f0dab1ef78ccdf3ef97b6cd673c7"),),
         license="Apache-2.0 (vultus); drawn from a Gaussian fitted to sface and dlib-resnet vectors of LFW images "
                 "(research data): check before commercial use",
         terms="check the training data",

@@ -433,7 +433,7 @@ def cloak(image, options: CloakOptions | None = None, *, decoys: Sequence | None
     """Cloak every face of one image (a path, bytes, PIL image or RGB array; decoded as vultus.imageio does).
 
     decoys: images of other faces (one face each; the largest is taken), or what decoy_vectors returned for
-        them: each face of `image` is pushed toward the decoy farthest from it as well as away from itself.
+        them: once each face of `image` is away from itself, it is pulled toward the decoy farthest from it.
         Without them, options.decoy says what it is pulled toward: vultus's synthetic decoy identities
         ("synthetic", the default) or nothing ("none": the search only pushes away).
     faces: the faces to cloak (default: every face the detector finds).

@@ -22,16 +22,11 @@ class DecoySet:
         self.spec = spec
         self.name = spec.name
         doc = json.loads(spec.path().read_text())
-        self.version = doc["version"]
         self._vectors = {n: np.asarray(rows, np.float32) for n, rows in doc["embedders"].items()}
         sizes = {len(v) for v in self._vectors.values()}
         if len(sizes) != 1:
             raise ValueError(f"{spec.name}: the embedders hold different numbers of decoys")
         self.count = sizes.pop()
-
-    @property
-    def embedders(self) -> tuple[str, ...]:
-        return tuple(self._vectors)
 
     def vectors(self, embedders) -> list[dict[str, np.ndarray]]:
         """Per decoy, its unit vector for each of `embedders` (the shape cloak's `decoys` takes)."""
